@@ -1,0 +1,291 @@
+//! The relay's HTTP API: paths, bodies and request signatures. Shared by the
+//! relay and every client so there is one definition of each.
+//!
+//! Bodies are JSON; bytes inside them are standard base64. Every request
+//! carries four headers, and the relay checks the signature over
+//! `kith/request/v1\n METHOD \n PATH?QUERY \n TIME \n NONCE \n hex(SHA-256(body))`.
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use sha2::{Digest, Sha256};
+
+use crate::ids::{AllianceId, BlobId, DeviceId, DocId, InviteId};
+use crate::keys::{DeviceKeys, verify};
+use crate::time::Timestamp;
+
+/// Header: the signing device's id (hex).
+pub const HEADER_DEVICE: &str = "kith-device";
+/// Header: the request time, milliseconds since the epoch.
+pub const HEADER_TIME: &str = "kith-time";
+/// Header: 16 random bytes (hex), so no two requests sign the same text.
+pub const HEADER_NONCE: &str = "kith-nonce";
+/// Header: the Ed25519 signature (base64).
+pub const HEADER_SIGNATURE: &str = "kith-signature";
+
+/// How far a request's time may be from the relay's clock.
+pub const MAX_CLOCK_SKEW_MS: u64 = 5 * 60 * 1000;
+/// The most blobs in one append.
+pub const MAX_BLOBS_PER_APPEND: usize = 64;
+/// The most blobs one fetch returns.
+pub const MAX_BLOBS_PER_FETCH: usize = 256;
+/// The largest blob the relay accepts, in bytes.
+pub const MAX_BLOB_BYTES: usize = 256 * 1024;
+/// The largest request body the relay accepts, in bytes.
+pub const MAX_REQUEST_BYTES: usize = 2 * 1024 * 1024;
+
+/// An HTTP request a client should send, fully formed and signed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HttpRequest {
+    /// `GET` or `POST`.
+    pub method: &'static str,
+    /// Path and query, starting with `/`.
+    pub path: String,
+    /// Headers to send (the body is JSON when present).
+    pub headers: Vec<(&'static str, String)>,
+    /// The body (empty for `GET`).
+    pub body: Vec<u8>,
+}
+
+/// The relay's answer, as the client received it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HttpResponse {
+    /// HTTP status code.
+    pub status: u16,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+/// Builds and signs a request.
+pub fn signed_request(
+    keys: &DeviceKeys,
+    method: &'static str,
+    path: String,
+    body: Vec<u8>,
+    now: Timestamp,
+    nonce: [u8; 16],
+) -> HttpRequest {
+    let nonce = hex::encode(nonce);
+    let message = signing_message(method, &path, now.millis(), &nonce, &body);
+    let signature = BASE64.encode(keys.sign(&message));
+    let mut headers = vec![
+        (HEADER_DEVICE, keys.device_id().to_string()),
+        (HEADER_TIME, now.millis().to_string()),
+        (HEADER_NONCE, nonce),
+        (HEADER_SIGNATURE, signature),
+    ];
+    if !body.is_empty() {
+        headers.push(("content-type", "application/json".into()));
+    }
+    HttpRequest {
+        method,
+        path,
+        headers,
+        body,
+    }
+}
+
+/// The text a request signature covers.
+pub fn signing_message(method: &str, path: &str, time: u64, nonce: &str, body: &[u8]) -> Vec<u8> {
+    format!(
+        "kith/request/v1\n{method}\n{path}\n{time}\n{nonce}\n{}",
+        hex::encode(Sha256::digest(body))
+    )
+    .into_bytes()
+}
+
+/// Checks a request signature (the relay calls this).
+pub fn verify_request(
+    device: &DeviceId,
+    signature_b64: &str,
+    method: &str,
+    path: &str,
+    time: u64,
+    nonce: &str,
+    body: &[u8],
+) -> bool {
+    let Ok(signature) = BASE64.decode(signature_b64) else {
+        return false;
+    };
+    verify(
+        device,
+        &signing_message(method, path, time, nonce, body),
+        &signature,
+    )
+}
+
+/// `POST /v1/alliances`: a steward's device registers a new alliance.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RegisterAlliance {
+    /// The new alliance's id, chosen by the steward's device.
+    pub alliance_id: AllianceId,
+}
+
+/// A device's role, as the relay knows it (for authorisation only).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Created the alliance; manages membership.
+    Steward,
+    /// Runs a cohort; may invite.
+    Facilitator,
+    /// A member of a cohort.
+    Member,
+    /// On the research team.
+    Researcher,
+}
+
+impl Role {
+    /// Whether this role may publish invites.
+    pub fn may_invite(self) -> bool {
+        matches!(self, Role::Steward | Role::Facilitator)
+    }
+
+    /// The role's name in lowercase.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Steward => "steward",
+            Role::Facilitator => "facilitator",
+            Role::Member => "member",
+            Role::Researcher => "researcher",
+        }
+    }
+}
+
+impl std::str::FromStr for Role {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "steward" => Ok(Role::Steward),
+            "facilitator" => Ok(Role::Facilitator),
+            "member" => Ok(Role::Member),
+            "researcher" => Ok(Role::Researcher),
+            other => Err(format!(
+                "unknown role '{other}': use member, facilitator or researcher"
+            )),
+        }
+    }
+}
+
+/// `POST /v1/alliances/{alliance}/invites`: publish an invite.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PublishInvite {
+    /// The invite's id.
+    pub invite_id: InviteId,
+    /// SHA-256 of the one-time token (hex); the token itself is only in the link.
+    pub token_sha256: String,
+    /// The role the joining device gets.
+    pub role: Role,
+    /// When it stops working.
+    pub expires_at: Timestamp,
+    /// The invite package, an age file encrypted to the invite's own identity.
+    #[serde(with = "base64_bytes")]
+    pub package: Vec<u8>,
+}
+
+/// `POST /v1/invites/{invite}/redeem`: the joining device, signing with its new key.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RedeemInvite {
+    /// The one-time token from the link (hex).
+    pub token: String,
+}
+
+/// The answer to a redeemed invite.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Redeemed {
+    /// The alliance joined.
+    pub alliance_id: AllianceId,
+    /// The invite package.
+    #[serde(with = "base64_bytes")]
+    pub package: Vec<u8>,
+}
+
+/// A blob as the relay stores and serves it: opaque ids and bytes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlobRecord {
+    /// Chosen by the writer; appends are idempotent on it.
+    pub id: BlobId,
+    /// The document it belongs to (so a withdrawal can purge a whole document).
+    pub doc: DocId,
+    /// The age file.
+    #[serde(with = "base64_bytes")]
+    pub data: Vec<u8>,
+}
+
+/// `POST /v1/alliances/{alliance}/blobs`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct AppendBlobs {
+    /// Up to [`MAX_BLOBS_PER_APPEND`] blobs.
+    pub blobs: Vec<BlobRecord>,
+}
+
+/// The answer to an append: every blob now stored (new or already there).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Appended {
+    /// The ids stored.
+    pub stored: Vec<BlobId>,
+}
+
+/// `GET /v1/alliances/{alliance}/blobs?after=CURSOR&limit=N`: one page.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct BlobPage {
+    /// Blobs after the cursor, in the relay's order.
+    pub blobs: Vec<BlobRecord>,
+    /// The cursor to ask after next time.
+    pub next: u64,
+    /// Whether more pages follow.
+    pub more: bool,
+}
+
+/// Every error the relay sends: a message a person can act on.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// A short machine-readable code.
+    pub error: String,
+    /// What went wrong and what to do.
+    pub message: String,
+}
+
+/// Paths, built in one place.
+pub mod paths {
+    use super::*;
+
+    /// Register an alliance.
+    pub fn alliances() -> String {
+        "/v1/alliances".into()
+    }
+    /// Publish an invite.
+    pub fn invites(alliance: AllianceId) -> String {
+        format!("/v1/alliances/{alliance}/invites")
+    }
+    /// Redeem an invite.
+    pub fn redeem(invite: InviteId) -> String {
+        format!("/v1/invites/{invite}/redeem")
+    }
+    /// Append blobs.
+    pub fn blobs(alliance: AllianceId) -> String {
+        format!("/v1/alliances/{alliance}/blobs")
+    }
+    /// Fetch blobs after a cursor.
+    pub fn blobs_after(alliance: AllianceId, after: u64, limit: usize) -> String {
+        format!("/v1/alliances/{alliance}/blobs?after={after}&limit={limit}")
+    }
+}
+
+/// Bytes as standard base64 strings in JSON.
+pub mod base64_bytes {
+    use super::*;
+
+    /// Serialize as base64.
+    pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&BASE64.encode(bytes))
+    }
+
+    /// Deserialize from base64.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let text = String::deserialize(d)?;
+        BASE64
+            .decode(text.as_bytes())
+            .map_err(|_| serde::de::Error::custom("not valid base64"))
+    }
+}

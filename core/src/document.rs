@@ -1,0 +1,175 @@
+//! A member's contributions in one scope, as one Automerge document.
+//!
+//! Each contribution is a map at the root, keyed by its id. Ids are random,
+//! so concurrent writers (two devices of one member) never race for a key.
+
+use automerge::{ActorId, AutoCommit, ChangeHash, ObjType, ReadDoc, ScalarValue, Value, transaction::Transactable};
+use serde::Serialize;
+
+use crate::error::Error;
+use crate::ids::{ContributionId, DeviceId};
+use crate::time::Timestamp;
+
+/// A contribution as a reader sees it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ContributionView {
+    /// Its id.
+    pub id: ContributionId,
+    /// The author's pseudonym.
+    pub author: String,
+    /// What they wrote.
+    pub text: String,
+    /// When, by the author's clock, in UTC (RFC 3339).
+    pub created_at: String,
+}
+
+/// One document of contributions.
+pub struct ContributionDoc {
+    doc: AutoCommit,
+    flushed: Vec<ChangeHash>,
+}
+
+impl Default for ContributionDoc {
+    fn default() -> Self {
+        Self {
+            doc: AutoCommit::new(),
+            flushed: Vec::new(),
+        }
+    }
+}
+
+impl ContributionDoc {
+    /// Applies changes received from anyone (in any order; duplicates are harmless).
+    pub fn apply(&mut self, changes: &[u8]) -> Result<(), Error> {
+        self.doc.load_incremental(changes)?;
+        Ok(())
+    }
+
+    /// Adds a contribution written on `device` and returns the changes to send.
+    pub fn contribute(
+        &mut self,
+        device: &DeviceId,
+        id: ContributionId,
+        author: &str,
+        text: &str,
+        created_at: Timestamp,
+    ) -> Result<Vec<u8>, Error> {
+        self.flushed = self.doc.get_heads();
+        self.doc.set_actor(ActorId::from(&device.0[..]));
+        let entry = self
+            .doc
+            .put_object(automerge::ROOT, id.to_string(), ObjType::Map)?;
+        self.doc.put(&entry, "author", author)?;
+        self.doc.put(&entry, "text", text)?;
+        self.doc.put(
+            &entry,
+            "created_at",
+            ScalarValue::Timestamp(i64::try_from(created_at.millis()).unwrap_or(i64::MAX)),
+        )?;
+        let changes = self.doc.save_after(&self.flushed);
+        self.flushed = self.doc.get_heads();
+        Ok(changes)
+    }
+
+    /// Every readable contribution, oldest first.
+    pub fn contributions(&self) -> Vec<ContributionView> {
+        let mut out: Vec<(i64, ContributionView)> = self
+            .doc
+            .map_range(automerge::ROOT, ..)
+            .filter_map(|item| {
+                let id = item.key.parse().ok()?;
+                let automerge::ValueRef::Object(ObjType::Map) = item.value else {
+                    return None;
+                };
+                let entry = item.id();
+                let millis = match self.scalar(&entry, "created_at")? {
+                    ScalarValue::Timestamp(ms) => ms,
+                    _ => return None,
+                };
+                let text_of = |key| match self.scalar(&entry, key) {
+                    Some(ScalarValue::Str(s)) => Some(s.to_string()),
+                    _ => None,
+                };
+                Some((
+                    millis,
+                    ContributionView {
+                        id,
+                        author: text_of("author")?,
+                        text: text_of("text")?,
+                        created_at: rfc3339(millis),
+                    },
+                ))
+            })
+            .collect();
+        out.sort_by(|a, b| (a.0, a.1.id).cmp(&(b.0, b.1.id)));
+        out.into_iter().map(|(_, view)| view).collect()
+    }
+
+    /// The document's current heads (for convergence checks).
+    pub fn heads(&mut self) -> Vec<ChangeHash> {
+        let mut heads = self.doc.get_heads();
+        heads.sort();
+        heads
+    }
+
+    fn scalar(&self, obj: &automerge::ObjId, key: &str) -> Option<ScalarValue> {
+        match self.doc.get(obj, key).ok()?? {
+            (Value::Scalar(s), _) => Some(s.into_owned()),
+            _ => None,
+        }
+    }
+}
+
+/// Milliseconds since the epoch as `YYYY-MM-DDTHH:MM:SS.mmmZ` (proleptic Gregorian, UTC).
+pub fn rfc3339(millis: i64) -> String {
+    let secs = millis.div_euclid(1000);
+    let ms = millis.rem_euclid(1000);
+    let days = secs.div_euclid(86_400);
+    let day_secs = secs.rem_euclid(86_400);
+    // Howard Hinnant's days-to-civil algorithm.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{ms:03}Z",
+        day_secs / 3600,
+        day_secs % 3600 / 60,
+        day_secs % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_are_rfc3339() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(rfc3339(1_795_000_000_123), "2026-11-18T11:06:40.123Z");
+        assert_eq!(rfc3339(951_782_400_000), "2000-02-29T00:00:00.000Z");
+    }
+
+    #[test]
+    fn a_contribution_reaches_another_copy() {
+        let device = DeviceId([1; 32]);
+        let mut mine = ContributionDoc::default();
+        let id = ContributionId([2; 16]);
+        let changes = mine
+            .contribute(&device, id, "Robin", "it went well", Timestamp(5))
+            .unwrap();
+        let mut theirs = ContributionDoc::default();
+        theirs.apply(&changes).unwrap();
+        theirs.apply(&changes).unwrap();
+        let seen = theirs.contributions();
+        assert_eq!(seen.len(), 1);
+        assert_eq!(seen[0].text, "it went well");
+        assert_eq!(seen[0].author, "Robin");
+        assert_eq!(mine.heads(), theirs.heads());
+    }
+}

@@ -1,0 +1,68 @@
+//! The core's one error type. Messages are written for the person who will
+//! read them; decryption failures are kept deliberately coarse.
+
+/// Everything that can go wrong in the core.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// An id in text form was not the right shape.
+    #[error("{what} is not valid: expected {expected_hex_digits} hex digits")]
+    InvalidId {
+        /// Which kind of id.
+        what: &'static str,
+        /// How many hex digits it should have.
+        expected_hex_digits: usize,
+    },
+    /// An invite code or link could not be read.
+    #[error("this invite is not valid ({0}); ask for a new invite link")]
+    InvalidInvite(&'static str),
+    /// An age recipient (`age1...`) could not be parsed.
+    #[error("'{0}' is not an age recipient; it should start with age1")]
+    InvalidRecipient(String),
+    /// An age identity (`AGE-SECRET-KEY-1...`) could not be parsed.
+    #[error("this is not an age identity; it should start with AGE-SECRET-KEY-1")]
+    InvalidIdentity,
+    /// A contribution's text was empty.
+    #[error("the text is empty; write something first")]
+    EmptyText,
+    /// A contribution's text was longer than allowed.
+    #[error("the text is too long ({len} bytes; at most {max})")]
+    TextTooLong {
+        /// Its length in bytes.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// Encryption failed (age refused its input).
+    #[error("could not encrypt")]
+    Encrypt,
+    /// Something we stored ourselves could not be read back.
+    #[error("the saved data on this device could not be read ({0})")]
+    CorruptState(&'static str),
+    /// A blob from the relay failed a check; it was not applied.
+    #[error("a blob from the relay was refused: {0}")]
+    Rejected(#[from] crate::reader::Rejection),
+    /// The relay answered with an error.
+    #[error("the relay refused the request ({status}): {message}")]
+    Relay {
+        /// HTTP status.
+        status: u16,
+        /// The relay's message.
+        message: String,
+    },
+    /// The relay's answer was not what the protocol allows.
+    #[error("the relay's answer could not be understood ({0})")]
+    BadResponse(&'static str),
+    /// A step was asked for in the wrong order.
+    #[error("{0}")]
+    Misuse(&'static str),
+    /// An Automerge operation failed.
+    #[error("document error: {0}")]
+    Document(String),
+}
+
+impl From<automerge::AutomergeError> for Error {
+    fn from(e: automerge::AutomergeError) -> Self {
+        Error::Document(e.to_string())
+    }
+}

@@ -1,0 +1,176 @@
+//! Invites. A link carries, after `#join=` (a URL fragment, never sent to a
+//! server): the relay, the alliance, the invite id, the inviter's device, a
+//! one-time token and an age identity made for this invite. The relay holds
+//! only the token's hash and the invite package, encrypted to that identity.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as BASE64URL;
+use rand_core::CryptoRngCore;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use zeroize::Zeroizing;
+
+use crate::api::Role;
+use crate::error::Error;
+use crate::ids::{AllianceId, DeviceId, InviteId, ScopeId};
+use crate::keys::AgeIdentity;
+use crate::payload::{Grant, SecretKeyBytes};
+
+const CODE_PREFIX: &str = "kith1";
+const LINK_MARKER: &str = "#join=";
+
+/// What an invite link holds.
+pub struct Invite {
+    /// The relay's base URL.
+    pub relay: String,
+    /// The alliance.
+    pub alliance: AllianceId,
+    /// The invite.
+    pub invite: InviteId,
+    /// The device that made the invite; the package must be signed by it.
+    pub inviter: DeviceId,
+    token: Zeroizing<[u8; 32]>,
+    identity: AgeIdentity,
+}
+
+#[derive(Serialize, Deserialize)]
+struct InviteWire {
+    relay: String,
+    alliance: AllianceId,
+    invite: InviteId,
+    inviter: DeviceId,
+    token: SecretKeyBytes,
+    identity: SecretKeyBytes,
+}
+
+impl Invite {
+    /// A new invite with a fresh token and identity.
+    pub fn generate(
+        relay: &str,
+        alliance: AllianceId,
+        inviter: DeviceId,
+        rng: &mut impl CryptoRngCore,
+    ) -> Self {
+        let mut token = Zeroizing::new([0u8; 32]);
+        rng.fill_bytes(token.as_mut());
+        Self {
+            relay: relay.trim_end_matches('/').to_owned(),
+            alliance,
+            invite: InviteId::random(rng),
+            inviter,
+            token,
+            identity: AgeIdentity::generate(rng),
+        }
+    }
+
+    /// The invite as a code (`kith1...`).
+    pub fn code(&self) -> Zeroizing<String> {
+        let wire = InviteWire {
+            relay: self.relay.clone(),
+            alliance: self.alliance,
+            invite: self.invite,
+            inviter: self.inviter,
+            token: SecretKeyBytes(self.token.clone()),
+            identity: SecretKeyBytes(self.identity.secret_bytes()),
+        };
+        let bytes = Zeroizing::new(postcard::to_allocvec(&wire).expect("encodes"));
+        Zeroizing::new(format!("{CODE_PREFIX}{}", BASE64URL.encode(&*bytes)))
+    }
+
+    /// The invite as a link that opens the app served by the relay.
+    pub fn link(&self) -> Zeroizing<String> {
+        Zeroizing::new(format!("{}/{LINK_MARKER}{}", self.relay, *self.code()))
+    }
+
+    /// Reads a link or a bare code.
+    pub fn parse(text: &str) -> Result<Self, Error> {
+        let text = text.trim();
+        let code = match text.find(LINK_MARKER) {
+            Some(at) => &text[at + LINK_MARKER.len()..],
+            None => text,
+        };
+        let encoded = code
+            .strip_prefix(CODE_PREFIX)
+            .ok_or(Error::InvalidInvite("it does not start with kith1"))?;
+        let bytes = Zeroizing::new(
+            BASE64URL
+                .decode(encoded)
+                .map_err(|_| Error::InvalidInvite("it was cut short or changed"))?,
+        );
+        let wire: InviteWire = postcard::from_bytes(&bytes)
+            .map_err(|_| Error::InvalidInvite("it was cut short or changed"))?;
+        Ok(Self {
+            relay: wire.relay,
+            alliance: wire.alliance,
+            invite: wire.invite,
+            inviter: wire.inviter,
+            token: wire.token.0,
+            identity: AgeIdentity::from_secret_bytes(&wire.identity.0),
+        })
+    }
+
+    /// The token, as the joining device sends it to the relay (hex).
+    pub fn token_hex(&self) -> Zeroizing<String> {
+        Zeroizing::new(hex::encode(*self.token))
+    }
+
+    /// The token's SHA-256 (hex), which is all the relay keeps.
+    pub fn token_sha256(&self) -> String {
+        hex::encode(Sha256::digest(*self.token))
+    }
+
+    /// The identity the package is encrypted to.
+    pub fn identity(&self) -> &AgeIdentity {
+        &self.identity
+    }
+}
+
+/// What a new device learns from its invite: signed by the inviter, encrypted
+/// to the invite's identity.
+#[derive(Serialize, Deserialize)]
+pub struct InvitePackage {
+    /// The alliance.
+    pub alliance: AllianceId,
+    /// Its name.
+    pub alliance_name: String,
+    /// The invite this package belongs to.
+    pub invite: InviteId,
+    /// The role the new device takes.
+    pub role: Role,
+    /// The cohort's scope.
+    pub cohort: ScopeId,
+    /// The steward's device, whose key grants are trusted.
+    pub steward: DeviceId,
+    /// The research team's age recipients.
+    pub research_recipients: Vec<String>,
+    /// Epoch keys the new device may hold (none for researchers, who use their own key).
+    pub grants: Vec<Grant>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand_chacha::ChaCha20Rng;
+    use rand_core::SeedableRng;
+
+    #[test]
+    fn links_and_codes_round_trip() {
+        let mut rng = ChaCha20Rng::seed_from_u64(5);
+        let invite = Invite::generate(
+            "http://localhost:8080/",
+            AllianceId([1; 16]),
+            DeviceId([2; 32]),
+            &mut rng,
+        );
+        for text in [invite.link(), invite.code()] {
+            let back = Invite::parse(&text).unwrap();
+            assert_eq!(back.relay, "http://localhost:8080");
+            assert_eq!(back.invite, invite.invite);
+            assert_eq!(back.token_sha256(), invite.token_sha256());
+            assert_eq!(back.identity().recipient(), invite.identity().recipient());
+        }
+        assert!(invite.link().starts_with("http://localhost:8080/#join=kith1"));
+        assert!(Invite::parse("kith1abc").is_err());
+        assert!(Invite::parse("hello").is_err());
+    }
+}

@@ -1,0 +1,60 @@
+//! # kith-core
+//!
+//! The pure core of Kith: device and epoch keys, signed-then-encrypted
+//! envelopes (standard age v1 files), Automerge documents of contributions,
+//! invites, and a sans-IO sync engine.
+//!
+//! It does no I/O. Time ([`Timestamp`]) and randomness (`rand_core`'s
+//! `CryptoRngCore`) are passed in; requests to the relay come out as
+//! [`HttpRequest`] values and answers go back in as [`HttpResponse`]; what to
+//! persist comes out as [`StoreOp`]s. The CLI and the browser drive the same
+//! code. (age draws the per-file keys it needs from the OS random source
+//! itself; nothing else here does.)
+//!
+//! ```
+//! use kith_core::{Client, NewAlliance, Timestamp};
+//! let mut rng = rand_core::OsRng;
+//! let (mut steward, _ops) = Client::create_alliance(
+//!     NewAlliance {
+//!         name: "Relations".into(),
+//!         relay: "http://localhost:8080".into(),
+//!         pseudonym: "Sam".into(),
+//!         researchers: vec![],
+//!     },
+//!     &mut rng,
+//! )
+//! .unwrap();
+//! steward.contribute("First thoughts", Timestamp(0), &mut rng).unwrap();
+//! assert_eq!(steward.contributions()[0].text, "First thoughts");
+//! ```
+
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+pub mod api;
+mod client;
+mod document;
+pub mod envelope;
+mod error;
+mod ids;
+mod invite;
+mod join;
+mod keys;
+pub mod payload;
+mod reader;
+mod state;
+mod sync;
+mod time;
+
+pub use api::{BlobRecord, HttpRequest, HttpResponse, Role};
+pub use client::{Client, MAX_TEXT_BYTES, NewAlliance};
+pub use document::{ContributionDoc, ContributionView, rfc3339};
+pub use error::Error;
+pub use ids::{AllianceId, BlobId, ContributionId, DeviceId, DocId, InviteId, ScopeId};
+pub use invite::{Invite, InvitePackage};
+pub use join::Joining;
+pub use keys::{AgeIdentity, DeviceKeys, EpochKey, Recipient, verify};
+pub use reader::{Ingested, Reader, Rejection};
+pub use state::{Profile, StoreOp, decode_blob, encode_blob};
+pub use sync::{SyncReport, SyncStep};
+pub use time::Timestamp;

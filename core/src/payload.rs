@@ -1,0 +1,96 @@
+//! What is inside a relay blob once it is decrypted and its signature checked.
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use zeroize::Zeroizing;
+
+use crate::ids::{AllianceId, BlobId, DocId, ScopeId};
+use crate::keys::{AgeIdentity, EpochKey};
+use crate::time::Timestamp;
+
+/// The signed payload of every relay blob. It repeats the ids the relay sees
+/// (alliance, blob, document), so the relay cannot move a blob elsewhere.
+#[derive(Serialize, Deserialize)]
+pub struct BlobPayload {
+    /// The alliance it belongs to.
+    pub alliance: AllianceId,
+    /// The blob's id, as the relay stores it.
+    pub blob: BlobId,
+    /// The document it belongs to, as the relay stores it.
+    pub doc: DocId,
+    /// What it carries.
+    pub content: Content,
+}
+
+/// The kinds of blob.
+#[derive(Serialize, Deserialize)]
+pub enum Content {
+    /// Automerge changes from one device to one document.
+    Batch(Batch),
+    /// An epoch key, wrapped to the readers of a scope (for example the research team).
+    Grant(Grant),
+}
+
+/// One flush of Automerge changes from one device.
+#[derive(Serialize, Deserialize)]
+pub struct Batch {
+    /// The scope whose epoch key encrypts it.
+    pub scope: ScopeId,
+    /// The epoch of that key.
+    pub epoch: u32,
+    /// This device's batch counter, from 1, across all its documents.
+    pub seq: u64,
+    /// SHA-256 of this device's previous batch body (zeros for the first).
+    pub prev: [u8; 32],
+    /// When the device made it (the device's clock; informational).
+    pub created_at: Timestamp,
+    /// Automerge changes (the incremental save format).
+    pub changes: Vec<u8>,
+}
+
+/// An epoch key, given to whoever can open this blob.
+#[derive(Serialize, Deserialize)]
+pub struct Grant {
+    /// The scope it opens.
+    pub scope: ScopeId,
+    /// The epoch.
+    pub epoch: u32,
+    /// The epoch identity's secret scalar.
+    pub key: SecretKeyBytes,
+}
+
+impl Grant {
+    /// The grant that hands over `key`.
+    pub fn of(key: &EpochKey) -> Self {
+        Self {
+            scope: key.scope,
+            epoch: key.epoch,
+            key: SecretKeyBytes(key.identity.secret_bytes()),
+        }
+    }
+
+    /// The epoch key it carries.
+    pub fn epoch_key(&self) -> EpochKey {
+        EpochKey {
+            scope: self.scope,
+            epoch: self.epoch,
+            identity: AgeIdentity::from_secret_bytes(&self.key.0),
+        }
+    }
+}
+
+/// 32 secret bytes that travel only inside an encrypted payload. Zeroized on
+/// drop; no `Debug`.
+pub struct SecretKeyBytes(pub Zeroizing<[u8; 32]>);
+
+impl Serialize for SecretKeyBytes {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        <[u8; 32]>::serialize(&self.0, s)
+    }
+}
+
+impl<'de> Deserialize<'de> for SecretKeyBytes {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let bytes: [u8; 32] = Deserialize::deserialize(d)?;
+        Ok(Self(Zeroizing::new(bytes)))
+    }
+}

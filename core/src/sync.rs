@@ -1,0 +1,148 @@
+//! The sync state machine: upload the outbox in pages, then fetch every page
+//! after our cursor. The driver loops `sync_next` -> send -> `sync_receive`
+//! until `sync_next` returns `None`; it does the I/O, this does the rest.
+//!
+//! Uploads are idempotent (blob ids are chosen here), so a retry after a lost
+//! answer never duplicates; the cursor moves only after a page is applied and
+//! its blobs handed to the driver to store.
+
+use rand_core::CryptoRngCore;
+
+use crate::api::{self, Appended, AppendBlobs, BlobPage, ErrorBody, HttpRequest, HttpResponse};
+use crate::client::{Client, json};
+use crate::error::Error;
+use crate::ids::BlobId;
+use crate::reader::{Ingested, Rejection};
+use crate::state::StoreOp;
+use crate::time::Timestamp;
+
+/// What one sync run did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SyncReport {
+    /// Blobs this device sent that the relay now holds.
+    pub sent: usize,
+    /// New blobs received from others.
+    pub received: usize,
+    /// Blobs refused because they failed a check (never applied).
+    pub rejected: Vec<Rejection>,
+}
+
+/// The result of feeding one response.
+#[derive(Debug)]
+pub struct SyncStep {
+    /// What to persist, in order, before sending the next request.
+    pub ops: Vec<StoreOp>,
+    /// Set when the run is over.
+    pub finished: Option<SyncReport>,
+}
+
+pub(crate) struct SyncRun {
+    uploading: bool,
+    awaiting: Option<Awaiting>,
+    report: SyncReport,
+}
+
+enum Awaiting {
+    Append(Vec<BlobId>),
+    Fetch,
+}
+
+impl Client {
+    /// Starts a sync run (restarting one that was interrupted).
+    pub fn sync_start(&mut self) {
+        self.sync = Some(SyncRun {
+            uploading: true,
+            awaiting: None,
+            report: SyncReport::default(),
+        });
+    }
+
+    /// The next request to send, or `None` when the run is over (or not started).
+    pub fn sync_next(&mut self, now: Timestamp, rng: &mut impl CryptoRngCore) -> Option<HttpRequest> {
+        let run = self.sync.as_mut()?;
+        if run.awaiting.is_some() {
+            return None;
+        }
+        if run.uploading && self.outbox.is_empty() {
+            run.uploading = false;
+        }
+        let (awaiting, method, path, body) = if run.uploading {
+            let blobs: Vec<_> = self.outbox.iter().take(api::MAX_BLOBS_PER_APPEND).cloned().collect();
+            let ids = blobs.iter().map(|b| b.id).collect();
+            let body = json(&AppendBlobs { blobs });
+            (Awaiting::Append(ids), "POST", api::paths::blobs(self.profile.alliance), body)
+        } else {
+            let path = api::paths::blobs_after(self.profile.alliance, self.cursor, api::MAX_BLOBS_PER_FETCH);
+            (Awaiting::Fetch, "GET", path, Vec::new())
+        };
+        run.awaiting = Some(awaiting);
+        Some(self.signed(method, path, body, now, rng))
+    }
+
+    /// Feeds the relay's answer to the request from `sync_next`. An error
+    /// ends the run; everything already persisted stays valid.
+    pub fn sync_receive(&mut self, response: HttpResponse) -> Result<SyncStep, Error> {
+        let mut run = self.sync.take().ok_or(Error::Misuse("no sync is running"))?;
+        let awaiting = run.awaiting.take().ok_or(Error::Misuse("no request is waiting for an answer"))?;
+        if !(200..300).contains(&response.status) {
+            return Err(relay_error(&response));
+        }
+        let mut ops = Vec::new();
+        let more = match awaiting {
+            Awaiting::Append(ids) => {
+                let appended: Appended = parse(&response)?;
+                if appended.stored.iter().any(|id| !ids.contains(id)) {
+                    return Err(Error::BadResponse("the relay confirmed a blob that was not sent"));
+                }
+                self.outbox.retain(|b| !appended.stored.contains(&b.id));
+                run.report.sent += appended.stored.len();
+                if appended.stored.is_empty() {
+                    return Err(Error::BadResponse("the relay stored nothing"));
+                }
+                true
+            }
+            Awaiting::Fetch => {
+                let page: BlobPage = parse(&response)?;
+                if page.next < self.cursor || page.blobs.len() > api::MAX_BLOBS_PER_FETCH {
+                    return Err(Error::BadResponse("the page does not follow the last one"));
+                }
+                for blob in page.blobs {
+                    match self.reader.ingest(&blob) {
+                        Ok(Ingested::AlreadyHad) => {}
+                        Ok(Ingested::Applied | Ingested::Unreadable) => {
+                            run.report.received += 1;
+                            ops.push(StoreOp::PutBlob(blob));
+                        }
+                        Err(rejection) => run.report.rejected.push(rejection),
+                    }
+                }
+                self.cursor = page.next;
+                page.more
+            }
+        };
+        ops.push(StoreOp::PutState(self.saved().encode()));
+        if more {
+            self.sync = Some(run);
+            Ok(SyncStep { ops, finished: None })
+        } else {
+            Ok(SyncStep {
+                ops,
+                finished: Some(run.report),
+            })
+        }
+    }
+}
+
+fn parse<T: serde::de::DeserializeOwned>(response: &HttpResponse) -> Result<T, Error> {
+    serde_json::from_slice(&response.body).map_err(|_| Error::BadResponse("unexpected body"))
+}
+
+pub(crate) fn relay_error(response: &HttpResponse) -> Error {
+    let message = serde_json::from_slice::<ErrorBody>(&response.body)
+        .map(|e| e.message)
+        .unwrap_or_else(|_| "no details".into());
+    Error::Relay {
+        status: response.status,
+        message,
+    }
+}
