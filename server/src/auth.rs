@@ -1,0 +1,97 @@
+//! Request authentication: every API request is signed by a device key.
+//! [`Signed`] is an extractor that checks the signature, the clock and the
+//! nonce, and hands the handler the verified device and body.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
+use axum::http::HeaderMap;
+use kith_core::api::{self, HEADER_DEVICE, HEADER_NONCE, HEADER_SIGNATURE, HEADER_TIME};
+use kith_core::{DeviceId, Timestamp};
+
+use crate::error::AppError;
+use crate::{AppState, now};
+
+/// A request whose signature checked out.
+pub struct Signed {
+    /// The device that signed it.
+    pub device: DeviceId,
+    /// The body it signed.
+    pub body: Bytes,
+}
+
+impl Signed {
+    /// The body as JSON of type `T`.
+    pub fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T, AppError> {
+        serde_json::from_slice(&self.body)
+            .map_err(|e| AppError::BadRequest(format!("the request body is not valid: {e}")))
+    }
+}
+
+impl<S: crate::storage::Storage> FromRequest<AppState<S>> for Signed {
+    type Rejection = AppError;
+
+    async fn from_request(req: Request, state: &AppState<S>) -> Result<Self, AppError> {
+        let (parts, body) = req.into_parts();
+        let headers = &parts.headers;
+        let device: DeviceId = header(headers, HEADER_DEVICE)?
+            .parse()
+            .map_err(|_| AppError::Unauthenticated("the kith-device header is not a device id"))?;
+        let time: u64 = header(headers, HEADER_TIME)?
+            .parse()
+            .map_err(|_| AppError::Unauthenticated("the kith-time header is not a number"))?;
+        let nonce = header(headers, HEADER_NONCE)?;
+        let signature = header(headers, HEADER_SIGNATURE)?;
+        if nonce.len() != 32 || !nonce.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(AppError::Unauthenticated("the kith-nonce header must be 32 hex digits"));
+        }
+        let now = now();
+        if now.millis().abs_diff(time) > api::MAX_CLOCK_SKEW_MS {
+            return Err(AppError::Unauthenticated(
+                "the request's time is too far from the relay's clock; check this device's date and time",
+            ));
+        }
+        let body = axum::body::to_bytes(body, api::MAX_REQUEST_BYTES)
+            .await
+            .map_err(|_| AppError::TooLarge(api::MAX_REQUEST_BYTES))?;
+        let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+        if !api::verify_request(&device, signature, parts.method.as_str(), path, time, nonce, &body) {
+            return Err(AppError::Unauthenticated("the request signature does not match"));
+        }
+        if !state.replay.first_use(&device, nonce, Timestamp(time), now) {
+            return Err(AppError::Unauthenticated("this request was already received (replayed)"));
+        }
+        Ok(Signed { device, body })
+    }
+}
+
+fn header<'a>(headers: &'a HeaderMap, name: &'static str) -> Result<&'a str, AppError> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .ok_or(AppError::Unauthenticated(
+            "this request is not signed; use a Kith app or the kith command",
+        ))
+}
+
+/// Remembers recently seen (device, nonce) pairs for as long as their time is
+/// inside the clock window, so a captured request cannot be sent again.
+/// Per relay instance; shared storage for several instances comes with them.
+#[derive(Default)]
+pub struct ReplayGuard {
+    seen: Mutex<HashMap<(DeviceId, String), u64>>,
+}
+
+impl ReplayGuard {
+    /// Records the pair; false if it was seen before.
+    pub fn first_use(&self, device: &DeviceId, nonce: &str, time: Timestamp, now: Timestamp) -> bool {
+        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        if seen.len() > 100_000 {
+            let horizon = now.millis().saturating_sub(api::MAX_CLOCK_SKEW_MS);
+            seen.retain(|_, t| *t >= horizon);
+        }
+        seen.insert((*device, nonce.to_ascii_lowercase()), time.millis()).is_none()
+    }
+}

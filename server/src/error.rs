@@ -1,0 +1,69 @@
+//! Errors as the client sees them: a status, a short code and a sentence
+//! saying what was wrong and what to do. Internal detail stays in the log.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use kith_core::api::ErrorBody;
+
+use crate::storage::StorageError;
+
+/// Everything a handler can answer with instead of success.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// The request lacks a valid device signature.
+    #[error("{0}")]
+    Unauthenticated(&'static str),
+    /// The device is known but may not do this.
+    #[error("{0}")]
+    Forbidden(&'static str),
+    /// No such thing.
+    #[error("{0}")]
+    NotFound(&'static str),
+    /// Taken, used or otherwise in the way.
+    #[error("{0}")]
+    Conflict(&'static str),
+    /// The invite has expired.
+    #[error("this invite has expired; ask for a new one")]
+    Gone,
+    /// The body is too large.
+    #[error("the request is too large (at most {0} bytes); send fewer or smaller blobs")]
+    TooLarge(usize),
+    /// The request is malformed.
+    #[error("{0}")]
+    BadRequest(String),
+    /// Storage failed; details are logged.
+    #[error("the relay could not save or read data; try again later")]
+    Storage(#[from] StorageError),
+}
+
+impl AppError {
+    fn status_and_code(&self) -> (StatusCode, &'static str) {
+        match self {
+            AppError::Unauthenticated(_) => (StatusCode::UNAUTHORIZED, "unauthenticated"),
+            AppError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            AppError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            AppError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            AppError::Gone => (StatusCode::GONE, "expired"),
+            AppError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
+            AppError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+            AppError::Storage(_) => (StatusCode::SERVICE_UNAVAILABLE, "storage"),
+        }
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status_and_code();
+        if let AppError::Storage(e) = &self {
+            tracing::error!(error = %e, "storage error");
+        } else {
+            tracing::info!(status = status.as_u16(), code, "request refused");
+        }
+        let body = ErrorBody {
+            error: code.into(),
+            message: self.to_string(),
+        };
+        (status, Json(body)).into_response()
+    }
+}

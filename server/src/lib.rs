@@ -1,0 +1,87 @@
+//! # kith-server
+//!
+//! The relay: it authenticates devices, stores encrypted blobs it cannot
+//! read, and serves them back in order. [`app`] builds the router (testable
+//! without a port); [`run`] serves it on a listener until shutdown.
+
+#![forbid(unsafe_code)]
+
+pub mod auth;
+pub mod error;
+pub mod routes;
+pub mod storage;
+pub mod web;
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::routing::{get, post};
+use kith_core::Timestamp;
+use tokio::net::TcpListener;
+
+use auth::ReplayGuard;
+use storage::Storage;
+
+/// Shared by every request.
+pub struct AppState<S> {
+    /// Where blobs live.
+    pub storage: Arc<S>,
+    /// Recently used request nonces.
+    pub replay: Arc<ReplayGuard>,
+}
+
+impl<S> Clone for AppState<S> {
+    fn clone(&self) -> Self {
+        Self {
+            storage: self.storage.clone(),
+            replay: self.replay.clone(),
+        }
+    }
+}
+
+impl<S> AppState<S> {
+    /// State over `storage`.
+    pub fn new(storage: S) -> Self {
+        Self {
+            storage: Arc::new(storage),
+            replay: Arc::new(ReplayGuard::default()),
+        }
+    }
+}
+
+/// The relay's clock.
+pub fn now() -> Timestamp {
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
+    Timestamp(u64::try_from(ms).unwrap_or(u64::MAX))
+}
+
+/// The whole HTTP surface.
+pub fn app<S: Storage>(state: AppState<S>, web_dir: Option<PathBuf>) -> Router {
+    let api = Router::new()
+        .route("/v1/alliances", post(routes::register_alliance::<S>))
+        .route("/v1/alliances/{alliance}/invites", post(routes::publish_invite::<S>))
+        .route("/v1/invites/{invite}/redeem", post(routes::redeem_invite::<S>))
+        .route(
+            "/v1/alliances/{alliance}/blobs",
+            post(routes::append_blobs::<S>).get(routes::fetch_blobs::<S>),
+        )
+        .route("/healthz", get(routes::healthz))
+        .with_state(state);
+    api.merge(web::routes(web_dir))
+        .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(
+            // Method and path only: never headers (signatures) or bodies.
+            |req: &axum::http::Request<_>| {
+                tracing::info_span!("request", method = %req.method(), path = %req.uri().path())
+            },
+        ))
+}
+
+/// Serves `app` on `listener` until `shutdown` resolves, then finishes the
+/// requests in flight.
+pub async fn run(listener: TcpListener, app: Router, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+}

@@ -1,0 +1,74 @@
+//! `kith-server`: reads its configuration, opens storage, serves.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use kith_server::storage::SqliteStorage;
+use kith_server::{AppState, app, run};
+
+/// The Kith relay: stores encrypted blobs it cannot read, and serves the Kith app.
+#[derive(Parser)]
+#[command(version)]
+struct Args {
+    /// Address to listen on.
+    #[arg(long, env = "KITH_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Folder for the relay's SQLite database (created if missing).
+    #[arg(long, env = "KITH_DATA_DIR", default_value = "kith-data")]
+    data_dir: PathBuf,
+    /// Folder of the built app to serve at `/` (default: web/app/dist if present).
+    #[arg(long, env = "KITH_WEB_DIR")]
+    web_dir: Option<PathBuf>,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let args = Args::parse();
+    match serve(args).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("kith-server: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(args: Args) -> Result<(), String> {
+    std::fs::create_dir_all(&args.data_dir)
+        .map_err(|e| format!("cannot create the data folder {}: {e}", args.data_dir.display()))?;
+    let storage = SqliteStorage::open(&args.data_dir)
+        .await
+        .map_err(|e| format!("cannot open the database in {}: {e}", args.data_dir.display()))?;
+    let web_dir = args.web_dir.or_else(|| Some(PathBuf::from("web/app/dist")));
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e} (is another relay running?)", args.listen))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    tracing::info!(data_dir = %args.data_dir.display(), "Kith relay listening on http://{addr}");
+    run(listener, app(AppState::new(storage), web_dir), shutdown_signal())
+        .await
+        .map_err(|e| format!("the server stopped: {e}"))
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("can listen for SIGTERM");
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    tracing::info!("shutting down; finishing requests in flight");
+}

@@ -1,0 +1,107 @@
+//! The storage trait: opaque ids and bytes, nothing the relay could read.
+
+mod sqlite;
+
+use std::future::Future;
+
+use kith_core::{AllianceId, BlobRecord, DeviceId, InviteId, Role, Timestamp};
+
+pub use sqlite::SqliteStorage;
+
+/// A storage failure. Its detail goes to the log, never to a client.
+#[derive(Debug, thiserror::Error)]
+#[error("storage failed: {0}")]
+pub struct StorageError(#[from] pub sqlx::Error);
+
+/// An invite as stored.
+#[derive(Clone)]
+pub struct StoredInvite {
+    /// The alliance it joins.
+    pub alliance: AllianceId,
+    /// SHA-256 of its one-time token.
+    pub token_sha256: [u8; 32],
+    /// The role it grants.
+    pub role: Role,
+    /// The encrypted package.
+    pub package: Vec<u8>,
+    /// When it stops working.
+    pub expires_at: Timestamp,
+    /// The device that redeemed it, if any.
+    pub used_by: Option<DeviceId>,
+}
+
+/// What happened to one appended blob.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Appended {
+    /// Stored now, or already stored with the same bytes.
+    Stored,
+    /// A different blob already has this id.
+    Conflict,
+}
+
+/// One page of blobs.
+pub struct Page {
+    /// The blobs, in order.
+    pub blobs: Vec<BlobRecord>,
+    /// The cursor after the last one.
+    pub next: u64,
+    /// Whether more follow.
+    pub more: bool,
+}
+
+/// Everything the relay keeps. Every write is durable when its future resolves.
+pub trait Storage: Send + Sync + 'static {
+    /// Registers an alliance with its steward's device. Returns false when the
+    /// alliance already exists.
+    fn create_alliance(
+        &self,
+        alliance: AllianceId,
+        steward: DeviceId,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<bool, StorageError>> + Send;
+
+    /// A device's role in an alliance, if it is registered there.
+    fn device_role(
+        &self,
+        alliance: AllianceId,
+        device: DeviceId,
+    ) -> impl Future<Output = Result<Option<Role>, StorageError>> + Send;
+
+    /// Stores a new invite. Returns false when the id is taken.
+    fn put_invite(
+        &self,
+        id: InviteId,
+        invite: StoredInvite,
+    ) -> impl Future<Output = Result<bool, StorageError>> + Send;
+
+    /// Reads an invite.
+    fn invite(
+        &self,
+        id: InviteId,
+    ) -> impl Future<Output = Result<Option<StoredInvite>, StorageError>> + Send;
+
+    /// Marks an unused invite used by `device` and registers the device, in one
+    /// transaction. Returns false when someone used it first.
+    fn consume_invite(
+        &self,
+        id: InviteId,
+        device: DeviceId,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<bool, StorageError>> + Send;
+
+    /// Appends blobs idempotently on (alliance, blob id), in one transaction.
+    fn append(
+        &self,
+        alliance: AllianceId,
+        device: DeviceId,
+        blobs: &[BlobRecord],
+    ) -> impl Future<Output = Result<Vec<Appended>, StorageError>> + Send;
+
+    /// Up to `limit` blobs after `after`, in append order.
+    fn fetch(
+        &self,
+        alliance: AllianceId,
+        after: u64,
+        limit: usize,
+    ) -> impl Future<Output = Result<Page, StorageError>> + Send;
+}

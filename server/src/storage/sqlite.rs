@@ -1,0 +1,198 @@
+//! SQLite: one file, zero configuration. WAL with `synchronous=FULL`, so a
+//! write is on disk before the relay acknowledges it.
+
+use std::path::Path;
+use std::str::FromStr;
+
+use kith_core::{AllianceId, BlobId, BlobRecord, DeviceId, DocId, InviteId, Role, Timestamp};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::Row;
+
+use super::{Appended, Page, Storage, StorageError, StoredInvite};
+
+/// The SQLite backend.
+#[derive(Clone)]
+pub struct SqliteStorage {
+    pool: SqlitePool,
+}
+
+impl SqliteStorage {
+    /// Opens (creating if needed) `relay.sqlite3` in `dir` and migrates it.
+    pub async fn open(dir: &Path) -> Result<Self, StorageError> {
+        let options = SqliteConnectOptions::new()
+            .filename(dir.join("relay.sqlite3"))
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            // Freed pages are overwritten with zeros, so purged bytes do not linger.
+            .pragma("secure_delete", "ON");
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await?;
+        sqlx::migrate!("./migrations/sqlite")
+            .run(&pool)
+            .await
+            .map_err(|e| StorageError(e.into()))?;
+        Ok(Self { pool })
+    }
+}
+
+fn ms(t: Timestamp) -> i64 {
+    i64::try_from(t.millis()).unwrap_or(i64::MAX)
+}
+
+fn array<const N: usize>(bytes: Vec<u8>) -> Result<[u8; N], StorageError> {
+    bytes
+        .try_into()
+        .map_err(|_| StorageError(sqlx::Error::Decode("stored id has the wrong length".into())))
+}
+
+impl Storage for SqliteStorage {
+    async fn create_alliance(&self, alliance: AllianceId, steward: DeviceId, now: Timestamp) -> Result<bool, StorageError> {
+        let mut tx = self.pool.begin().await?;
+        let created = sqlx::query("INSERT INTO alliances (id, created_at) VALUES (?, ?) ON CONFLICT DO NOTHING")
+            .bind(&alliance.0[..])
+            .bind(ms(now))
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+            == 1;
+        if created {
+            sqlx::query("INSERT INTO devices (alliance_id, device_id, role, added_at) VALUES (?, ?, ?, ?)")
+                .bind(&alliance.0[..])
+                .bind(&steward.0[..])
+                .bind(Role::Steward.as_str())
+                .bind(ms(now))
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(created)
+    }
+
+    async fn device_role(&self, alliance: AllianceId, device: DeviceId) -> Result<Option<Role>, StorageError> {
+        let row = sqlx::query("SELECT role FROM devices WHERE alliance_id = ? AND device_id = ?")
+            .bind(&alliance.0[..])
+            .bind(&device.0[..])
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.and_then(|r| Role::from_str(r.get::<&str, _>(0)).ok()))
+    }
+
+    async fn put_invite(&self, id: InviteId, invite: StoredInvite) -> Result<bool, StorageError> {
+        let inserted = sqlx::query(
+            "INSERT INTO invites (id, alliance_id, token_sha256, role, package, expires_at) \
+             VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        )
+        .bind(&id.0[..])
+        .bind(&invite.alliance.0[..])
+        .bind(&invite.token_sha256[..])
+        .bind(invite.role.as_str())
+        .bind(&invite.package)
+        .bind(ms(invite.expires_at))
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(inserted == 1)
+    }
+
+    async fn invite(&self, id: InviteId) -> Result<Option<StoredInvite>, StorageError> {
+        let row = sqlx::query(
+            "SELECT alliance_id, token_sha256, role, package, expires_at, used_by FROM invites WHERE id = ?",
+        )
+        .bind(&id.0[..])
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let used_by: Option<Vec<u8>> = row.get(5);
+        Ok(Some(StoredInvite {
+            alliance: AllianceId(array(row.get(0))?),
+            token_sha256: array(row.get(1))?,
+            role: Role::from_str(row.get::<&str, _>(2))
+                .map_err(|e| StorageError(sqlx::Error::Decode(e.into())))?,
+            package: row.get(3),
+            expires_at: Timestamp(u64::try_from(row.get::<i64, _>(4)).unwrap_or(0)),
+            used_by: used_by.map(array).transpose()?.map(DeviceId),
+        }))
+    }
+
+    async fn consume_invite(&self, id: InviteId, device: DeviceId, now: Timestamp) -> Result<bool, StorageError> {
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query("UPDATE invites SET used_by = ? WHERE id = ? AND used_by IS NULL RETURNING alliance_id, role")
+            .bind(&device.0[..])
+            .bind(&id.0[..])
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(row) = row else { return Ok(false) };
+        let alliance: Vec<u8> = row.get(0);
+        let role: String = row.get(1);
+        sqlx::query("INSERT INTO devices (alliance_id, device_id, role, added_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING")
+            .bind(alliance)
+            .bind(&device.0[..])
+            .bind(role)
+            .bind(ms(now))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn append(&self, alliance: AllianceId, device: DeviceId, blobs: &[BlobRecord]) -> Result<Vec<Appended>, StorageError> {
+        let mut tx = self.pool.begin().await?;
+        let mut out = Vec::with_capacity(blobs.len());
+        for blob in blobs {
+            let inserted = sqlx::query(
+                "INSERT INTO blobs (alliance_id, blob_id, doc_id, device_id, data) VALUES (?, ?, ?, ?, ?) \
+                 ON CONFLICT (alliance_id, blob_id) DO NOTHING",
+            )
+            .bind(&alliance.0[..])
+            .bind(&blob.id.0[..])
+            .bind(&blob.doc.0[..])
+            .bind(&device.0[..])
+            .bind(&blob.data)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+                == 1;
+            let outcome = if inserted {
+                Appended::Stored
+            } else {
+                let existing = sqlx::query("SELECT doc_id, data FROM blobs WHERE alliance_id = ? AND blob_id = ?")
+                    .bind(&alliance.0[..])
+                    .bind(&blob.id.0[..])
+                    .fetch_one(&mut *tx)
+                    .await?;
+                let same = existing.get::<&[u8], _>(0) == &blob.doc.0[..] && existing.get::<&[u8], _>(1) == &blob.data[..];
+                if same { Appended::Stored } else { Appended::Conflict }
+            };
+            out.push(outcome);
+        }
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    async fn fetch(&self, alliance: AllianceId, after: u64, limit: usize) -> Result<Page, StorageError> {
+        let rows = sqlx::query(
+            "SELECT seq, blob_id, doc_id, data FROM blobs WHERE alliance_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+        )
+        .bind(&alliance.0[..])
+        .bind(i64::try_from(after).unwrap_or(i64::MAX))
+        .bind(i64::try_from(limit + 1).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await?;
+        let more = rows.len() > limit;
+        let mut next = after;
+        let mut blobs = Vec::with_capacity(rows.len().min(limit));
+        for row in rows.into_iter().take(limit) {
+            next = u64::try_from(row.get::<i64, _>(0)).unwrap_or(next);
+            blobs.push(BlobRecord {
+                id: BlobId(array(row.get(1))?),
+                doc: DocId(array(row.get(2))?),
+                data: row.get(3),
+            });
+        }
+        Ok(Page { blobs, next, more })
+    }
+}

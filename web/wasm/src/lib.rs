@@ -1,0 +1,143 @@
+//! Thin wasm-bindgen bindings over `kith-core` for the PWA. No logic lives
+//! here: each method reads the clock and the random source, calls the core,
+//! and converts values to JavaScript.
+
+#![forbid(unsafe_code)]
+
+mod convert;
+
+use js_sys::{Array, Uint8Array};
+use kith_core::{Client, HttpResponse, Joining as CoreJoining, Timestamp, decode_blob};
+use rand_core::OsRng;
+use wasm_bindgen::prelude::*;
+
+use convert::{contribution, ops, report, request};
+
+fn now() -> Timestamp {
+    Timestamp(js_sys::Date::now() as u64)
+}
+
+fn fail(e: kith_core::Error) -> JsError {
+    JsError::new(&e.to_string())
+}
+
+/// One device in one alliance.
+#[wasm_bindgen]
+pub struct KithDevice {
+    inner: Client,
+}
+
+#[wasm_bindgen]
+impl KithDevice {
+    /// Restores a device from its saved state and the blobs it stored
+    /// (each as stored: the bytes of a `blob` store op).
+    pub fn load(state: &[u8], blobs: Array) -> Result<KithDevice, JsError> {
+        let blobs = blobs
+            .iter()
+            .map(|b| decode_blob(&Uint8Array::new(&b).to_vec()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(fail)?;
+        let (inner, _refused) = Client::load(state, blobs).map_err(fail)?;
+        Ok(KithDevice { inner })
+    }
+
+    /// Writes a reflection locally. Returns `{ id, ops }`; persist `ops` in order.
+    pub fn contribute(&mut self, text: &str) -> Result<JsValue, JsError> {
+        let (id, store) = self.inner.contribute(text, now(), &mut OsRng).map_err(fail)?;
+        let out = js_sys::Object::new();
+        convert::set(&out, "id", &id.to_string().into());
+        convert::set(&out, "ops", &ops(store));
+        Ok(out.into())
+    }
+
+    /// Every contribution this device can read: `{ id, author, text, createdAt }[]`.
+    pub fn contributions(&self) -> Array {
+        self.inner.contributions().iter().map(contribution).collect()
+    }
+
+    /// `{ allianceId, allianceName, pseudonym, role, deviceId, relay }`.
+    pub fn profile(&self) -> JsValue {
+        convert::profile(self.inner.profile(), &self.inner.device_id())
+    }
+
+    /// How many blobs wait to be sent.
+    #[wasm_bindgen(js_name = pendingUploads)]
+    pub fn pending_uploads(&self) -> usize {
+        self.inner.pending_uploads()
+    }
+
+    /// Starts a sync run.
+    #[wasm_bindgen(js_name = syncStart)]
+    pub fn sync_start(&mut self) {
+        self.inner.sync_start();
+    }
+
+    /// The next request `{ method, path, headers, body }`, or `undefined` when done.
+    #[wasm_bindgen(js_name = syncNext)]
+    pub fn sync_next(&mut self) -> JsValue {
+        match self.inner.sync_next(now(), &mut OsRng) {
+            Some(r) => request(&r),
+            None => JsValue::UNDEFINED,
+        }
+    }
+
+    /// Feeds the answer. Returns `{ ops, finished? : { sent, received, rejected } }`.
+    #[wasm_bindgen(js_name = syncReceive)]
+    pub fn sync_receive(&mut self, status: u16, body: &[u8]) -> Result<JsValue, JsError> {
+        let step = self
+            .inner
+            .sync_receive(HttpResponse {
+                status,
+                body: body.to_vec(),
+            })
+            .map_err(fail)?;
+        let out = js_sys::Object::new();
+        convert::set(&out, "ops", &ops(step.ops));
+        if let Some(r) = step.finished {
+            convert::set(&out, "finished", &report(&r));
+        }
+        Ok(out.into())
+    }
+}
+
+/// A device joining from an invite link.
+#[wasm_bindgen]
+pub struct Joining {
+    inner: Option<CoreJoining>,
+}
+
+#[wasm_bindgen]
+impl Joining {
+    /// Reads the invite link and makes this device's keys.
+    #[wasm_bindgen(constructor)]
+    pub fn new(invite: &str, pseudonym: &str) -> Result<Joining, JsError> {
+        let inner = CoreJoining::new(invite, pseudonym, &mut OsRng).map_err(fail)?;
+        Ok(Joining { inner: Some(inner) })
+    }
+
+    /// The relay named in the invite.
+    pub fn relay(&self) -> String {
+        self.inner.as_ref().map(|j| j.relay().to_owned()).unwrap_or_default()
+    }
+
+    /// The request that redeems the invite.
+    pub fn request(&self) -> Result<JsValue, JsError> {
+        let inner = self.inner.as_ref().ok_or_else(|| JsError::new("this invite was already used"))?;
+        Ok(request(&inner.request(now(), &mut OsRng)))
+    }
+
+    /// Finishes with the relay's answer. Returns `{ device, ops }`.
+    pub fn finish(&mut self, status: u16, body: &[u8]) -> Result<JsValue, JsError> {
+        let inner = self.inner.take().ok_or_else(|| JsError::new("this invite was already used"))?;
+        let (client, store) = inner
+            .finish(HttpResponse {
+                status,
+                body: body.to_vec(),
+            })
+            .map_err(fail)?;
+        let out = js_sys::Object::new();
+        convert::set(&out, "device", &KithDevice { inner: client }.into());
+        convert::set(&out, "ops", &ops(store));
+        Ok(out.into())
+    }
+}
