@@ -1,0 +1,212 @@
+//! One function per command. Each loads what it needs, calls the core,
+//! persists the core's store operations, and says what happened.
+
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use kith_core::{AgeIdentity, Client, ContributionView, Joining, NewAlliance, Recipient, Role};
+use rand_core::OsRng;
+use serde_json::json;
+
+use crate::relay::{Relay, now, sync};
+use crate::store::{DataDir, owner_only, write_atomic};
+use crate::{Command, ExportFormat, Output};
+
+const DAY_MS: u64 = 24 * 60 * 60 * 1000;
+
+pub fn run(command: Command, json_output: bool) -> Result<Output> {
+    match command {
+        Command::Keygen { out } => keygen(&out),
+        Command::Init {
+            data_dir,
+            relay,
+            alliance,
+            name,
+            researchers,
+        } => init(&DataDir::new(&data_dir), relay, alliance, name, &researchers),
+        Command::Invite { data_dir, role, days } => invite(&DataDir::new(&data_dir), role.into(), days),
+        Command::Join { data_dir, invite, name } => join(&DataDir::new(&data_dir), &invite, &name),
+        Command::Contribute { data_dir, text } => contribute(&DataDir::new(&data_dir), &text),
+        Command::Sync { data_dir } => sync_command(&DataDir::new(&data_dir)),
+        Command::List { data_dir } => {
+            let client = DataDir::new(&data_dir).load()?;
+            Ok(listing(&client.contributions()))
+        }
+        Command::Export {
+            data_dir,
+            identity,
+            format,
+            out,
+        } => export(&DataDir::new(&data_dir), &identity, format, out.as_deref(), json_output),
+    }
+}
+
+fn keygen(out: &Path) -> Result<Output> {
+    let identity = AgeIdentity::generate(&mut OsRng);
+    let recipient = identity.recipient().to_string();
+    let text = zeroize::Zeroizing::new(format!(
+        "# created by kith keygen\n# public key: {recipient}\n{}\n",
+        *identity.export_secret()
+    ));
+    let mut file = owner_only(OpenOptions::new().write(true).create_new(true))
+        .open(out)
+        .with_context(|| format!("cannot create {} (it must not exist yet)", out.display()))?;
+    file.write_all(text.as_bytes())?;
+    file.sync_all()?;
+    Ok(Output::ok(
+        json!({ "recipient": recipient }),
+        format!("Saved a new identity to {}.\nPublic recipient: {recipient}", out.display()),
+    ))
+}
+
+fn init(dir: &DataDir, relay: String, alliance: String, name: String, researchers: &[String]) -> Result<Output> {
+    dir.ensure_empty()?;
+    let researchers = researchers
+        .iter()
+        .map(|r| Recipient::parse(r))
+        .collect::<Result<Vec<_>, _>>()?;
+    if researchers.is_empty() {
+        eprintln!("kith: warning: no --researcher given; the research team will not be able to read anything");
+    }
+    let (mut client, ops) = Client::create_alliance(
+        NewAlliance {
+            name: alliance,
+            relay,
+            pseudonym: name,
+            researchers,
+        },
+        &mut OsRng,
+    )?;
+    let response = Relay::new(&client.profile().relay).send(&client.register_request(now(), &mut OsRng))?;
+    if !(200..300).contains(&response.status) {
+        bail!("the relay refused to register the alliance: {}", message(&response.body));
+    }
+    dir.apply(ops)?;
+    sync(&mut client, dir)?;
+    let id = client.profile().alliance.to_string();
+    Ok(Output::ok(
+        json!({ "alliance_id": id, "device_id": client.device_id().to_string() }),
+        format!("Created alliance {id}."),
+    ))
+}
+
+fn invite(dir: &DataDir, role: Role, days: u64) -> Result<Output> {
+    let client = dir.load()?;
+    let (invite, request) = client.create_invite(role, days * DAY_MS, now(), &mut OsRng)?;
+    let response = Relay::new(&client.profile().relay).send(&request)?;
+    if !(200..300).contains(&response.status) {
+        bail!("the relay refused the invite: {}", message(&response.body));
+    }
+    let link = invite.link();
+    Ok(Output::ok(
+        json!({ "invite": *link }),
+        format!("Send this link to the new {} (it works once, for {days} days):\n{}", role.as_str(), *link),
+    ))
+}
+
+fn join(dir: &DataDir, invite: &str, name: &str) -> Result<Output> {
+    dir.ensure_empty()?;
+    let joining = Joining::new(invite, name, &mut OsRng)?;
+    let response = Relay::new(joining.relay()).send(&joining.request(now(), &mut OsRng))?;
+    let (mut client, ops) = joining.finish(response)?;
+    dir.apply(ops)?;
+    if let Err(e) = sync(&mut client, dir) {
+        eprintln!("kith: joined, but the first sync failed ({e:#}); run `kith sync` later");
+    }
+    let alliance = client.profile().alliance.to_string();
+    Ok(Output::ok(
+        json!({ "alliance_id": alliance, "device_id": client.device_id().to_string() }),
+        format!("Joined {} as {}.", client.profile().alliance_name, client.profile().pseudonym),
+    ))
+}
+
+fn contribute(dir: &DataDir, text: &str) -> Result<Output> {
+    let mut client = dir.load()?;
+    let (id, ops) = client.contribute(text, now(), &mut OsRng)?;
+    dir.apply(ops)?;
+    Ok(Output::ok(
+        json!({ "contribution_id": id.to_string() }),
+        "Saved on this device. It will be sent at the next sync.",
+    ))
+}
+
+fn sync_command(dir: &DataDir) -> Result<Output> {
+    let mut client = dir.load()?;
+    let report = sync(&mut client, dir)?;
+    let rejected: Vec<String> = report.rejected.iter().map(ToString::to_string).collect();
+    let mut out = Output::ok(
+        json!({ "sent": report.sent, "received": report.received, "rejected": rejected }),
+        format!("Sent {}, received {}.", report.sent, report.received),
+    );
+    if !rejected.is_empty() {
+        for r in &rejected {
+            eprintln!("kith: refused: {r}");
+        }
+        eprintln!("kith: the relay served data that failed its checks; it was not applied. Tell your steward.");
+        out.exit = ExitCode::from(3);
+    }
+    Ok(out)
+}
+
+fn listing(contributions: &[ContributionView]) -> Output {
+    let text = contributions
+        .iter()
+        .map(|c| format!("{}  {}\n  {}", c.created_at, c.author, c.text))
+        .collect::<Vec<_>>()
+        .join("\n\n");
+    Output::ok(json!({ "contributions": contributions }), text)
+}
+
+fn export(dir: &DataDir, identity: &Path, format: ExportFormat, out: Option<&Path>, json_output: bool) -> Result<Output> {
+    let text = zeroize::Zeroizing::new(
+        fs::read_to_string(identity).with_context(|| format!("cannot read {}", identity.display()))?,
+    );
+    let identity = AgeIdentity::parse(&text)?;
+    let mut client = dir.load()?;
+    sync(&mut client, dir).context("export syncs first so nothing is missed")?;
+    let mut reader = client.research_reader(identity);
+    let mut refused = 0;
+    for blob in dir.blobs()? {
+        if reader.ingest(&blob).is_err() {
+            refused += 1;
+        }
+    }
+    if refused > 0 {
+        eprintln!("kith: warning: {refused} blob(s) failed their checks and were left out");
+    }
+    let contributions = reader.contributions();
+    let bytes = match format {
+        ExportFormat::Json => serde_json::to_vec_pretty(&json!({ "contributions": contributions }))?,
+        ExportFormat::Csv => csv_bytes(&contributions)?,
+    };
+    match out {
+        Some(path) => {
+            write_atomic(path, &bytes)?;
+            Ok(Output::ok(
+                json!({ "out": path.display().to_string(), "count": contributions.len() }),
+                format!("Wrote {} contributions to {}.", contributions.len(), path.display()),
+            ))
+        }
+        None if format == ExportFormat::Json => Ok(listing(&contributions)),
+        None if json_output => bail!("with --json, CSV needs --out FILE"),
+        None => Ok(Output::ok(json!({}), String::from_utf8(bytes)?.trim_end().to_owned())),
+    }
+}
+
+fn csv_bytes(contributions: &[ContributionView]) -> Result<Vec<u8>> {
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    writer.write_record(["id", "author", "text", "created_at"])?;
+    for c in contributions {
+        writer.write_record([c.id.to_string().as_str(), &c.author, &c.text, &c.created_at])?;
+    }
+    Ok(writer.into_inner()?)
+}
+
+fn message(body: &[u8]) -> String {
+    serde_json::from_slice::<kith_core::api::ErrorBody>(body)
+        .map(|e| e.message)
+        .unwrap_or_else(|_| "no details".into())
+}

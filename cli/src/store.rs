@@ -1,0 +1,126 @@
+//! The device's data folder: `state.kith` (the device's keys and sync
+//! state, mode 0600) and `blobs/` (one age file per blob, as received).
+//! Every write goes to a temporary file, is flushed to disk, then renamed,
+//! so a crash leaves either the old or the new version, never half of one.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use kith_core::{BlobRecord, Client, StoreOp, decode_blob, encode_blob};
+
+/// One device's data folder.
+pub struct DataDir {
+    root: PathBuf,
+}
+
+impl DataDir {
+    /// The folder at `root` (not created yet).
+    pub fn new(root: &Path) -> Self {
+        Self { root: root.to_owned() }
+    }
+
+    fn state_path(&self) -> PathBuf {
+        self.root.join("state.kith")
+    }
+
+    fn blobs_dir(&self) -> PathBuf {
+        self.root.join("blobs")
+    }
+
+    /// Whether a device already lives here.
+    pub fn has_device(&self) -> bool {
+        self.state_path().exists()
+    }
+
+    /// Refuses to overwrite a device.
+    pub fn ensure_empty(&self) -> Result<()> {
+        if self.has_device() {
+            bail!(
+                "{} already holds a Kith device; use another --data-dir",
+                self.root.display()
+            );
+        }
+        Ok(())
+    }
+
+    /// Loads the device and every stored blob.
+    pub fn load(&self) -> Result<Client> {
+        if !self.has_device() {
+            bail!(
+                "no Kith device in {}; run `kith init` or `kith join` first",
+                self.root.display()
+            );
+        }
+        let state = fs::read(self.state_path())
+            .with_context(|| format!("cannot read {}", self.state_path().display()))?;
+        let (client, refused) = Client::load(&state, self.blobs()?)?;
+        if refused > 0 {
+            eprintln!("kith: warning: {refused} stored blob(s) failed their checks and were left out");
+        }
+        Ok(client)
+    }
+
+    /// Every stored blob.
+    pub fn blobs(&self) -> Result<Vec<BlobRecord>> {
+        let dir = self.blobs_dir();
+        if !dir.exists() {
+            return Ok(Vec::new());
+        }
+        let mut paths: Vec<PathBuf> = fs::read_dir(&dir)
+            .with_context(|| format!("cannot read {}", dir.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|e| e == "blob"))
+            .collect();
+        paths.sort();
+        paths
+            .iter()
+            .map(|p| {
+                let bytes = fs::read(p).with_context(|| format!("cannot read {}", p.display()))?;
+                decode_blob(&bytes).with_context(|| format!("{} is damaged", p.display()))
+            })
+            .collect()
+    }
+
+    /// Applies store operations in order, each durably.
+    pub fn apply(&self, ops: Vec<StoreOp>) -> Result<()> {
+        for op in ops {
+            match op {
+                StoreOp::PutBlob(blob) => {
+                    let path = self.blobs_dir().join(format!("{}.blob", blob.id));
+                    write_atomic(&path, &encode_blob(&blob))?;
+                }
+                StoreOp::PutState(bytes) => write_atomic(&self.state_path(), &bytes)?,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Writes `bytes` to `path` so that a crash never leaves a partial file.
+/// Files are readable by their owner only.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().context("a file path has a parent folder")?;
+    fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let tmp = path.with_extension("tmp");
+    let mut file = owner_only(OpenOptions::new().write(true).create(true).truncate(true))
+        .open(&tmp)
+        .with_context(|| format!("cannot write {}", tmp.display()))?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
+    File::open(dir)?.sync_all()?;
+    Ok(())
+}
+
+/// Opens new files with mode 0600 on Unix.
+pub fn owner_only(options: &mut OpenOptions) -> &mut OpenOptions {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600)
+    }
+    #[cfg(not(unix))]
+    options
+}
