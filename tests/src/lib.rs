@@ -1,0 +1,174 @@
+//! Helpers for end-to-end tests: real relay processes, real `kith` commands.
+
+#![forbid(unsafe_code)]
+
+use std::fs::File;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use serde_json::Value;
+
+/// The workspace root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned()
+}
+
+/// Path to a workspace binary, built once per test run.
+pub fn bin(name: &str) -> PathBuf {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "--quiet", "-p", "kith", "-p", "kith-server"])
+            .current_dir(root())
+            .status()
+            .expect("cargo runs");
+        assert!(status.success(), "building kith and kith-server failed");
+    });
+    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root().join("target"), PathBuf::from);
+    target.join("debug").join(name)
+}
+
+/// A port that was free a moment ago.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A real relay process with its own data folder and log file.
+pub struct Relay {
+    child: Option<Child>,
+    /// The port it listens on.
+    pub port: u16,
+    /// Its data folder.
+    pub data_dir: PathBuf,
+    /// Where its stdout and stderr go.
+    pub log: PathBuf,
+    web_dir: Option<PathBuf>,
+}
+
+impl Relay {
+    /// Starts a relay in `dir` (data in `dir/relay-data`, log in `dir/relay.log`).
+    pub fn start(dir: &Path) -> Self {
+        let mut relay = Self {
+            child: None,
+            port: free_port(),
+            data_dir: dir.join("relay-data"),
+            log: dir.join("relay.log"),
+            web_dir: None,
+        };
+        relay.restart();
+        relay
+    }
+
+    /// The relay's base URL.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Stops it hard (SIGKILL), as a crash would.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it again on the same port and data folder; waits until it answers.
+    pub fn restart(&mut self) {
+        self.kill();
+        let log = File::options().create(true).append(true).open(&self.log).unwrap();
+        let mut command = Command::new(bin("kith-server"));
+        command
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{}", self.port))
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .env("RUST_LOG", "debug")
+            .stdout(log.try_clone().unwrap())
+            .stderr(log);
+        if let Some(web) = &self.web_dir {
+            command.arg("--web-dir").arg(web);
+        }
+        self.child = Some(command.spawn().expect("kith-server starts"));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while ureq::get(format!("{}/healthz", self.url())).call().is_err() {
+            assert!(Instant::now() < deadline, "the relay did not start; see {}", self.log.display());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Runs `kith ARGS --json`; returns its output.
+pub fn kith_raw(args: &[&str]) -> Output {
+    Command::new(bin("kith"))
+        .args(args)
+        .arg("--json")
+        .stdin(Stdio::null())
+        .output()
+        .expect("kith runs")
+}
+
+/// Runs `kith ARGS --json`, asserts success and that stdout is one JSON object.
+pub fn kith(args: &[&str]) -> Value {
+    let out = kith_raw(args);
+    assert!(
+        out.status.success(),
+        "kith {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(stdout.trim().lines().count(), 1, "one JSON line expected: {stdout}");
+    let value: Value = serde_json::from_str(&stdout).unwrap();
+    assert!(value.is_object(), "a JSON object expected: {stdout}");
+    value
+}
+
+/// The forms a secret string could take in a file: raw, hex, base64 at each
+/// byte alignment (standard and URL-safe alphabets).
+pub fn encodings_of(secret: &str) -> Vec<Vec<u8>> {
+    let raw = secret.as_bytes();
+    let mut forms = vec![
+        raw.to_vec(),
+        hex::encode(raw).into_bytes(),
+        hex::encode_upper(raw).into_bytes(),
+    ];
+    for offset in 0..3 {
+        let mut shifted = vec![0u8; offset];
+        shifted.extend_from_slice(raw);
+        for engine in [&base64::engine::general_purpose::STANDARD, &base64::engine::general_purpose::URL_SAFE] {
+            let text = engine.encode(&shifted);
+            // Drop the characters the prefix and the padding influence.
+            let start = (offset * 4).div_ceil(3) + 1;
+            let core = &text[start..text.len() - 4];
+            forms.push(core.as_bytes().to_vec());
+        }
+    }
+    forms
+}
+
+/// Every file under `dir` whose bytes contain any of `needles`.
+pub fn files_containing(dir: &Path, needles: &[Vec<u8>]) -> Vec<PathBuf> {
+    let mut hits = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(path) = stack.pop() {
+        if path.is_dir() {
+            for entry in std::fs::read_dir(&path).unwrap() {
+                stack.push(entry.unwrap().path());
+            }
+        } else if let Ok(bytes) = std::fs::read(&path) {
+            if needles.iter().any(|n| bytes.windows(n.len()).any(|w| w == &n[..])) {
+                hits.push(path);
+            }
+        }
+    }
+    hits
+}

@@ -1,0 +1,75 @@
+import { useRef, useState } from 'preact/hooks';
+import { JoinAttempt } from '../session';
+import type { Storage } from '../storage';
+import { sentence } from '../text';
+import type { KithDevice } from '../wasm';
+
+interface Props {
+  invite: string;
+  storage: Storage;
+  onJoined: (device: KithDevice) => void;
+}
+
+export function JoinScreen({ invite, storage, onJoined }: Props) {
+  const [name, setName] = useState('');
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState('');
+  const attempt = useRef(new JoinAttempt());
+  const input = useRef<HTMLInputElement>(null);
+
+  const submit = async (event: Event) => {
+    event.preventDefault();
+    if (busy) return;
+    if (!name.trim()) {
+      setError('Please choose a name first.');
+      input.current?.focus();
+      return;
+    }
+    setBusy(true);
+    setError('');
+    try {
+      const device = await attempt.current.join(invite, name, storage);
+      onJoined(device);
+    } catch (e) {
+      setError(`Could not join. ${sentence(e)}`);
+      setBusy(false);
+    }
+  };
+
+  return (
+    <main class="page">
+      <h1>Join your group on Kith</h1>
+      <p class="lead">
+        You were invited to a learning alliance. What you write is locked on this phone before it
+        is sent. Only your group and the research team can read it.
+      </p>
+      <form class="stack" onSubmit={submit} noValidate>
+        <label for="pseudonym" class="label">
+          Choose a name others will see (not your real name)
+        </label>
+        <input
+          id="pseudonym"
+          ref={input}
+          class="input"
+          type="text"
+          name="pseudonym"
+          autoComplete="off"
+          autoCapitalize="words"
+          spellcheck={false}
+          maxLength={64}
+          required
+          value={name}
+          aria-invalid={error ? true : undefined}
+          aria-describedby={error ? 'join-error' : undefined}
+          onInput={(e) => setName(e.currentTarget.value)}
+        />
+        <button type="submit" class="button" disabled={busy} aria-busy={busy}>
+          {busy ? 'Joining…' : 'Join'}
+        </button>
+        <p id="join-error" class="error" role="alert">
+          {error}
+        </p>
+      </form>
+    </main>
+  );
+}

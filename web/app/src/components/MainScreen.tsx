@@ -1,0 +1,79 @@
+import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
+import { statusText } from '../status';
+import type { Storage } from '../storage';
+import { Syncer, type SyncState } from '../sync';
+import { contributions, profile, type Contribution, type KithDevice } from '../wasm';
+import { ReflectionForm } from './ReflectionForm';
+import { ReflectionList } from './ReflectionList';
+
+interface Props {
+  device: KithDevice;
+  storage: Storage;
+  note?: string;
+  onStorageError: (error: unknown) => void;
+}
+
+export function MainScreen({ device, storage, note, onStorageError }: Props) {
+  const me = useMemo(() => profile(device), [device]);
+  const [items, setItems] = useState<Contribution[]>(() => contributions(device));
+  const [pending, setPending] = useState(() => device.pendingUploads());
+  const [sync, setSync] = useState<SyncState>({ phase: 'idle' });
+  const [online, setOnline] = useState(() => navigator.onLine);
+  const syncer = useRef<Syncer>();
+
+  const refresh = () => {
+    setItems(contributions(device));
+    setPending(device.pendingUploads());
+  };
+
+  useEffect(() => {
+    const s = new Syncer(
+      device,
+      me.relay,
+      storage,
+      (state) => {
+        setSync(state);
+        refresh();
+      },
+      onStorageError,
+    );
+    syncer.current = s;
+    s.start();
+    const up = () => setOnline(true);
+    const down = () => setOnline(false);
+    window.addEventListener('online', up);
+    window.addEventListener('offline', down);
+    return () => {
+      s.stop();
+      window.removeEventListener('online', up);
+      window.removeEventListener('offline', down);
+    };
+  }, [device]);
+
+  const saved = () => {
+    refresh();
+    syncer.current?.kick();
+  };
+
+  return (
+    <>
+      <header class="top">
+        <p class="brand" aria-hidden="true">
+          Kith
+        </p>
+        <h1 class="alliance">{me.allianceName}</h1>
+        <p class="me">
+          You are <strong>{me.pseudonym}</strong>
+        </p>
+      </header>
+      <main class="page">
+        {note && <p class="note">{note}</p>}
+        <ReflectionForm device={device} storage={storage} onSaved={saved} onStorageError={onStorageError} />
+        <p class="status" role="status" aria-live="polite" data-phase={sync.phase} data-pending={pending}>
+          {statusText(sync, pending, online)}
+        </p>
+        <ReflectionList items={items} />
+      </main>
+    </>
+  );
+}

@@ -1,0 +1,77 @@
+import { useRef, useState } from 'preact/hooks';
+import type { Storage } from '../storage';
+import { sentence } from '../text';
+import { contribute, type KithDevice } from '../wasm';
+
+interface Props {
+  device: KithDevice;
+  storage: Storage;
+  onSaved: () => void;
+  onStorageError: (error: unknown) => void;
+}
+
+/** Writes a reflection. It is encrypted and stored on the phone at once. */
+export function ReflectionForm({ device, storage, onSaved, onStorageError }: Props) {
+  const [text, setText] = useState('');
+  const [error, setError] = useState('');
+  const [busy, setBusy] = useState(false);
+  const box = useRef<HTMLTextAreaElement>(null);
+
+  const submit = async (event: Event) => {
+    event.preventDefault();
+    if (busy) return;
+    if (!text.trim()) {
+      setError('Write something first.');
+      box.current?.focus();
+      return;
+    }
+    setError('');
+    let ops;
+    try {
+      ops = contribute(device, text).ops;
+    } catch (e) {
+      setError(sentence(e));
+      return;
+    }
+    setBusy(true);
+    try {
+      await storage.applyOps(ops);
+    } catch (e) {
+      onStorageError(e);
+      return;
+    }
+    setBusy(false);
+    setText('');
+    onSaved();
+    box.current?.focus();
+  };
+
+  return (
+    <form class="stack write" onSubmit={submit} noValidate aria-labelledby="write-label">
+      <label id="write-label" for="reflection" class="label">
+        Write a reflection
+      </label>
+      <p id="reflection-hint" class="hint">
+        It is locked on this phone. Only your group and the research team can read it.
+      </p>
+      <textarea
+        id="reflection"
+        ref={box}
+        class="input text"
+        name="reflection"
+        rows={5}
+        autoComplete="off"
+        value={text}
+        aria-describedby={error ? 'reflection-hint reflection-error' : 'reflection-hint'}
+        aria-invalid={error ? true : undefined}
+        onInput={(e) => setText(e.currentTarget.value)}
+      />
+      <button type="submit" class="button" disabled={busy}>
+        Save
+      </button>
+      <p id="reflection-error" class="error" role="alert">
+        {error}
+      </p>
+    </form>
+  );
+}

@@ -1,0 +1,88 @@
+// Loads the Rust core (compiled to wasm) once, and gives its values
+// TypeScript shapes. Nothing else in the app imports the generated package.
+
+import init, { Joining, KithDevice } from './wasm/pkg/kith_wasm.js';
+
+export { Joining, KithDevice };
+
+/** A request the core built and signed; the app only sends it. */
+export interface RelayRequest {
+  method: string;
+  path: string;
+  headers: [string, string][];
+  body: Uint8Array;
+}
+
+/** What the core asks the app to store, in order, in one transaction. */
+export type StoreOp =
+  | { kind: 'blob'; id: string; bytes: Uint8Array }
+  | { kind: 'state'; bytes: Uint8Array };
+
+export interface Contribution {
+  id: string;
+  author: string;
+  text: string;
+  createdAt: string;
+}
+
+export interface Profile {
+  allianceId: string;
+  allianceName: string;
+  pseudonym: string;
+  role: string;
+  deviceId: string;
+  relay: string;
+}
+
+export interface SyncReport {
+  sent: number;
+  received: number;
+  rejected: string[];
+}
+
+export interface SyncStep {
+  ops: StoreOp[];
+  finished?: SyncReport;
+}
+
+let loading: Promise<unknown> | undefined;
+
+/** Loads and starts the wasm module; safe to call many times. */
+export function loadCore(): Promise<unknown> {
+  loading ??= init();
+  return loading;
+}
+
+// Typed views over the generated bindings, whose return types are `any`.
+
+export function nextRequest(device: KithDevice): RelayRequest | undefined {
+  return device.syncNext() as RelayRequest | undefined;
+}
+
+export function receive(device: KithDevice, status: number, body: Uint8Array): SyncStep {
+  return device.syncReceive(status, body) as SyncStep;
+}
+
+export function contribute(device: KithDevice, text: string): { id: string; ops: StoreOp[] } {
+  return device.contribute(text) as { id: string; ops: StoreOp[] };
+}
+
+export function contributions(device: KithDevice): Contribution[] {
+  return device.contributions() as Contribution[];
+}
+
+export function profile(device: KithDevice): Profile {
+  return device.profile() as Profile;
+}
+
+export function joinRequest(joining: Joining): RelayRequest {
+  return joining.request() as RelayRequest;
+}
+
+export function finishJoin(
+  joining: Joining,
+  status: number,
+  body: Uint8Array,
+): { device: KithDevice; ops: StoreOp[] } {
+  return joining.finish(status, body) as { device: KithDevice; ops: StoreOp[] };
+}
