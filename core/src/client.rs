@@ -211,7 +211,7 @@ impl Client {
         let body = RegisterAlliance {
             alliance_id: self.profile.alliance,
         };
-        self.signed("POST", api::paths::alliances(), json(&body), now, rng)
+        self.sign_request("POST", api::paths::alliances(), json(&body), now, rng)
     }
 
     /// Makes an invite: returns the link to give the new member and the
@@ -252,7 +252,7 @@ impl Client {
             expires_at: now.plus_millis(valid_for_ms),
             package,
         };
-        let request = self.signed("POST", api::paths::invites(self.profile.alliance), json(&body), now, rng);
+        let request = self.sign_request("POST", api::paths::invites(self.profile.alliance), json(&body), now, rng);
         Ok((invite, request))
     }
 
@@ -262,7 +262,8 @@ impl Client {
         Reader::new(self.profile.alliance, Vec::new(), vec![identity], vec![self.profile.steward])
     }
 
-    pub(crate) fn signed(
+    /// Signs a request to the relay as this device.
+    pub fn sign_request(
         &self,
         method: &'static str,
         path: String,

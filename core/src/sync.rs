@@ -76,7 +76,7 @@ impl Client {
             (Awaiting::Fetch, "GET", path, Vec::new())
         };
         run.awaiting = Some(awaiting);
-        Some(self.signed(method, path, body, now, rng))
+        Some(self.sign_request(method, path, body, now, rng))
     }
 
     /// Feeds the relay's answer to the request from `sync_next`. An error

@@ -1,0 +1,330 @@
+// End-to-end test of the built PWA against the real relay and the real CLI:
+// join from an invite link, keep working offline through the service worker,
+// save a reflection that never touches storage as plaintext, send it when the
+// phone is back online, and read it back with the research team's key.
+//
+// Needs: web/app/dist (npm run build), target/debug/kith and kith-server
+// (cargo build), and Debian's /usr/bin/chromium (or CHROMIUM=/path).
+
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, execFile } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { chromium } from 'playwright-core';
+
+const run = promisify(execFile);
+
+const appDir = fileURLToPath(new URL('..', import.meta.url));
+const root = join(appDir, '..', '..');
+const KITH = join(root, 'target', 'debug', 'kith');
+const RELAY = join(root, 'target', 'debug', 'kith-server');
+const DIST = join(appDir, 'dist');
+const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
+const AXE = join(appDir, 'node_modules', 'axe-core', 'axe.min.js');
+
+const ALLIANCE = 'Kitchen Table Alliance';
+const PSEUDONYM = 'Robin';
+const SLOW = 60_000;
+
+/** A free loopback port. */
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/** Polls `check` until it returns a truthy value, or fails after `timeout` ms. */
+async function until(what, check, timeout = SLOW) {
+  const end = Date.now() + timeout;
+  let last;
+  for (;;) {
+    try {
+      const value = await check();
+      if (value) return value;
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() > end) {
+      throw new Error(`timed out waiting for ${what}${last ? `: ${last.message}` : ''}`);
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+/** Runs the kith CLI with --json and parses its one JSON object. */
+async function kith(...args) {
+  try {
+    const { stdout } = await run(KITH, [...args, '--json'], { timeout: SLOW });
+    return JSON.parse(stdout);
+  } catch (e) {
+    throw new Error(`kith ${args[0]} failed: ${e.stderr || e.message}`);
+  }
+}
+
+const CHROMIUM_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--no-first-run',
+  '--disable-quic',
+];
+
+describe('Kith PWA in Chromium, against the real relay', () => {
+  let tmp;
+  let relay;
+  let relayLog = '';
+  let base;
+  let browser;
+  let identityFile;
+  let researcherDir;
+  let stewardDir;
+
+  before(async () => {
+    for (const [path, hint] of [
+      [KITH, 'build the CLI (cargo build)'],
+      [RELAY, 'build the relay (cargo build)'],
+      [join(DIST, 'index.html'), 'build the app (npm run build)'],
+      [CHROMIUM, 'install Chromium (apt-get install chromium) or set CHROMIUM'],
+    ]) {
+      assert.ok(existsSync(path), `${path} is missing: ${hint}`);
+    }
+    tmp = await mkdtemp(join(tmpdir(), 'kith-browser-'));
+    const port = await freePort();
+    base = `http://127.0.0.1:${port}`;
+    relay = spawn(
+      RELAY,
+      ['--listen', `127.0.0.1:${port}`, '--data-dir', join(tmp, 'relay'), '--web-dir', DIST],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    const keep = (chunk) => {
+      relayLog = (relayLog + chunk).slice(-20_000);
+    };
+    relay.stdout.on('data', keep);
+    relay.stderr.on('data', keep);
+    await until('the relay to answer', async () => {
+      if (relay.exitCode !== null) throw new Error(`relay exited: ${relayLog}`);
+      return (await fetch(base + '/')).ok;
+    });
+
+    // The research team's key, the steward's alliance, and a researcher device.
+    identityFile = join(tmp, 'researcher.age');
+    const { recipient } = await kith('keygen', '--out', identityFile);
+    assert.match(recipient, /^age1/);
+    stewardDir = join(tmp, 'steward');
+    researcherDir = join(tmp, 'researcher');
+    await kith('init', '--data-dir', stewardDir, '--relay', base, '--alliance', ALLIANCE,
+      '--name', 'Steward', '--researcher', recipient);
+    const research = await kith('invite', '--data-dir', stewardDir, '--role', 'researcher');
+    await kith('join', '--data-dir', researcherDir, '--invite', research.invite, '--name', 'Research team');
+
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+  });
+
+  after(async () => {
+    await browser?.close().catch(() => {});
+    if (relay && relay.exitCode === null) {
+      const gone = new Promise((r) => relay.once('exit', r));
+      relay.kill('SIGTERM');
+      await Promise.race([gone, new Promise((r) => setTimeout(r, 5_000))]);
+      if (relay.exitCode === null) relay.kill('SIGKILL');
+    }
+    if (tmp) await rm(tmp, { recursive: true, force: true });
+  });
+
+  /** A fresh profile, like a phone that never opened Kith. */
+  async function freshPage() {
+    const context = await browser.newContext({ viewport: { width: 360, height: 740 }, locale: 'en-GB' });
+    const page = await context.newPage();
+    page.setDefaultTimeout(SLOW);
+    return { context, page };
+  }
+
+  const statusText = (page) => page.getByRole('status').textContent();
+
+  test('join, go offline, save, come back online, and the research team can read it', { timeout: 300_000 }, async () => {
+    const { invite } = await kith('invite', '--data-dir', stewardDir);
+    assert.match(invite, /#join=kith1/);
+    const { context, page } = await freshPage();
+    const errors = [];
+    page.on('pageerror', (e) => errors.push(e.message));
+    try {
+      // Join from the link.
+      await page.goto(invite);
+      await page.getByLabel('Choose a name others will see (not your real name)').fill(PSEUDONYM);
+      await page.getByRole('button', { name: 'Join' }).click();
+      await page.getByRole('heading', { level: 1, name: ALLIANCE }).waitFor();
+      await page.getByText(`You are ${PSEUDONYM}`).waitFor();
+      assert.ok(!page.url().includes('#join'), `the invite must leave the address bar: ${page.url()}`);
+      assert.ok(!page.url().includes('kith1'));
+      assert.equal(await page.evaluate(() => location.hash), '');
+
+      // The service worker is installed and, after a reload, controls the page.
+      await page.evaluate(async () => {
+        await navigator.serviceWorker.ready;
+      });
+      await page.reload();
+      await until('the service worker to control the page', () =>
+        page.evaluate(() => navigator.serviceWorker.controller !== null),
+      );
+      await page.getByRole('heading', { level: 1, name: ALLIANCE }).waitFor();
+      await until('the first sync to finish', async () => (await statusText(page)).startsWith('All sent.'));
+
+      // Accessibility of the main screen.
+      await page.evaluate(await readFile(AXE, 'utf8'));
+      const results = await page.evaluate(() => window.axe.run(document));
+      const bad = results.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
+      assert.deepEqual(
+        bad.map((v) => `${v.id} (${v.impact}): ${v.help} at ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`),
+        [],
+        'axe-core found serious or critical problems',
+      );
+
+      // Offline: the app still opens from the service worker's cache.
+      await context.setOffline(true);
+      await page.reload();
+      await page.getByRole('heading', { level: 1, name: ALLIANCE }).waitFor();
+
+      // Save a reflection while offline.
+      const canary = `canary-${randomUUID()}`;
+      const text = `Today the group listened well. ${canary}`;
+      await page.getByLabel('Write a reflection').fill(text);
+      await page.getByRole('button', { name: 'Save' }).click();
+      await until('the status to say it is saved on this phone', async () =>
+        (await statusText(page)).includes('Saved on this phone'),
+      );
+      await page.getByRole('listitem').filter({ hasText: canary }).waitFor();
+      assert.equal(await page.getByLabel('Write a reflection').inputValue(), '', 'the box is cleared');
+
+      // Nothing stored in the browser holds the text in plaintext.
+      const scan = await page.evaluate(async (needle) => {
+        const decoder = new TextDecoder('utf-8', { fatal: false });
+        const found = [];
+        let records = 0;
+        const search = (where, value, seen = new Set()) => {
+          if (value === null || value === undefined) return;
+          if (typeof value === 'string') {
+            if (value.includes(needle)) found.push(where);
+          } else if (value instanceof ArrayBuffer || ArrayBuffer.isView(value)) {
+            const bytes = value instanceof ArrayBuffer
+              ? new Uint8Array(value)
+              : new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
+            if (decoder.decode(bytes).includes(needle)) found.push(where);
+          } else if (value instanceof Blob) {
+            found.push(`${where}: unexpected Blob`);
+          } else if (typeof value === 'object' && !seen.has(value)) {
+            seen.add(value);
+            for (const [k, v] of Object.entries(value)) search(`${where}.${k}`, v, seen);
+          }
+        };
+        const dbs = await indexedDB.databases();
+        for (const { name } of dbs) {
+          const db = await new Promise((resolve, reject) => {
+            const req = indexedDB.open(name);
+            req.onsuccess = () => resolve(req.result);
+            req.onerror = () => reject(req.error);
+          });
+          for (const store of db.objectStoreNames) {
+            const [keys, values] = await new Promise((resolve, reject) => {
+              const tx = db.transaction(store, 'readonly');
+              const s = tx.objectStore(store);
+              const k = s.getAllKeys();
+              const v = s.getAll();
+              tx.oncomplete = () => resolve([k.result, v.result]);
+              tx.onerror = () => reject(tx.error);
+            });
+            values.forEach((v, i) => {
+              records += 1;
+              search(`${name}/${store}/${String(keys[i])}`, v);
+              search(`${name}/${store}/key`, keys[i]);
+            });
+          }
+          db.close();
+        }
+        for (const [label, area] of [['localStorage', localStorage], ['sessionStorage', sessionStorage]]) {
+          for (let i = 0; i < area.length; i++) {
+            const key = area.key(i);
+            search(`${label}/${key}`, `${key}${area.getItem(key)}`);
+          }
+        }
+        return { databases: dbs.map((d) => d.name), records, found };
+      }, canary);
+      assert.ok(scan.databases.includes('kith'), `the app's database exists: ${scan.databases}`);
+      assert.ok(scan.records >= 2, `expected the state and at least one blob, got ${scan.records} records`);
+      assert.deepEqual(scan.found, [], 'plaintext found in browser storage');
+
+      // Back online: it is sent.
+      await context.setOffline(false);
+      await until('the status to say all sent', async () => (await statusText(page)).startsWith('All sent.'), 90_000);
+
+      // The research team reads it with their own key.
+      const exported = await kith('export', '--data-dir', researcherDir, '--identity', identityFile, '--format', 'json');
+      const mine = exported.contributions.filter((c) => c.text.includes(canary));
+      assert.equal(mine.length, 1, `exactly one reflection with the canary: ${JSON.stringify(exported)}`);
+      assert.equal(mine[0].text, text);
+      assert.equal(mine[0].author, PSEUDONYM);
+
+      assert.deepEqual(errors, [], 'no uncaught errors in the page');
+    } catch (e) {
+      await page.screenshot({ path: join(tmpdir(), 'kith-browser-failure.png') }).catch(() => {});
+      console.error(`relay log (tail):\n${relayLog.slice(-4000)}`);
+      throw e;
+    } finally {
+      await context.close();
+    }
+  });
+
+  test('with no saved device and no invite, it says to open the invite link', async () => {
+    const { context, page } = await freshPage();
+    try {
+      await page.goto(base + '/');
+      await page.getByText('Open the invite link you were sent to join.').waitFor();
+    } finally {
+      await context.close();
+    }
+  });
+
+  test('a broken or used invite gives a clear message', async () => {
+    const { context, page } = await freshPage();
+    try {
+      await page.goto(base + '/#join=kith1notarealinvite');
+      await page.getByLabel('Choose a name others will see (not your real name)').fill('Sam');
+      await page.getByRole('button', { name: 'Join' }).click();
+      const alert = page.getByRole('alert').filter({ hasText: 'Could not join' });
+      await alert.waitFor();
+      assert.match(await alert.textContent(), /invite is not valid/);
+    } finally {
+      await context.close();
+    }
+
+    // An invite someone else already used.
+    const { invite } = await kith('invite', '--data-dir', stewardDir);
+    await kith('join', '--data-dir', join(tmp, 'someone-else'), '--invite', invite, '--name', 'Alex');
+    const second = await freshPage();
+    try {
+      await second.page.goto(invite);
+      await second.page.getByLabel('Choose a name others will see (not your real name)').fill('Sam');
+      await second.page.getByRole('button', { name: 'Join' }).click();
+      const alert = second.page.getByRole('alert').filter({ hasText: 'Could not join' });
+      await alert.waitFor();
+      assert.match(await alert.textContent(), /already used/);
+    } finally {
+      await second.context.close();
+    }
+  });
+});

@@ -1,0 +1,192 @@
+//! `cargo xtask`: the project's two front doors and their parts.
+//!
+//! - `cargo xtask run`  builds the app and runs the relay at http://localhost:8080
+//! - `cargo xtask ci`   installs what is missing and runs every check and test
+//! - `cargo xtask wasm` builds the core to wasm for the app
+//! - `cargo xtask web`  builds the app (wasm included)
+//!
+//! No dependencies: it only runs other programs, and says which one failed.
+
+#![forbid(unsafe_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::time::Instant;
+
+type Result<T = ()> = std::result::Result<T, String>;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("run") => run(&args[1..]),
+        Some("ci") => ci(),
+        Some("wasm") => setup_wasm().and_then(|()| wasm()),
+        Some("web") => setup_wasm().and_then(|()| setup_npm()).and_then(|()| web()),
+        _ => Err("usage: cargo xtask run [relay flags] | ci | wasm | web".into()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned()
+}
+
+fn app_dir() -> PathBuf {
+    root().join("web/app")
+}
+
+/// Runs a command in the workspace root; fails with its name if it fails.
+fn sh(program: &str, args: &[&str]) -> Result {
+    sh_in(&root(), program, args)
+}
+
+fn sh_in(dir: &Path, program: &str, args: &[&str]) -> Result {
+    eprintln!("xtask: $ {program} {}", args.join(" "));
+    let status = Command::new(program)
+        .args(args)
+        .current_dir(dir)
+        .status()
+        .map_err(|e| format!("cannot run {program}: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("`{program} {}` failed ({status})", args.join(" ")))
+    }
+}
+
+fn have(program: &str, version_arg: &str) -> Option<String> {
+    let out = Command::new(program).arg(version_arg).output().ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+fn step(name: &str, f: impl FnOnce() -> Result) -> Result {
+    let start = Instant::now();
+    eprintln!("\nxtask: == {name} ==");
+    f()?;
+    eprintln!("xtask: == {name}: done in {:.0?} ==", start.elapsed());
+    Ok(())
+}
+
+/// The wasm-bindgen version in Cargo.lock; the CLI must match it exactly.
+fn wasm_bindgen_version() -> Result<String> {
+    let lock = std::fs::read_to_string(root().join("Cargo.lock")).map_err(|e| format!("cannot read Cargo.lock: {e}"))?;
+    let mut lines = lock.lines();
+    while let Some(line) = lines.next() {
+        if line == "name = \"wasm-bindgen\"" {
+            if let Some(v) = lines.next().and_then(|l| l.strip_prefix("version = \"")) {
+                return Ok(v.trim_end_matches('"').to_owned());
+            }
+        }
+    }
+    Err("wasm-bindgen is not in Cargo.lock".into())
+}
+
+/// The wasm target, the pinned wasm-bindgen CLI, and wasm-opt where apt can install it.
+fn setup_wasm() -> Result {
+    step("wasm tools", || {
+        sh("bash", &["../shared/toolchain/ensure-wasm-target.sh"])?;
+        let version = wasm_bindgen_version()?;
+        if have("wasm-bindgen", "--version").is_none_or(|v| !v.ends_with(&version)) {
+            sh("cargo", &["install", "--quiet", "wasm-bindgen-cli", "--version", &version])?;
+        }
+        if have("wasm-opt", "--version").is_none() {
+            apt_install(&["binaryen"]);
+        }
+        Ok(())
+    })
+}
+
+/// Debian packages; skipped with a note where apt cannot run (not root, say).
+fn apt_install(packages: &[&str]) {
+    let result = sh("apt-get", &["update", "-qq"]).and_then(|()| {
+        let mut args = vec!["install", "-y", "-qq", "--no-install-recommends"];
+        args.extend_from_slice(packages);
+        sh("apt-get", &args)
+    });
+    if let Err(e) = result {
+        eprintln!("xtask: could not install {packages:?} with apt ({e}); continuing without");
+    }
+}
+
+fn setup_npm() -> Result {
+    step("npm packages", || sh_in(&app_dir(), "npm", &["ci", "--no-audit", "--no-fund"]))
+}
+
+/// Builds kith-wasm, runs wasm-bindgen into the app's source tree, shrinks it.
+fn wasm() -> Result {
+    step("wasm build", || {
+        sh(
+            "cargo",
+            &["build", "--quiet", "-p", "kith-wasm", "--target", "wasm32-unknown-unknown", "--profile", "wasm-release"],
+        )?;
+        let out = app_dir().join("src/wasm/pkg");
+        let input = root().join("target/wasm32-unknown-unknown/wasm-release/kith_wasm.wasm");
+        sh(
+            "wasm-bindgen",
+            &["--target", "web", "--out-name", "kith_wasm", "--out-dir", out.to_str().unwrap(), input.to_str().unwrap()],
+        )?;
+        let wasm = out.join("kith_wasm_bg.wasm");
+        if have("wasm-opt", "--version").is_some() {
+            let w = wasm.to_str().unwrap();
+            sh("wasm-opt", &["-Oz", "--enable-bulk-memory", "--enable-nontrapping-float-to-int", "--enable-sign-ext", "--enable-mutable-globals", w, "-o", w])?;
+        } else {
+            eprintln!("xtask: wasm-opt not found; the wasm file is larger than it needs to be");
+        }
+        let size = std::fs::metadata(&wasm).map_err(|e| e.to_string())?.len();
+        eprintln!("xtask: kith_wasm_bg.wasm is {} KiB", size / 1024);
+        Ok(())
+    })
+}
+
+fn web() -> Result {
+    wasm()?;
+    step("app build", || sh_in(&app_dir(), "npm", &["run", "build"]))
+}
+
+/// `cargo xtask run`: build everything, then serve at http://localhost:8080.
+fn run(relay_args: &[String]) -> Result {
+    setup_wasm()?;
+    setup_npm()?;
+    web()?;
+    step("relay build", || sh("cargo", &["build", "--quiet", "--release", "-p", "kith-server", "-p", "kith"]))?;
+    let mut args = vec!["--listen", "127.0.0.1:8080", "--data-dir", "kith-data", "--web-dir", "web/app/dist"];
+    let extra: Vec<&str> = relay_args.iter().map(String::as_str).collect();
+    args.extend(extra);
+    eprintln!("\nxtask: Kith is starting at http://localhost:8080 (data in ./kith-data). Stop it with Ctrl+C.");
+    eprintln!("xtask: the kith command line is at target/release/kith");
+    sh(root().join("target/release/kith-server").to_str().unwrap(), &args)
+}
+
+/// `cargo xtask ci`: every check and test, with everything they need installed.
+fn ci() -> Result {
+    let start = Instant::now();
+    step("format", || sh("cargo", &["fmt", "--all", "--", "--check"]))?;
+    step("lint (host)", || sh("cargo", &["clippy", "--quiet", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
+    setup_wasm()?;
+    step("lint (wasm)", || {
+        sh(
+            "cargo",
+            &["clippy", "--quiet", "-p", "kith-wasm", "-p", "kith-core", "--target", "wasm32-unknown-unknown", "--", "-D", "warnings"],
+        )
+    })?;
+    step("rust tests", || sh("cargo", &["test", "--workspace", "--exclude", "kith-wasm"]))?;
+    if have("chromium", "--version").is_none() {
+        step("chromium", || {
+            apt_install(&["chromium"]);
+            Ok(())
+        })?;
+    }
+    setup_npm()?;
+    web()?;
+    step("browser tests", || sh_in(&app_dir(), "npm", &["run", "test:browser"]))?;
+    eprintln!("\nxtask: all checks passed in {:.0?}", start.elapsed());
+    Ok(())
+}
