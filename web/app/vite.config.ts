@@ -17,7 +17,8 @@ export default defineConfig({
       // throws away a reflection that is being written.
       registerType: 'prompt',
       injectRegister: false,
-      includeAssets: ['icon.svg', 'icon-192.png', 'icon-512.png', 'icon-maskable-512.png'],
+      // The glob below already precaches the icons and the manifest.
+      includeManifestIcons: false,
       manifest: {
         name: 'Kith',
         short_name: 'Kith',
@@ -38,7 +39,8 @@ export default defineConfig({
       },
       workbox: {
         // Everything the app needs to start offline, the wasm core included.
-        globPatterns: ['**/*.{html,js,css,wasm,svg,png,webmanifest}'],
+        globPatterns: ['**/*.{html,js,css,wasm,svg,png}'],
+        // (manifest.webmanifest is added by the plugin itself.)
         maximumFileSizeToCacheInBytes: 16 * 1024 * 1024,
         cleanupOutdatedCaches: true,
         navigateFallback: 'index.html',

@@ -10,7 +10,7 @@ export interface RelayRequest {
   method: string;
   path: string;
   headers: [string, string][];
-  body: Uint8Array;
+  body: Uint8Array<ArrayBuffer>;
 }
 
 /** What the core asks the app to store, in order, in one transaction. */

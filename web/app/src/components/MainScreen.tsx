@@ -19,7 +19,7 @@ export function MainScreen({ device, storage, note, onStorageError }: Props) {
   const [pending, setPending] = useState(() => device.pendingUploads());
   const [sync, setSync] = useState<SyncState>({ phase: 'idle' });
   const [online, setOnline] = useState(() => navigator.onLine);
-  const syncer = useRef<Syncer>();
+  const syncer = useRef<Syncer | undefined>(undefined);
 
   const refresh = () => {
     setItems(contributions(device));
