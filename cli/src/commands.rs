@@ -26,9 +26,23 @@ pub fn run(command: Command, json_output: bool) -> Result<Output> {
             alliance,
             name,
             researchers,
-        } => init(&DataDir::new(&data_dir), relay, alliance, name, &researchers),
-        Command::Invite { data_dir, role, days } => invite(&DataDir::new(&data_dir), role.into(), days),
-        Command::Join { data_dir, invite, name } => join(&DataDir::new(&data_dir), &invite, &name),
+        } => init(
+            &DataDir::new(&data_dir),
+            relay,
+            alliance,
+            name,
+            &researchers,
+        ),
+        Command::Invite {
+            data_dir,
+            role,
+            days,
+        } => invite(&DataDir::new(&data_dir), role.into(), days),
+        Command::Join {
+            data_dir,
+            invite,
+            name,
+        } => join(&DataDir::new(&data_dir), &invite, &name),
         Command::Contribute { data_dir, text } => contribute(&DataDir::new(&data_dir), &text),
         Command::Sync { data_dir } => sync_command(&DataDir::new(&data_dir)),
         Command::List { data_dir } => {
@@ -40,7 +54,13 @@ pub fn run(command: Command, json_output: bool) -> Result<Output> {
             identity,
             format,
             out,
-        } => export(&DataDir::new(&data_dir), &identity, format, out.as_deref(), json_output),
+        } => export(
+            &DataDir::new(&data_dir),
+            &identity,
+            format,
+            out.as_deref(),
+            json_output,
+        ),
     }
 }
 
@@ -58,18 +78,29 @@ fn keygen(out: &Path) -> Result<Output> {
     file.sync_all()?;
     Ok(Output::ok(
         json!({ "recipient": recipient }),
-        format!("Saved a new identity to {}.\nPublic recipient: {recipient}", out.display()),
+        format!(
+            "Saved a new identity to {}.\nPublic recipient: {recipient}",
+            out.display()
+        ),
     ))
 }
 
-fn init(dir: &DataDir, relay: String, alliance: String, name: String, researchers: &[String]) -> Result<Output> {
+fn init(
+    dir: &DataDir,
+    relay: String,
+    alliance: String,
+    name: String,
+    researchers: &[String],
+) -> Result<Output> {
     dir.ensure_empty()?;
     let researchers = researchers
         .iter()
         .map(|r| Recipient::parse(r))
         .collect::<Result<Vec<_>, _>>()?;
     if researchers.is_empty() {
-        eprintln!("kith: warning: no --researcher given; the research team will not be able to read anything");
+        eprintln!(
+            "kith: warning: no --researcher given; the research team will not be able to read anything"
+        );
     }
     let (mut client, ops) = Client::create_alliance(
         NewAlliance {
@@ -80,9 +111,13 @@ fn init(dir: &DataDir, relay: String, alliance: String, name: String, researcher
         },
         &mut OsRng,
     )?;
-    let response = Relay::new(&client.profile().relay).send(&client.register_request(now(), &mut OsRng))?;
+    let response =
+        Relay::new(&client.profile().relay).send(&client.register_request(now(), &mut OsRng))?;
     if !(200..300).contains(&response.status) {
-        bail!("the relay refused to register the alliance: {}", message(&response.body));
+        bail!(
+            "the relay refused to register the alliance: {}",
+            message(&response.body)
+        );
     }
     dir.apply(ops)?;
     sync(&mut client, dir)?;
@@ -103,7 +138,11 @@ fn invite(dir: &DataDir, role: Role, days: u64) -> Result<Output> {
     let link = invite.link();
     Ok(Output::ok(
         json!({ "invite": *link }),
-        format!("Send this link to the new {} (it works once, for {days} days):\n{}", role.as_str(), *link),
+        format!(
+            "Send this link to the new {} (it works once, for {days} days):\n{}",
+            role.as_str(),
+            *link
+        ),
     ))
 }
 
@@ -119,7 +158,11 @@ fn join(dir: &DataDir, invite: &str, name: &str) -> Result<Output> {
     let alliance = client.profile().alliance.to_string();
     Ok(Output::ok(
         json!({ "alliance_id": alliance, "device_id": client.device_id().to_string() }),
-        format!("Joined {} as {}.", client.profile().alliance_name, client.profile().pseudonym),
+        format!(
+            "Joined {} as {}.",
+            client.profile().alliance_name,
+            client.profile().pseudonym
+        ),
     ))
 }
 
@@ -145,7 +188,9 @@ fn sync_command(dir: &DataDir) -> Result<Output> {
         for r in &rejected {
             eprintln!("kith: refused: {r}");
         }
-        eprintln!("kith: the relay served data that failed its checks; it was not applied. Tell your steward.");
+        eprintln!(
+            "kith: the relay served data that failed its checks; it was not applied. Tell your steward."
+        );
         out.exit = ExitCode::from(3);
     }
     Ok(out)
@@ -160,9 +205,16 @@ fn listing(contributions: &[ContributionView]) -> Output {
     Output::ok(json!({ "contributions": contributions }), text)
 }
 
-fn export(dir: &DataDir, identity: &Path, format: ExportFormat, out: Option<&Path>, json_output: bool) -> Result<Output> {
+fn export(
+    dir: &DataDir,
+    identity: &Path,
+    format: ExportFormat,
+    out: Option<&Path>,
+    json_output: bool,
+) -> Result<Output> {
     let text = zeroize::Zeroizing::new(
-        fs::read_to_string(identity).with_context(|| format!("cannot read {}", identity.display()))?,
+        fs::read_to_string(identity)
+            .with_context(|| format!("cannot read {}", identity.display()))?,
     );
     let identity = AgeIdentity::parse(&text)?;
     let mut client = dir.load()?;
@@ -179,7 +231,9 @@ fn export(dir: &DataDir, identity: &Path, format: ExportFormat, out: Option<&Pat
     }
     let contributions = reader.contributions();
     let bytes = match format {
-        ExportFormat::Json => serde_json::to_vec_pretty(&json!({ "contributions": contributions }))?,
+        ExportFormat::Json => {
+            serde_json::to_vec_pretty(&json!({ "contributions": contributions }))?
+        }
         ExportFormat::Csv => csv_bytes(&contributions)?,
     };
     match out {
@@ -187,12 +241,19 @@ fn export(dir: &DataDir, identity: &Path, format: ExportFormat, out: Option<&Pat
             write_atomic(path, &bytes)?;
             Ok(Output::ok(
                 json!({ "out": path.display().to_string(), "count": contributions.len() }),
-                format!("Wrote {} contributions to {}.", contributions.len(), path.display()),
+                format!(
+                    "Wrote {} contributions to {}.",
+                    contributions.len(),
+                    path.display()
+                ),
             ))
         }
         None if format == ExportFormat::Json => Ok(listing(&contributions)),
         None if json_output => bail!("with --json, CSV needs --out FILE"),
-        None => Ok(Output::ok(json!({}), String::from_utf8(bytes)?.trim_end().to_owned())),
+        None => Ok(Output::ok(
+            json!({}),
+            String::from_utf8(bytes)?.trim_end().to_owned(),
+        )),
     }
 }
 

@@ -18,7 +18,9 @@ pub struct DataDir {
 impl DataDir {
     /// The folder at `root` (not created yet).
     pub fn new(root: &Path) -> Self {
-        Self { root: root.to_owned() }
+        Self {
+            root: root.to_owned(),
+        }
     }
 
     fn state_path(&self) -> PathBuf {
@@ -57,7 +59,9 @@ impl DataDir {
             .with_context(|| format!("cannot read {}", self.state_path().display()))?;
         let (client, refused) = Client::load(&state, self.blobs()?)?;
         if refused > 0 {
-            eprintln!("kith: warning: {refused} stored blob(s) failed their checks and were left out");
+            eprintln!(
+                "kith: warning: {refused} stored blob(s) failed their checks and were left out"
+            );
         }
         Ok(client)
     }

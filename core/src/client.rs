@@ -71,7 +71,12 @@ impl Client {
             let recipients: Vec<&Recipient> = new.researchers.iter().collect();
             client.queue_blob(Content::Grant(Grant::of(&cohort_key)), &recipients, rng)?;
         }
-        let mut ops: Vec<StoreOp> = client.outbox.iter().cloned().map(StoreOp::PutBlob).collect();
+        let mut ops: Vec<StoreOp> = client
+            .outbox
+            .iter()
+            .cloned()
+            .map(StoreOp::PutBlob)
+            .collect();
         ops.push(StoreOp::PutState(client.saved().encode()));
         Ok((client, ops))
     }
@@ -181,13 +186,10 @@ impl Client {
         let id = ContributionId::random(rng);
         let doc = *self.own_doc.get_or_insert_with(|| DocId::random(rng));
         let device = self.device_id();
-        let changes = self.reader.doc_mut(doc).contribute(
-            &device,
-            id,
-            &self.profile.pseudonym,
-            text,
-            now,
-        )?;
+        let changes =
+            self.reader
+                .doc_mut(doc)
+                .contribute(&device, id, &self.profile.pseudonym, text, now)?;
         let batch = Batch {
             scope,
             epoch,
@@ -202,7 +204,10 @@ impl Client {
         self.outbox.push(blob.clone());
         Ok((
             id,
-            vec![StoreOp::PutBlob(blob), StoreOp::PutState(self.saved().encode())],
+            vec![
+                StoreOp::PutBlob(blob),
+                StoreOp::PutState(self.saved().encode()),
+            ],
         ))
     }
 
@@ -229,7 +234,12 @@ impl Client {
         if role == Role::Steward {
             return Err(Error::Misuse("an invite cannot make a steward"));
         }
-        let invite = Invite::generate(&self.profile.relay, self.profile.alliance, self.device_id(), rng);
+        let invite = Invite::generate(
+            &self.profile.relay,
+            self.profile.alliance,
+            self.device_id(),
+            rng,
+        );
         let grants = match role {
             Role::Researcher => Vec::new(),
             _ => self.reader.epoch_keys().iter().map(Grant::of).collect(),
@@ -244,7 +254,12 @@ impl Client {
             research_recipients: self.profile.research_recipients.clone(),
             grants,
         };
-        let (package, _) = seal(INVITE_LABEL, &package, &self.keys, &[&invite.identity().recipient()])?;
+        let (package, _) = seal(
+            INVITE_LABEL,
+            &package,
+            &self.keys,
+            &[&invite.identity().recipient()],
+        )?;
         let body = PublishInvite {
             invite_id: invite.invite,
             token_sha256: invite.token_sha256(),
@@ -252,14 +267,25 @@ impl Client {
             expires_at: now.plus_millis(valid_for_ms),
             package,
         };
-        let request = self.sign_request("POST", api::paths::invites(self.profile.alliance), json(&body), now, rng);
+        let request = self.sign_request(
+            "POST",
+            api::paths::invites(self.profile.alliance),
+            json(&body),
+            now,
+            rng,
+        );
         Ok((invite, request))
     }
 
     /// A reader for a researcher: opens key grants with their own identity
     /// (never stored on this device). Feed it every stored blob.
     pub fn research_reader(&self, identity: AgeIdentity) -> Reader {
-        Reader::new(self.profile.alliance, Vec::new(), vec![identity], vec![self.profile.steward])
+        Reader::new(
+            self.profile.alliance,
+            Vec::new(),
+            vec![identity],
+            vec![self.profile.steward],
+        )
     }
 
     /// Signs a request to the relay as this device.
@@ -284,7 +310,13 @@ impl Client {
                 .reader
                 .epoch_keys()
                 .iter()
-                .map(|k| (k.scope, k.epoch, zeroize::Zeroizing::new(k.identity.secret_bytes().to_vec())))
+                .map(|k| {
+                    (
+                        k.scope,
+                        k.epoch,
+                        zeroize::Zeroizing::new(k.identity.secret_bytes().to_vec()),
+                    )
+                })
                 .collect(),
             own_doc: self.own_doc,
             seq: self.seq,

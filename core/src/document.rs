@@ -3,7 +3,10 @@
 //! Each contribution is a map at the root, keyed by its id. Ids are random,
 //! so concurrent writers (two devices of one member) never race for a key.
 
-use automerge::{ActorId, AutoCommit, ChangeHash, ObjType, ReadDoc, ScalarValue, Value, transaction::Transactable};
+use automerge::{
+    ActorId, AutoCommit, ChangeHash, ObjType, ReadDoc, ScalarValue, Value,
+    transaction::Transactable,
+};
 use serde::Serialize;
 
 use crate::error::Error;
@@ -101,7 +104,7 @@ impl ContributionDoc {
                 ))
             })
             .collect();
-        out.sort_by(|a, b| (a.0, a.1.id).cmp(&(b.0, b.1.id)));
+        out.sort_by_key(|a| (a.0, a.1.id));
         out.into_iter().map(|(_, view)| view).collect()
     }
 

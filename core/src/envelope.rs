@@ -110,13 +110,13 @@ fn signing_message(label: &[u8], body: &[u8]) -> Vec<u8> {
 /// Encrypts to each recipient as a standard age v1 file.
 pub fn encrypt(plaintext: &[u8], recipients: &[&Recipient]) -> Result<Vec<u8>, Error> {
     let encryptor = age::Encryptor::with_recipients(
-        recipients
-            .iter()
-            .map(|r| r.as_age() as &dyn age::Recipient),
+        recipients.iter().map(|r| r.as_age() as &dyn age::Recipient),
     )
     .map_err(|_| Error::Encrypt)?;
     let mut out = Vec::with_capacity(plaintext.len() + 200 * recipients.len());
-    let mut writer = encryptor.wrap_output(&mut out).map_err(|_| Error::Encrypt)?;
+    let mut writer = encryptor
+        .wrap_output(&mut out)
+        .map_err(|_| Error::Encrypt)?;
     writer.write_all(plaintext).map_err(|_| Error::Encrypt)?;
     writer.finish().map_err(|_| Error::Encrypt)?;
     Ok(out)
@@ -150,8 +150,13 @@ mod tests {
         let author = DeviceKeys::generate(&mut rng);
         let reader = AgeIdentity::generate(&mut rng);
         let stranger = AgeIdentity::generate(&mut rng);
-        let (sealed, _) =
-            seal(BLOB_LABEL, &"hello".to_string(), &author, &[&reader.recipient()]).unwrap();
+        let (sealed, _) = seal(
+            BLOB_LABEL,
+            &"hello".to_string(),
+            &author,
+            &[&reader.recipient()],
+        )
+        .unwrap();
         assert!(sealed.starts_with(b"age-encryption.org/v1\n"));
 
         let opened: Opened<String> = open(BLOB_LABEL, &sealed, &[&reader]).unwrap();

@@ -169,7 +169,11 @@ mod tests {
             assert_eq!(back.token_sha256(), invite.token_sha256());
             assert_eq!(back.identity().recipient(), invite.identity().recipient());
         }
-        assert!(invite.link().starts_with("http://localhost:8080/#join=kith1"));
+        assert!(
+            invite
+                .link()
+                .starts_with("http://localhost:8080/#join=kith1")
+        );
         assert!(Invite::parse("kith1abc").is_err());
         assert!(Invite::parse("hello").is_err());
     }

@@ -42,7 +42,14 @@ impl Joining {
         let body = RedeemInvite {
             token: self.invite.token_hex().to_string(),
         };
-        api::signed_request(&self.keys, "POST", api::paths::redeem(self.invite.invite), json(&body), now, nonce)
+        api::signed_request(
+            &self.keys,
+            "POST",
+            api::paths::redeem(self.invite.invite),
+            json(&body),
+            now,
+            nonce,
+        )
     }
 
     /// Opens the package from the relay's answer: the device is now a member.
@@ -50,17 +57,20 @@ impl Joining {
         if !(200..300).contains(&response.status) {
             return Err(relay_error(&response));
         }
-        let redeemed: Redeemed =
-            serde_json::from_slice(&response.body).map_err(|_| Error::BadResponse("unexpected body"))?;
-        let opened = open::<InvitePackage>(INVITE_LABEL, &redeemed.package, &[self.invite.identity()])
-            .map_err(|_| Error::InvalidInvite("its package could not be opened"))?;
+        let redeemed: Redeemed = serde_json::from_slice(&response.body)
+            .map_err(|_| Error::BadResponse("unexpected body"))?;
+        let opened =
+            open::<InvitePackage>(INVITE_LABEL, &redeemed.package, &[self.invite.identity()])
+                .map_err(|_| Error::InvalidInvite("its package could not be opened"))?;
         let package = opened.body;
         if opened.signer != self.invite.inviter
             || package.invite != self.invite.invite
             || package.alliance != self.invite.alliance
             || redeemed.alliance_id != self.invite.alliance
         {
-            return Err(Error::InvalidInvite("its package was not made for this invite"));
+            return Err(Error::InvalidInvite(
+                "its package was not made for this invite",
+            ));
         }
         let profile = Profile {
             alliance: package.alliance,

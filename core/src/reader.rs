@@ -42,6 +42,9 @@ pub enum Rejection {
 /// A scope and epoch: which key opened a blob.
 type KeyName = (ScopeId, u32);
 
+/// An opened blob and, for content keys, which epoch key opened it.
+type OpenedBlob = (Opened<BlobPayload>, Option<KeyName>);
+
 /// What happened to one blob.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Ingested {
@@ -142,7 +145,7 @@ impl Reader {
         self.applied.insert(id);
     }
 
-    fn try_open(&self, blob: &BlobRecord) -> Result<Option<(Opened<BlobPayload>, Option<KeyName>)>, Rejection> {
+    fn try_open(&self, blob: &BlobRecord) -> Result<Option<OpenedBlob>, Rejection> {
         for key in &self.epoch_keys {
             match open::<BlobPayload>(BLOB_LABEL, &blob.data, &[&key.identity]) {
                 Ok(opened) => return Ok(Some((opened, Some((key.scope, key.epoch))))),
@@ -159,11 +162,7 @@ impl Reader {
     }
 
     /// Applies an opened blob; returns whether it brought a new key.
-    fn apply(
-        &mut self,
-        blob: &BlobRecord,
-        (opened, key): (Opened<BlobPayload>, Option<KeyName>),
-    ) -> Result<bool, Rejection> {
+    fn apply(&mut self, blob: &BlobRecord, (opened, key): OpenedBlob) -> Result<bool, Rejection> {
         let payload = opened.body;
         if payload.alliance != self.alliance {
             return Err(Rejection::WrongAlliance(blob.id));

@@ -8,7 +8,7 @@
 
 use rand_core::CryptoRngCore;
 
-use crate::api::{self, Appended, AppendBlobs, BlobPage, ErrorBody, HttpRequest, HttpResponse};
+use crate::api::{self, AppendBlobs, Appended, BlobPage, ErrorBody, HttpRequest, HttpResponse};
 use crate::client::{Client, json};
 use crate::error::Error;
 use crate::ids::BlobId;
@@ -58,7 +58,11 @@ impl Client {
     }
 
     /// The next request to send, or `None` when the run is over (or not started).
-    pub fn sync_next(&mut self, now: Timestamp, rng: &mut impl CryptoRngCore) -> Option<HttpRequest> {
+    pub fn sync_next(
+        &mut self,
+        now: Timestamp,
+        rng: &mut impl CryptoRngCore,
+    ) -> Option<HttpRequest> {
         let run = self.sync.as_mut()?;
         if run.awaiting.is_some() {
             return None;
@@ -67,12 +71,26 @@ impl Client {
             run.uploading = false;
         }
         let (awaiting, method, path, body) = if run.uploading {
-            let blobs: Vec<_> = self.outbox.iter().take(api::MAX_BLOBS_PER_APPEND).cloned().collect();
+            let blobs: Vec<_> = self
+                .outbox
+                .iter()
+                .take(api::MAX_BLOBS_PER_APPEND)
+                .cloned()
+                .collect();
             let ids = blobs.iter().map(|b| b.id).collect();
             let body = json(&AppendBlobs { blobs });
-            (Awaiting::Append(ids), "POST", api::paths::blobs(self.profile.alliance), body)
+            (
+                Awaiting::Append(ids),
+                "POST",
+                api::paths::blobs(self.profile.alliance),
+                body,
+            )
         } else {
-            let path = api::paths::blobs_after(self.profile.alliance, self.cursor, api::MAX_BLOBS_PER_FETCH);
+            let path = api::paths::blobs_after(
+                self.profile.alliance,
+                self.cursor,
+                api::MAX_BLOBS_PER_FETCH,
+            );
             (Awaiting::Fetch, "GET", path, Vec::new())
         };
         run.awaiting = Some(awaiting);
@@ -82,8 +100,14 @@ impl Client {
     /// Feeds the relay's answer to the request from `sync_next`. An error
     /// ends the run; everything already persisted stays valid.
     pub fn sync_receive(&mut self, response: HttpResponse) -> Result<SyncStep, Error> {
-        let mut run = self.sync.take().ok_or(Error::Misuse("no sync is running"))?;
-        let awaiting = run.awaiting.take().ok_or(Error::Misuse("no request is waiting for an answer"))?;
+        let mut run = self
+            .sync
+            .take()
+            .ok_or(Error::Misuse("no sync is running"))?;
+        let awaiting = run
+            .awaiting
+            .take()
+            .ok_or(Error::Misuse("no request is waiting for an answer"))?;
         if !(200..300).contains(&response.status) {
             return Err(relay_error(&response));
         }
@@ -92,7 +116,9 @@ impl Client {
             Awaiting::Append(ids) => {
                 let appended: Appended = parse(&response)?;
                 if appended.stored.iter().any(|id| !ids.contains(id)) {
-                    return Err(Error::BadResponse("the relay confirmed a blob that was not sent"));
+                    return Err(Error::BadResponse(
+                        "the relay confirmed a blob that was not sent",
+                    ));
                 }
                 self.outbox.retain(|b| !appended.stored.contains(&b.id));
                 run.report.sent += appended.stored.len();
@@ -123,7 +149,10 @@ impl Client {
         ops.push(StoreOp::PutState(self.saved().encode()));
         if more {
             self.sync = Some(run);
-            Ok(SyncStep { ops, finished: None })
+            Ok(SyncStep {
+                ops,
+                finished: None,
+            })
         } else {
             Ok(SyncStep {
                 ops,

@@ -8,7 +8,10 @@
 use std::sync::OnceLock;
 
 use kith_core::api::{PublishInvite, Redeemed};
-use kith_core::{BlobRecord, Client, ContributionView, HttpResponse, Joining, NewAlliance, Role, StoreOp, Timestamp};
+use kith_core::{
+    BlobRecord, Client, ContributionView, HttpResponse, Joining, NewAlliance, Role, StoreOp,
+    Timestamp,
+};
 use proptest::prelude::*;
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
@@ -20,7 +23,9 @@ struct Fixture {
 }
 
 fn join(steward: &Client, name: &str, rng: &mut ChaCha20Rng) -> (Client, Vec<u8>) {
-    let (invite, publish) = steward.create_invite(Role::Member, 60_000, Timestamp(1), rng).unwrap();
+    let (invite, publish) = steward
+        .create_invite(Role::Member, 60_000, Timestamp(1), rng)
+        .unwrap();
     let published: PublishInvite = serde_json::from_slice(&publish.body).unwrap();
     let joining = Joining::new(&invite.link(), name, rng).unwrap();
     let answer = Redeemed {
@@ -58,14 +63,24 @@ fn fixture() -> &'static Fixture {
         )
         .unwrap();
         let (_, observer_state) = join(&steward, "Observer", &mut rng);
-        let mut writers: Vec<Client> = (0..3).map(|i| join(&steward, &format!("M{i}"), &mut rng).0).collect();
+        let mut writers: Vec<Client> = (0..3)
+            .map(|i| join(&steward, &format!("M{i}"), &mut rng).0)
+            .collect();
         let mut blobs = Vec::new();
         // Interleaved writes: every device writes several batches, each
         // depending on its previous one.
         for round in 0..3u64 {
-            for (i, w) in writers.iter_mut().chain(std::iter::once(&mut steward)).enumerate() {
+            for (i, w) in writers
+                .iter_mut()
+                .chain(std::iter::once(&mut steward))
+                .enumerate()
+            {
                 let (_, ops) = w
-                    .contribute(&format!("round {round} from {i}"), Timestamp(1000 + round * 10 + i as u64), &mut rng)
+                    .contribute(
+                        &format!("round {round} from {i}"),
+                        Timestamp(1000 + round * 10 + i as u64),
+                        &mut rng,
+                    )
                     .unwrap();
                 blobs.extend(ops.into_iter().filter_map(|op| match op {
                     StoreOp::PutBlob(b) => Some(b),

@@ -45,7 +45,9 @@ impl<S: crate::storage::Storage> FromRequest<AppState<S>> for Signed {
         let nonce = header(headers, HEADER_NONCE)?;
         let signature = header(headers, HEADER_SIGNATURE)?;
         if nonce.len() != 32 || !nonce.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(AppError::Unauthenticated("the kith-nonce header must be 32 hex digits"));
+            return Err(AppError::Unauthenticated(
+                "the kith-nonce header must be 32 hex digits",
+            ));
         }
         let now = now();
         if now.millis().abs_diff(time) > api::MAX_CLOCK_SKEW_MS {
@@ -57,11 +59,23 @@ impl<S: crate::storage::Storage> FromRequest<AppState<S>> for Signed {
             .await
             .map_err(|_| AppError::TooLarge(api::MAX_REQUEST_BYTES))?;
         let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-        if !api::verify_request(&device, signature, parts.method.as_str(), path, time, nonce, &body) {
-            return Err(AppError::Unauthenticated("the request signature does not match"));
+        if !api::verify_request(
+            &device,
+            signature,
+            parts.method.as_str(),
+            path,
+            time,
+            nonce,
+            &body,
+        ) {
+            return Err(AppError::Unauthenticated(
+                "the request signature does not match",
+            ));
         }
         if !state.replay.first_use(&device, nonce, Timestamp(time), now) {
-            return Err(AppError::Unauthenticated("this request was already received (replayed)"));
+            return Err(AppError::Unauthenticated(
+                "this request was already received (replayed)",
+            ));
         }
         Ok(Signed { device, body })
     }
@@ -86,12 +100,19 @@ pub struct ReplayGuard {
 
 impl ReplayGuard {
     /// Records the pair; false if it was seen before.
-    pub fn first_use(&self, device: &DeviceId, nonce: &str, time: Timestamp, now: Timestamp) -> bool {
+    pub fn first_use(
+        &self,
+        device: &DeviceId,
+        nonce: &str,
+        time: Timestamp,
+        now: Timestamp,
+    ) -> bool {
         let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
         if seen.len() > 100_000 {
             let horizon = now.millis().saturating_sub(api::MAX_CLOCK_SKEW_MS);
             seen.retain(|_, t| *t >= horizon);
         }
-        seen.insert((*device, nonce.to_ascii_lowercase()), time.millis()).is_none()
+        seen.insert((*device, nonce.to_ascii_lowercase()), time.millis())
+            .is_none()
     }
 }

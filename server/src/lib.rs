@@ -63,8 +63,14 @@ pub fn now() -> Timestamp {
 pub fn app<S: Storage>(state: AppState<S>, web_dir: Option<PathBuf>) -> Router {
     let api = Router::new()
         .route("/v1/alliances", post(routes::register_alliance::<S>))
-        .route("/v1/alliances/{alliance}/invites", post(routes::publish_invite::<S>))
-        .route("/v1/invites/{invite}/redeem", post(routes::redeem_invite::<S>))
+        .route(
+            "/v1/alliances/{alliance}/invites",
+            post(routes::publish_invite::<S>),
+        )
+        .route(
+            "/v1/invites/{invite}/redeem",
+            post(routes::redeem_invite::<S>),
+        )
         .route(
             "/v1/alliances/{alliance}/blobs",
             post(routes::append_blobs::<S>).get(routes::fetch_blobs::<S>),
@@ -82,6 +88,12 @@ pub fn app<S: Storage>(state: AppState<S>, web_dir: Option<PathBuf>) -> Router {
 
 /// Serves `app` on `listener` until `shutdown` resolves, then finishes the
 /// requests in flight.
-pub async fn run(listener: TcpListener, app: Router, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
-    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+pub async fn run(
+    listener: TcpListener,
+    app: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
 }

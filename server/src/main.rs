@@ -43,20 +43,36 @@ async fn main() -> ExitCode {
 }
 
 async fn serve(args: Args) -> Result<(), String> {
-    std::fs::create_dir_all(&args.data_dir)
-        .map_err(|e| format!("cannot create the data folder {}: {e}", args.data_dir.display()))?;
-    let storage = SqliteStorage::open(&args.data_dir)
-        .await
-        .map_err(|e| format!("cannot open the database in {}: {e}", args.data_dir.display()))?;
+    std::fs::create_dir_all(&args.data_dir).map_err(|e| {
+        format!(
+            "cannot create the data folder {}: {e}",
+            args.data_dir.display()
+        )
+    })?;
+    let storage = SqliteStorage::open(&args.data_dir).await.map_err(|e| {
+        format!(
+            "cannot open the database in {}: {e}",
+            args.data_dir.display()
+        )
+    })?;
     let web_dir = args.web_dir.or_else(|| Some(PathBuf::from("web/app/dist")));
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
-        .map_err(|e| format!("cannot listen on {}: {e} (is another relay running?)", args.listen))?;
+        .map_err(|e| {
+            format!(
+                "cannot listen on {}: {e} (is another relay running?)",
+                args.listen
+            )
+        })?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     tracing::info!(data_dir = %args.data_dir.display(), "Kith relay listening on http://{addr}");
-    run(listener, app(AppState::new(storage), web_dir), shutdown_signal())
-        .await
-        .map_err(|e| format!("the server stopped: {e}"))
+    run(
+        listener,
+        app(AppState::new(storage), web_dir),
+        shutdown_signal(),
+    )
+    .await
+    .map_err(|e| format!("the server stopped: {e}"))
 }
 
 async fn shutdown_signal() {

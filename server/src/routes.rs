@@ -4,7 +4,10 @@
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use kith_core::api::{self, AppendBlobs, Appended as AppendedBody, BlobPage, PublishInvite, RedeemInvite, Redeemed, RegisterAlliance, Role};
+use kith_core::api::{
+    self, AppendBlobs, Appended as AppendedBody, BlobPage, PublishInvite, RedeemInvite, Redeemed,
+    RegisterAlliance, Role,
+};
 use kith_core::{AllianceId, DeviceId, InviteId};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
@@ -25,25 +28,44 @@ fn alliance_id(raw: &str) -> Result<AllianceId, AppError> {
         .map_err(|_| AppError::NotFound("no such alliance; check the link or the alliance id"))
 }
 
-async fn require_member<S: Storage>(state: &AppState<S>, alliance: AllianceId, device: DeviceId) -> Result<Role, AppError> {
+async fn require_member<S: Storage>(
+    state: &AppState<S>,
+    alliance: AllianceId,
+    device: DeviceId,
+) -> Result<Role, AppError> {
     state
         .storage
         .device_role(alliance, device)
         .await?
-        .ok_or(AppError::Forbidden("this device is not a member of this alliance; join with an invite first"))
+        .ok_or(AppError::Forbidden(
+            "this device is not a member of this alliance; join with an invite first",
+        ))
 }
 
 /// `POST /v1/alliances`
-pub async fn register_alliance<S: Storage>(State(state): State<AppState<S>>, signed: Signed) -> Result<StatusCode, AppError> {
+pub async fn register_alliance<S: Storage>(
+    State(state): State<AppState<S>>,
+    signed: Signed,
+) -> Result<StatusCode, AppError> {
     let body: RegisterAlliance = signed.json()?;
-    if state.storage.create_alliance(body.alliance_id, signed.device, now()).await? {
+    if state
+        .storage
+        .create_alliance(body.alliance_id, signed.device, now())
+        .await?
+    {
         tracing::info!(alliance = %body.alliance_id, "alliance registered");
         return Ok(StatusCode::CREATED);
     }
     // A retried registration by the same steward is fine.
-    match state.storage.device_role(body.alliance_id, signed.device).await? {
+    match state
+        .storage
+        .device_role(body.alliance_id, signed.device)
+        .await?
+    {
         Some(Role::Steward) => Ok(StatusCode::OK),
-        _ => Err(AppError::Conflict("an alliance with this id already exists")),
+        _ => Err(AppError::Conflict(
+            "an alliance with this id already exists",
+        )),
     }
 }
 
@@ -56,15 +78,21 @@ pub async fn publish_invite<S: Storage>(
     let alliance = alliance_id(&alliance)?;
     let role = require_member(&state, alliance, signed.device).await?;
     if !role.may_invite() {
-        return Err(AppError::Forbidden("only a steward or facilitator can invite people"));
+        return Err(AppError::Forbidden(
+            "only a steward or facilitator can invite people",
+        ));
     }
     let body: PublishInvite = signed.json()?;
     if body.role == Role::Steward {
-        return Err(AppError::BadRequest("an invite cannot make a steward".into()));
+        return Err(AppError::BadRequest(
+            "an invite cannot make a steward".into(),
+        ));
     }
     let now = now();
     if body.expires_at <= now || body.expires_at.millis() - now.millis() > MAX_INVITE_MS {
-        return Err(AppError::BadRequest("an invite must expire in the future and within 30 days".into()));
+        return Err(AppError::BadRequest(
+            "an invite must expire in the future and within 30 days".into(),
+        ));
     }
     if body.package.len() > MAX_PACKAGE_BYTES {
         return Err(AppError::TooLarge(MAX_PACKAGE_BYTES));
@@ -92,7 +120,8 @@ pub async fn redeem_invite<S: Storage>(
     Path(invite): Path<String>,
     signed: Signed,
 ) -> Result<Json<Redeemed>, AppError> {
-    const UNKNOWN: AppError = AppError::NotFound("this invite is not known here; check the link, or ask for a new one");
+    const UNKNOWN: AppError =
+        AppError::NotFound("this invite is not known here; check the link, or ask for a new one");
     let id: InviteId = invite.parse().map_err(|_| UNKNOWN)?;
     let body: RedeemInvite = signed.json()?;
     let stored = state.storage.invite(id).await?.ok_or(UNKNOWN)?;
@@ -109,14 +138,24 @@ pub async fn redeem_invite<S: Storage>(
     match stored.used_by {
         // The same device asking again (its first answer was lost) gets the same answer.
         Some(device) if device == signed.device => return Ok(answer),
-        Some(_) => return Err(AppError::Conflict("this invite was already used; ask for a new one")),
+        Some(_) => {
+            return Err(AppError::Conflict(
+                "this invite was already used; ask for a new one",
+            ));
+        }
         None => {}
     }
     if stored.expires_at <= now() {
         return Err(AppError::Gone);
     }
-    if !state.storage.consume_invite(id, signed.device, now()).await? {
-        return Err(AppError::Conflict("this invite was already used; ask for a new one"));
+    if !state
+        .storage
+        .consume_invite(id, signed.device, now())
+        .await?
+    {
+        return Err(AppError::Conflict(
+            "this invite was already used; ask for a new one",
+        ));
     }
     tracing::info!(alliance = %stored.alliance, role = stored.role.as_str(), "device joined");
     Ok(answer)
@@ -137,12 +176,21 @@ pub async fn append_blobs<S: Storage>(
             api::MAX_BLOBS_PER_APPEND
         )));
     }
-    if body.blobs.iter().any(|b| b.data.len() > api::MAX_BLOB_BYTES) {
+    if body
+        .blobs
+        .iter()
+        .any(|b| b.data.len() > api::MAX_BLOB_BYTES)
+    {
         return Err(AppError::TooLarge(api::MAX_BLOB_BYTES));
     }
-    let outcomes = state.storage.append(alliance, signed.device, &body.blobs).await?;
+    let outcomes = state
+        .storage
+        .append(alliance, signed.device, &body.blobs)
+        .await?;
     if outcomes.contains(&Appended::Conflict) {
-        return Err(AppError::Conflict("a different blob with the same id is already stored"));
+        return Err(AppError::Conflict(
+            "a different blob with the same id is already stored",
+        ));
     }
     tracing::debug!(alliance = %alliance, count = body.blobs.len(), "blobs appended");
     Ok(Json(AppendedBody {
@@ -167,7 +215,10 @@ pub async fn fetch_blobs<S: Storage>(
 ) -> Result<Json<BlobPage>, AppError> {
     let alliance = alliance_id(&alliance)?;
     require_member(&state, alliance, signed.device).await?;
-    let limit = query.limit.unwrap_or(api::MAX_BLOBS_PER_FETCH).clamp(1, api::MAX_BLOBS_PER_FETCH);
+    let limit = query
+        .limit
+        .unwrap_or(api::MAX_BLOBS_PER_FETCH)
+        .clamp(1, api::MAX_BLOBS_PER_FETCH);
     let page = state.storage.fetch(alliance, query.after, limit).await?;
     Ok(Json(BlobPage {
         blobs: page.blobs,
@@ -180,4 +231,3 @@ pub async fn fetch_blobs<S: Storage>(
 pub async fn healthz() -> &'static str {
     "ok"
 }
-

@@ -14,7 +14,10 @@ use serde_json::Value;
 
 /// The workspace root.
 pub fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_owned()
 }
 
 /// Path to a workspace binary, built once per test run.
@@ -28,13 +31,18 @@ pub fn bin(name: &str) -> PathBuf {
             .expect("cargo runs");
         assert!(status.success(), "building kith and kith-server failed");
     });
-    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root().join("target"), PathBuf::from);
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root().join("target"), PathBuf::from);
     target.join("debug").join(name)
 }
 
 /// A port that was free a moment ago.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// A real relay process with its own data folder and log file.
@@ -79,7 +87,11 @@ impl Relay {
     /// Starts it again on the same port and data folder; waits until it answers.
     pub fn restart(&mut self) {
         self.kill();
-        let log = File::options().create(true).append(true).open(&self.log).unwrap();
+        let log = File::options()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
         let mut command = Command::new(bin("kith-server"));
         command
             .arg("--listen")
@@ -95,7 +107,11 @@ impl Relay {
         self.child = Some(command.spawn().expect("kith-server starts"));
         let deadline = Instant::now() + Duration::from_secs(30);
         while ureq::get(format!("{}/healthz", self.url())).call().is_err() {
-            assert!(Instant::now() < deadline, "the relay did not start; see {}", self.log.display());
+            assert!(
+                Instant::now() < deadline,
+                "the relay did not start; see {}",
+                self.log.display()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -126,7 +142,11 @@ pub fn kith(args: &[&str]) -> Value {
         String::from_utf8_lossy(&out.stderr)
     );
     let stdout = String::from_utf8(out.stdout).unwrap();
-    assert_eq!(stdout.trim().lines().count(), 1, "one JSON line expected: {stdout}");
+    assert_eq!(
+        stdout.trim().lines().count(),
+        1,
+        "one JSON line expected: {stdout}"
+    );
     let value: Value = serde_json::from_str(&stdout).unwrap();
     assert!(value.is_object(), "a JSON object expected: {stdout}");
     value
@@ -144,7 +164,10 @@ pub fn encodings_of(secret: &str) -> Vec<Vec<u8>> {
     for offset in 0..3 {
         let mut shifted = vec![0u8; offset];
         shifted.extend_from_slice(raw);
-        for engine in [&base64::engine::general_purpose::STANDARD, &base64::engine::general_purpose::URL_SAFE] {
+        for engine in [
+            &base64::engine::general_purpose::STANDARD,
+            &base64::engine::general_purpose::URL_SAFE,
+        ] {
             let text = engine.encode(&shifted);
             // Drop the characters the prefix and the padding influence.
             let start = (offset * 4).div_ceil(3) + 1;
@@ -165,7 +188,10 @@ pub fn files_containing(dir: &Path, needles: &[Vec<u8>]) -> Vec<PathBuf> {
                 stack.push(entry.unwrap().path());
             }
         } else if let Ok(bytes) = std::fs::read(&path) {
-            if needles.iter().any(|n| bytes.windows(n.len()).any(|w| w == &n[..])) {
+            if needles
+                .iter()
+                .any(|n| bytes.windows(n.len()).any(|w| w == &n[..]))
+            {
                 hits.push(path);
             }
         }

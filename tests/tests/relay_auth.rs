@@ -58,7 +58,10 @@ fn append_body(id: u8, data: &[u8]) -> Vec<u8> {
 fn assert_refused(answer: (u16, Value), status: u16, says: &str) {
     assert_eq!(answer.0, status, "{:?}", answer.1);
     let message = answer.1["message"].as_str().unwrap_or_default();
-    assert!(message.contains(says), "message {message:?} should say {says:?}");
+    assert!(
+        message.contains(says),
+        "message {message:?} should say {says:?}"
+    );
     assert!(answer.1["error"].is_string());
 }
 
@@ -72,14 +75,20 @@ fn the_relay_refuses_what_it_must_and_changes_nothing() {
     let member = DeviceKeys::generate(&mut OsRng);
 
     // A member joins properly, so there is a device to impersonate.
-    let (invite, publish) = owner.create_invite(Role::Member, 60_000, now(), &mut OsRng).unwrap();
+    let (invite, publish) = owner
+        .create_invite(Role::Member, 60_000, now(), &mut OsRng)
+        .unwrap();
     assert_eq!(send(&url, &publish).0, 201);
     let joining = Joining::new(&invite.link(), "Alex", &mut OsRng).unwrap();
     let redeem = joining.request(now(), &mut OsRng);
     assert_eq!(send(&url, &redeem).0, 200);
     // The same invite, for another device: refused.
     let again = Joining::new(&invite.link(), "Mallory", &mut OsRng).unwrap();
-    assert_refused(send(&url, &again.request(now(), &mut OsRng)), 409, "already used");
+    assert_refused(
+        send(&url, &again.request(now(), &mut OsRng)),
+        409,
+        "already used",
+    );
 
     let fetch_path = api::paths::blobs_after(alliance, 0, 10);
     let blobs_path = api::paths::blobs(alliance);
@@ -94,15 +103,27 @@ fn the_relay_refuses_what_it_must_and_changes_nothing() {
     assert_refused(send(&url, &unsigned), 401, "not signed");
 
     // A device that is not a member of this alliance.
-    assert_refused(send(&url, &signed_by(&member, "GET", fetch_path.clone(), vec![])), 403, "not a member");
     assert_refused(
-        send(&url, &signed_by(&member, "POST", blobs_path.clone(), append_body(1, b"x"))),
+        send(&url, &signed_by(&member, "GET", fetch_path.clone(), vec![])),
+        403,
+        "not a member",
+    );
+    assert_refused(
+        send(
+            &url,
+            &signed_by(&member, "POST", blobs_path.clone(), append_body(1, b"x")),
+        ),
         403,
         "not a member",
     );
 
     // A bad signature: the body was changed after signing.
-    let mut tampered = owner_request(&owner, "POST", blobs_path.clone(), append_body(2, b"original"));
+    let mut tampered = owner_request(
+        &owner,
+        "POST",
+        blobs_path.clone(),
+        append_body(2, b"original"),
+    );
     tampered.body = append_body(2, b"changed!");
     assert_refused(send(&url, &tampered), 401, "signature does not match");
 
@@ -128,16 +149,33 @@ fn the_relay_refuses_what_it_must_and_changes_nothing() {
     assert_refused(send(&url, &first), 401, "replayed");
 
     // Same blob id, same bytes: idempotent. Same id, other bytes: conflict.
-    assert_eq!(send(&url, &owner_request(&owner, "POST", blobs_path.clone(), append_body(3, b"hello"))).0, 200);
+    assert_eq!(
+        send(
+            &url,
+            &owner_request(&owner, "POST", blobs_path.clone(), append_body(3, b"hello"))
+        )
+        .0,
+        200
+    );
     assert_refused(
-        send(&url, &owner_request(&owner, "POST", blobs_path.clone(), append_body(3, b"other"))),
+        send(
+            &url,
+            &owner_request(&owner, "POST", blobs_path.clone(), append_body(3, b"other")),
+        ),
         409,
         "different blob",
     );
 
     // Too large a body.
     let huge = vec![b'a'; api::MAX_REQUEST_BYTES + 1];
-    assert_refused(send(&url, &owner_request(&owner, "POST", blobs_path.clone(), huge)), 413, "too large");
+    assert_refused(
+        send(
+            &url,
+            &owner_request(&owner, "POST", blobs_path.clone(), huge),
+        ),
+        413,
+        "too large",
+    );
 
     // Nothing above changed the stored blobs: exactly the one good append.
     let (status, page) = send(&url, &owner_request(&owner, "GET", fetch_path, vec![]));

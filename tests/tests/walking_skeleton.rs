@@ -39,17 +39,37 @@ fn a_reflection_written_offline_reaches_only_the_people_chosen() {
     let key = dir(&base, "researcher.agekey");
     let canary = format!("canary-{}", hex::encode(rand_bytes()));
 
-    let recipient = kith(&["keygen", "--out", &key])["recipient"].as_str().unwrap().to_owned();
+    let recipient = kith(&["keygen", "--out", &key])["recipient"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     assert!(recipient.starts_with("age1"));
-    assert!(std::fs::read_to_string(&key).unwrap().contains("AGE-SECRET-KEY-1"));
+    assert!(
+        std::fs::read_to_string(&key)
+            .unwrap()
+            .contains("AGE-SECRET-KEY-1")
+    );
 
     let created = kith(&[
-        "init", "--data-dir", &steward, "--relay", &relay.url(), "--alliance", "Relations study",
-        "--name", "Sam", "--researcher", &recipient,
+        "init",
+        "--data-dir",
+        &steward,
+        "--relay",
+        &relay.url(),
+        "--alliance",
+        "Relations study",
+        "--name",
+        "Sam",
+        "--researcher",
+        &recipient,
     ]);
     let alliance = created["alliance_id"].as_str().unwrap().to_owned();
 
-    for (who, name, role) in [(&alex, "Alex", "member"), (&blake, "Blake", "member"), (&researcher, "Dr Lee", "researcher")] {
+    for (who, name, role) in [
+        (&alex, "Alex", "member"),
+        (&blake, "Blake", "member"),
+        (&researcher, "Dr Lee", "researcher"),
+    ] {
         let invite = kith(&["invite", "--data-dir", &steward, "--role", role]);
         let link = invite["invite"].as_str().unwrap();
         assert!(link.starts_with(&format!("{}/#join=kith1", relay.url())));
@@ -58,12 +78,24 @@ fn a_reflection_written_offline_reaches_only_the_people_chosen() {
         assert_eq!(joined["device_id"].as_str().unwrap().len(), 64);
     }
 
-    kith(&["contribute", "--data-dir", &alex, "--text", "The meeting felt safe."]);
+    kith(&[
+        "contribute",
+        "--data-dir",
+        &alex,
+        "--text",
+        "The meeting felt safe.",
+    ]);
     assert_eq!(kith(&["sync", "--data-dir", &alex])["sent"], 1);
 
     // The relay goes down. Blake writes anyway; sync fails with a clear message.
     relay.kill();
-    let written = kith(&["contribute", "--data-dir", &blake, "--text", &format!("Hard week. {canary}")]);
+    let written = kith(&[
+        "contribute",
+        "--data-dir",
+        &blake,
+        "--text",
+        &format!("Hard week. {canary}"),
+    ]);
     assert_eq!(written["contribution_id"].as_str().unwrap().len(), 32);
     let offline = kith_raw(&["sync", "--data-dir", &blake]);
     assert!(!offline.status.success());
@@ -77,7 +109,10 @@ fn a_reflection_written_offline_reaches_only_the_people_chosen() {
 
     relay.restart();
     let sent = kith(&["sync", "--data-dir", &blake]);
-    assert_eq!((sent["sent"].as_u64(), sent["received"].as_u64()), (Some(1), Some(1)));
+    assert_eq!(
+        (sent["sent"].as_u64(), sent["received"].as_u64()),
+        (Some(1), Some(1))
+    );
     // A second sync sends nothing again: uploads happen exactly once.
     assert_eq!(kith(&["sync", "--data-dir", &blake])["sent"], 0);
 
@@ -85,7 +120,15 @@ fn a_reflection_written_offline_reaches_only_the_people_chosen() {
         ("Alex".to_owned(), "The meeting felt safe.".to_owned()),
         ("Blake".to_owned(), format!("Hard week. {canary}")),
     ];
-    let export = kith(&["export", "--data-dir", &researcher, "--identity", &key, "--format", "json"]);
+    let export = kith(&[
+        "export",
+        "--data-dir",
+        &researcher,
+        "--identity",
+        &key,
+        "--format",
+        "json",
+    ]);
     assert_eq!(texts(&export), expected);
     for c in export["contributions"].as_array().unwrap() {
         assert_eq!(c["id"].as_str().unwrap().len(), 32);
@@ -93,7 +136,17 @@ fn a_reflection_written_offline_reaches_only_the_people_chosen() {
     }
 
     let csv_path = dir(&base, "export.csv");
-    let wrote = kith(&["export", "--data-dir", &researcher, "--identity", &key, "--format", "csv", "--out", &csv_path]);
+    let wrote = kith(&[
+        "export",
+        "--data-dir",
+        &researcher,
+        "--identity",
+        &key,
+        "--format",
+        "csv",
+        "--out",
+        &csv_path,
+    ]);
     assert_eq!(wrote["count"], 2);
     let csv = std::fs::read_to_string(&csv_path).unwrap();
     assert!(csv.starts_with("id,author,text,created_at\n"));
@@ -110,19 +163,38 @@ fn a_reflection_written_offline_reaches_only_the_people_chosen() {
     // Someone else's age key opens nothing.
     let stranger = dir(&base, "stranger.agekey");
     kith(&["keygen", "--out", &stranger]);
-    let none = kith(&["export", "--data-dir", &researcher, "--identity", &stranger, "--format", "json"]);
+    let none = kith(&[
+        "export",
+        "--data-dir",
+        &researcher,
+        "--identity",
+        &stranger,
+        "--format",
+        "json",
+    ]);
     assert_eq!(texts(&none), vec![]);
 
     relay.kill();
     let needles = encodings_of(&canary);
-    assert_eq!(files_containing(&relay.data_dir, &needles), Vec::<std::path::PathBuf>::new(), "plaintext in the relay's storage");
-    assert_eq!(files_containing(&relay.log, &needles), Vec::<std::path::PathBuf>::new(), "plaintext in the relay's log");
+    assert_eq!(
+        files_containing(&relay.data_dir, &needles),
+        Vec::<std::path::PathBuf>::new(),
+        "plaintext in the relay's storage"
+    );
+    assert_eq!(
+        files_containing(&relay.log, &needles),
+        Vec::<std::path::PathBuf>::new(),
+        "plaintext in the relay's log"
+    );
     for device in [&alex, &blake, &steward, &researcher] {
         let hits = files_containing(std::path::Path::new(device), &needles);
         assert!(hits.is_empty(), "plaintext at rest on a device: {hits:?}");
     }
     // The search itself works: the exported CSV does contain it.
-    assert_eq!(files_containing(std::path::Path::new(&csv_path), &needles).len(), 1);
+    assert_eq!(
+        files_containing(std::path::Path::new(&csv_path), &needles).len(),
+        1
+    );
 }
 
 fn rand_bytes() -> [u8; 8] {

@@ -17,7 +17,7 @@ export default defineConfig({
       // throws away a reflection that is being written.
       registerType: 'prompt',
       injectRegister: false,
-      // The glob below already precaches the icons and the manifest.
+      // The glob below already precaches the icons.
       includeManifestIcons: false,
       manifest: {
         name: 'Kith',

@@ -34,7 +34,10 @@ fn main() -> ExitCode {
 }
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_owned()
 }
 
 fn app_dir() -> PathBuf {
@@ -77,7 +80,8 @@ fn step(name: &str, f: impl FnOnce() -> Result) -> Result {
 
 /// The wasm-bindgen version in Cargo.lock; the CLI must match it exactly.
 fn wasm_bindgen_version() -> Result<String> {
-    let lock = std::fs::read_to_string(root().join("Cargo.lock")).map_err(|e| format!("cannot read Cargo.lock: {e}"))?;
+    let lock = std::fs::read_to_string(root().join("Cargo.lock"))
+        .map_err(|e| format!("cannot read Cargo.lock: {e}"))?;
     let mut lines = lock.lines();
     while let Some(line) = lines.next() {
         if line == "name = \"wasm-bindgen\"" {
@@ -95,7 +99,16 @@ fn setup_wasm() -> Result {
         sh("bash", &["../shared/toolchain/ensure-wasm-target.sh"])?;
         let version = wasm_bindgen_version()?;
         if have("wasm-bindgen", "--version").is_none_or(|v| !v.ends_with(&version)) {
-            sh("cargo", &["install", "--quiet", "wasm-bindgen-cli", "--version", &version])?;
+            sh(
+                "cargo",
+                &[
+                    "install",
+                    "--quiet",
+                    "wasm-bindgen-cli",
+                    "--version",
+                    &version,
+                ],
+            )?;
         }
         if have("wasm-opt", "--version").is_none() {
             apt_install(&["binaryen"]);
@@ -117,7 +130,9 @@ fn apt_install(packages: &[&str]) {
 }
 
 fn setup_npm() -> Result {
-    step("npm packages", || sh_in(&app_dir(), "npm", &["ci", "--no-audit", "--no-fund"]))
+    step("npm packages", || {
+        sh_in(&app_dir(), "npm", &["ci", "--no-audit", "--no-fund"])
+    })
 }
 
 /// Builds kith-wasm, runs wasm-bindgen into the app's source tree, shrinks it.
@@ -125,18 +140,47 @@ fn wasm() -> Result {
     step("wasm build", || {
         sh(
             "cargo",
-            &["build", "--quiet", "-p", "kith-wasm", "--target", "wasm32-unknown-unknown", "--profile", "wasm-release"],
+            &[
+                "build",
+                "--quiet",
+                "-p",
+                "kith-wasm",
+                "--target",
+                "wasm32-unknown-unknown",
+                "--profile",
+                "wasm-release",
+            ],
         )?;
         let out = app_dir().join("src/wasm/pkg");
         let input = root().join("target/wasm32-unknown-unknown/wasm-release/kith_wasm.wasm");
         sh(
             "wasm-bindgen",
-            &["--target", "web", "--out-name", "kith_wasm", "--out-dir", out.to_str().unwrap(), input.to_str().unwrap()],
+            &[
+                "--target",
+                "web",
+                "--out-name",
+                "kith_wasm",
+                "--out-dir",
+                out.to_str().unwrap(),
+                input.to_str().unwrap(),
+            ],
         )?;
         let wasm = out.join("kith_wasm_bg.wasm");
         if have("wasm-opt", "--version").is_some() {
             let w = wasm.to_str().unwrap();
-            sh("wasm-opt", &["-Oz", "--enable-bulk-memory", "--enable-nontrapping-float-to-int", "--enable-sign-ext", "--enable-mutable-globals", w, "-o", w])?;
+            sh(
+                "wasm-opt",
+                &[
+                    "-Oz",
+                    "--enable-bulk-memory",
+                    "--enable-nontrapping-float-to-int",
+                    "--enable-sign-ext",
+                    "--enable-mutable-globals",
+                    w,
+                    "-o",
+                    w,
+                ],
+            )?;
         } else {
             eprintln!("xtask: wasm-opt not found; the wasm file is larger than it needs to be");
         }
@@ -156,28 +200,80 @@ fn run(relay_args: &[String]) -> Result {
     setup_wasm()?;
     setup_npm()?;
     web()?;
-    step("relay build", || sh("cargo", &["build", "--quiet", "--release", "-p", "kith-server", "-p", "kith"]))?;
-    let mut args = vec!["--listen", "127.0.0.1:8080", "--data-dir", "kith-data", "--web-dir", "web/app/dist"];
+    step("relay build", || {
+        sh(
+            "cargo",
+            &[
+                "build",
+                "--quiet",
+                "--release",
+                "-p",
+                "kith-server",
+                "-p",
+                "kith",
+            ],
+        )
+    })?;
+    let mut args = vec![
+        "--listen",
+        "127.0.0.1:8080",
+        "--data-dir",
+        "kith-data",
+        "--web-dir",
+        "web/app/dist",
+    ];
     let extra: Vec<&str> = relay_args.iter().map(String::as_str).collect();
     args.extend(extra);
-    eprintln!("\nxtask: Kith is starting at http://localhost:8080 (data in ./kith-data). Stop it with Ctrl+C.");
+    eprintln!(
+        "\nxtask: Kith is starting at http://localhost:8080 (data in ./kith-data). Stop it with Ctrl+C."
+    );
     eprintln!("xtask: the kith command line is at target/release/kith");
-    sh(root().join("target/release/kith-server").to_str().unwrap(), &args)
+    sh(
+        root().join("target/release/kith-server").to_str().unwrap(),
+        &args,
+    )
 }
 
 /// `cargo xtask ci`: every check and test, with everything they need installed.
 fn ci() -> Result {
     let start = Instant::now();
     step("format", || sh("cargo", &["fmt", "--all", "--", "--check"]))?;
-    step("lint (host)", || sh("cargo", &["clippy", "--quiet", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
+    step("lint (host)", || {
+        sh(
+            "cargo",
+            &[
+                "clippy",
+                "--quiet",
+                "--workspace",
+                "--all-targets",
+                "--",
+                "-D",
+                "warnings",
+            ],
+        )
+    })?;
     setup_wasm()?;
     step("lint (wasm)", || {
         sh(
             "cargo",
-            &["clippy", "--quiet", "-p", "kith-wasm", "-p", "kith-core", "--target", "wasm32-unknown-unknown", "--", "-D", "warnings"],
+            &[
+                "clippy",
+                "--quiet",
+                "-p",
+                "kith-wasm",
+                "-p",
+                "kith-core",
+                "--target",
+                "wasm32-unknown-unknown",
+                "--",
+                "-D",
+                "warnings",
+            ],
         )
     })?;
-    step("rust tests", || sh("cargo", &["test", "--workspace", "--exclude", "kith-wasm"]))?;
+    step("rust tests", || {
+        sh("cargo", &["test", "--workspace", "--exclude", "kith-wasm"])
+    })?;
     if have("chromium", "--version").is_none() {
         step("chromium", || {
             apt_install(&["chromium"]);
@@ -186,7 +282,9 @@ fn ci() -> Result {
     }
     setup_npm()?;
     web()?;
-    step("browser tests", || sh_in(&app_dir(), "npm", &["run", "test:browser"]))?;
+    step("browser tests", || {
+        sh_in(&app_dir(), "npm", &["run", "test:browser"])
+    })?;
     eprintln!("\nxtask: all checks passed in {:.0?}", start.elapsed());
     Ok(())
 }

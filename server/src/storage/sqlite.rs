@@ -5,8 +5,10 @@ use std::path::Path;
 use std::str::FromStr;
 
 use kith_core::{AllianceId, BlobId, BlobRecord, DeviceId, DocId, InviteId, Role, Timestamp};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::Row;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
 
 use super::{Appended, Page, Storage, StorageError, StoredInvite};
 
@@ -50,29 +52,42 @@ fn array<const N: usize>(bytes: Vec<u8>) -> Result<[u8; N], StorageError> {
 }
 
 impl Storage for SqliteStorage {
-    async fn create_alliance(&self, alliance: AllianceId, steward: DeviceId, now: Timestamp) -> Result<bool, StorageError> {
+    async fn create_alliance(
+        &self,
+        alliance: AllianceId,
+        steward: DeviceId,
+        now: Timestamp,
+    ) -> Result<bool, StorageError> {
         let mut tx = self.pool.begin().await?;
-        let created = sqlx::query("INSERT INTO alliances (id, created_at) VALUES (?, ?) ON CONFLICT DO NOTHING")
-            .bind(&alliance.0[..])
-            .bind(ms(now))
-            .execute(&mut *tx)
-            .await?
-            .rows_affected()
+        let created = sqlx::query(
+            "INSERT INTO alliances (id, created_at) VALUES (?, ?) ON CONFLICT DO NOTHING",
+        )
+        .bind(&alliance.0[..])
+        .bind(ms(now))
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
             == 1;
         if created {
-            sqlx::query("INSERT INTO devices (alliance_id, device_id, role, added_at) VALUES (?, ?, ?, ?)")
-                .bind(&alliance.0[..])
-                .bind(&steward.0[..])
-                .bind(Role::Steward.as_str())
-                .bind(ms(now))
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "INSERT INTO devices (alliance_id, device_id, role, added_at) VALUES (?, ?, ?, ?)",
+            )
+            .bind(&alliance.0[..])
+            .bind(&steward.0[..])
+            .bind(Role::Steward.as_str())
+            .bind(ms(now))
+            .execute(&mut *tx)
+            .await?;
         }
         tx.commit().await?;
         Ok(created)
     }
 
-    async fn device_role(&self, alliance: AllianceId, device: DeviceId) -> Result<Option<Role>, StorageError> {
+    async fn device_role(
+        &self,
+        alliance: AllianceId,
+        device: DeviceId,
+    ) -> Result<Option<Role>, StorageError> {
         let row = sqlx::query("SELECT role FROM devices WHERE alliance_id = ? AND device_id = ?")
             .bind(&alliance.0[..])
             .bind(&device.0[..])
@@ -118,7 +133,12 @@ impl Storage for SqliteStorage {
         }))
     }
 
-    async fn consume_invite(&self, id: InviteId, device: DeviceId, now: Timestamp) -> Result<bool, StorageError> {
+    async fn consume_invite(
+        &self,
+        id: InviteId,
+        device: DeviceId,
+        now: Timestamp,
+    ) -> Result<bool, StorageError> {
         let mut tx = self.pool.begin().await?;
         let row = sqlx::query("UPDATE invites SET used_by = ? WHERE id = ? AND used_by IS NULL RETURNING alliance_id, role")
             .bind(&device.0[..])
@@ -139,7 +159,12 @@ impl Storage for SqliteStorage {
         Ok(true)
     }
 
-    async fn append(&self, alliance: AllianceId, device: DeviceId, blobs: &[BlobRecord]) -> Result<Vec<Appended>, StorageError> {
+    async fn append(
+        &self,
+        alliance: AllianceId,
+        device: DeviceId,
+        blobs: &[BlobRecord],
+    ) -> Result<Vec<Appended>, StorageError> {
         let mut tx = self.pool.begin().await?;
         let mut out = Vec::with_capacity(blobs.len());
         for blob in blobs {
@@ -159,13 +184,20 @@ impl Storage for SqliteStorage {
             let outcome = if inserted {
                 Appended::Stored
             } else {
-                let existing = sqlx::query("SELECT doc_id, data FROM blobs WHERE alliance_id = ? AND blob_id = ?")
-                    .bind(&alliance.0[..])
-                    .bind(&blob.id.0[..])
-                    .fetch_one(&mut *tx)
-                    .await?;
-                let same = existing.get::<&[u8], _>(0) == &blob.doc.0[..] && existing.get::<&[u8], _>(1) == &blob.data[..];
-                if same { Appended::Stored } else { Appended::Conflict }
+                let existing = sqlx::query(
+                    "SELECT doc_id, data FROM blobs WHERE alliance_id = ? AND blob_id = ?",
+                )
+                .bind(&alliance.0[..])
+                .bind(&blob.id.0[..])
+                .fetch_one(&mut *tx)
+                .await?;
+                let same = existing.get::<&[u8], _>(0) == &blob.doc.0[..]
+                    && existing.get::<&[u8], _>(1) == &blob.data[..];
+                if same {
+                    Appended::Stored
+                } else {
+                    Appended::Conflict
+                }
             };
             out.push(outcome);
         }
@@ -173,7 +205,12 @@ impl Storage for SqliteStorage {
         Ok(out)
     }
 
-    async fn fetch(&self, alliance: AllianceId, after: u64, limit: usize) -> Result<Page, StorageError> {
+    async fn fetch(
+        &self,
+        alliance: AllianceId,
+        after: u64,
+        limit: usize,
+    ) -> Result<Page, StorageError> {
         let rows = sqlx::query(
             "SELECT seq, blob_id, doc_id, data FROM blobs WHERE alliance_id = ? AND seq > ? ORDER BY seq LIMIT ?",
         )

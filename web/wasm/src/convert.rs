@@ -1,7 +1,9 @@
 //! Core values to plain JavaScript objects.
 
 use js_sys::{Array, Object, Reflect, Uint8Array};
-use kith_core::{ContributionView, DeviceId, HttpRequest, Profile, StoreOp, SyncReport, encode_blob};
+use kith_core::{
+    ContributionView, DeviceId, HttpRequest, Profile, StoreOp, SyncReport, encode_blob,
+};
 use wasm_bindgen::JsValue;
 
 pub fn set(obj: &Object, key: &str, value: &JsValue) {
@@ -71,7 +73,11 @@ pub fn profile(p: &Profile, device: &DeviceId) -> JsValue {
 }
 
 pub fn report(r: &SyncReport) -> JsValue {
-    let rejected: Array = r.rejected.iter().map(|e| JsValue::from(e.to_string())).collect();
+    let rejected: Array = r
+        .rejected
+        .iter()
+        .map(|e| JsValue::from(e.to_string()))
+        .collect();
     object(&[
         ("sent", (r.sent as u32).into()),
         ("received", (r.received as u32).into()),

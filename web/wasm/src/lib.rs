@@ -43,7 +43,10 @@ impl KithDevice {
 
     /// Writes a reflection locally. Returns `{ id, ops }`; persist `ops` in order.
     pub fn contribute(&mut self, text: &str) -> Result<JsValue, JsError> {
-        let (id, store) = self.inner.contribute(text, now(), &mut OsRng).map_err(fail)?;
+        let (id, store) = self
+            .inner
+            .contribute(text, now(), &mut OsRng)
+            .map_err(fail)?;
         let out = js_sys::Object::new();
         convert::set(&out, "id", &id.to_string().into());
         convert::set(&out, "ops", &ops(store));
@@ -52,7 +55,11 @@ impl KithDevice {
 
     /// Every contribution this device can read: `{ id, author, text, createdAt }[]`.
     pub fn contributions(&self) -> Array {
-        self.inner.contributions().iter().map(contribution).collect()
+        self.inner
+            .contributions()
+            .iter()
+            .map(contribution)
+            .collect()
     }
 
     /// `{ allianceId, allianceName, pseudonym, role, deviceId, relay }`.
@@ -117,18 +124,27 @@ impl Joining {
 
     /// The relay named in the invite.
     pub fn relay(&self) -> String {
-        self.inner.as_ref().map(|j| j.relay().to_owned()).unwrap_or_default()
+        self.inner
+            .as_ref()
+            .map(|j| j.relay().to_owned())
+            .unwrap_or_default()
     }
 
     /// The request that redeems the invite.
     pub fn request(&self) -> Result<JsValue, JsError> {
-        let inner = self.inner.as_ref().ok_or_else(|| JsError::new("this invite was already used"))?;
+        let inner = self
+            .inner
+            .as_ref()
+            .ok_or_else(|| JsError::new("this invite was already used"))?;
         Ok(request(&inner.request(now(), &mut OsRng)))
     }
 
     /// Finishes with the relay's answer. Returns `{ device, ops }`.
     pub fn finish(&mut self, status: u16, body: &[u8]) -> Result<JsValue, JsError> {
-        let inner = self.inner.take().ok_or_else(|| JsError::new("this invite was already used"))?;
+        let inner = self
+            .inner
+            .take()
+            .ok_or_else(|| JsError::new("this invite was already used"))?;
         let (client, store) = inner
             .finish(HttpResponse {
                 status,
