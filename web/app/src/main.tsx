@@ -2,4 +2,7 @@ import { render } from 'preact';
 import { App } from './components/App';
 import './styles.css';
 
-render(<App />, document.getElementById('app')!);
+const root = document.getElementById('app')!;
+// Replace the "Opening Kith…" placeholder from index.html.
+root.textContent = '';
+render(<App />, root);

@@ -203,13 +203,13 @@ describe('Kith PWA in Chromium, against the real relay', () => {
       // Save a reflection while offline.
       const canary = `canary-${randomUUID()}`;
       const text = `Today the group listened well. ${canary}`;
-      await page.getByLabel('Write a reflection').fill(text);
+      await page.getByRole('textbox', { name: 'Write a reflection' }).fill(text);
       await page.getByRole('button', { name: 'Save' }).click();
       await until('the status to say it is saved on this phone', async () =>
         (await statusText(page)).includes('Saved on this phone'),
       );
       await page.getByRole('listitem').filter({ hasText: canary }).waitFor();
-      assert.equal(await page.getByLabel('Write a reflection').inputValue(), '', 'the box is cleared');
+      assert.equal(await page.getByRole('textbox', { name: 'Write a reflection' }).inputValue(), '', 'the box is cleared');
 
       // Nothing stored in the browser holds the text in plaintext.
       const scan = await page.evaluate(async (needle) => {

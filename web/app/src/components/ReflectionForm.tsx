@@ -47,7 +47,7 @@ export function ReflectionForm({ device, storage, onSaved, onStorageError }: Pro
   };
 
   return (
-    <form class="stack write" onSubmit={submit} noValidate aria-labelledby="write-label">
+    <form class="stack write" onSubmit={submit} noValidate>
       <label id="write-label" for="reflection" class="label">
         Write a reflection
       </label>
