@@ -17,9 +17,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::Router;
+use axum::http::{HeaderValue, header};
 use axum::routing::{get, post};
 use kith_core::Timestamp;
 use tokio::net::TcpListener;
+use tower_http::set_header::SetResponseHeaderLayer;
 
 use auth::ReplayGuard;
 use storage::Storage;
@@ -78,6 +80,20 @@ pub fn app<S: Storage>(state: AppState<S>, web_dir: Option<PathBuf>) -> Router {
         .route("/healthz", get(routes::healthz))
         .with_state(state);
     api.merge(web::routes(web_dir))
+        // On every answer: no framing (clickjacking), no MIME sniffing, no
+        // referrer, so no address of ours leaks to another site.
+        .layer(SetResponseHeaderLayer::overriding(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("frame-ancestors 'none'"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        ))
         .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(
             // Method and path only: never headers (signatures) or bodies.
             |req: &axum::http::Request<_>| {

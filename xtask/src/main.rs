@@ -126,12 +126,10 @@ fn apt_install(packages: &[&str]) {
     }
 }
 
-/// `npm install` from the committed lock file. (Not `npm ci`: the npm here
-/// writes lock files without other platforms' optional rollup packages, and
-/// then its own `npm ci` refuses them.)
+/// Exactly the committed lock file.
 fn setup_npm() -> Result {
     step("npm packages", || {
-        sh_in(&app_dir(), "npm", &["install", "--no-audit", "--no-fund"])
+        sh_in(&app_dir(), "npm", &["ci", "--no-audit", "--no-fund"])
     })
 }
 
