@@ -41,6 +41,27 @@ impl SqliteStorage {
     }
 }
 
+/// Registers a device in an alliance (a no-op if it is already there).
+async fn insert_device(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    alliance: &[u8],
+    device: DeviceId,
+    role: &str,
+    now: Timestamp,
+) -> Result<(), StorageError> {
+    sqlx::query(
+        "INSERT INTO devices (alliance_id, device_id, role, added_at) VALUES (?, ?, ?, ?) \
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(alliance)
+    .bind(&device.0[..])
+    .bind(role)
+    .bind(ms(now))
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
 fn ms(t: Timestamp) -> i64 {
     i64::try_from(t.millis()).unwrap_or(i64::MAX)
 }
@@ -69,15 +90,7 @@ impl Storage for SqliteStorage {
         .rows_affected()
             == 1;
         if created {
-            sqlx::query(
-                "INSERT INTO devices (alliance_id, device_id, role, added_at) VALUES (?, ?, ?, ?)",
-            )
-            .bind(&alliance.0[..])
-            .bind(&steward.0[..])
-            .bind(Role::Steward.as_str())
-            .bind(ms(now))
-            .execute(&mut *tx)
-            .await?;
+            insert_device(&mut tx, &alliance.0, steward, Role::Steward.as_str(), now).await?;
         }
         tx.commit().await?;
         Ok(created)
@@ -148,13 +161,7 @@ impl Storage for SqliteStorage {
         let Some(row) = row else { return Ok(false) };
         let alliance: Vec<u8> = row.get(0);
         let role: String = row.get(1);
-        sqlx::query("INSERT INTO devices (alliance_id, device_id, role, added_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING")
-            .bind(alliance)
-            .bind(&device.0[..])
-            .bind(role)
-            .bind(ms(now))
-            .execute(&mut *tx)
-            .await?;
+        insert_device(&mut tx, &alliance, device, &role, now).await?;
         tx.commit().await?;
         Ok(true)
     }
