@@ -47,6 +47,9 @@ pub fn run(command: Command, json_output: bool) -> Result<Output> {
         Command::Sync { data_dir } => sync_command(&DataDir::new(&data_dir)),
         Command::List { data_dir } => {
             let client = DataDir::new(&data_dir).load()?;
+            for gap in client.gaps() {
+                eprintln!("kith: not shown yet: {gap}; run `kith sync`");
+            }
             Ok(listing(&client.contributions()))
         }
         Command::Export {
@@ -176,24 +179,50 @@ fn contribute(dir: &DataDir, text: &str) -> Result<Output> {
     ))
 }
 
+/// Exit code when the relay served altered data or held some back.
+const EXIT_RELAY_MISBEHAVED: u8 = 3;
+
 fn sync_command(dir: &DataDir) -> Result<Output> {
     let mut client = dir.load()?;
     let report = sync(&mut client, dir)?;
     let rejected: Vec<String> = report.rejected.iter().map(ToString::to_string).collect();
+    let missing: Vec<String> = report.missing.iter().map(ToString::to_string).collect();
     let mut out = Output::ok(
-        json!({ "sent": report.sent, "received": report.received, "rejected": rejected }),
+        json!({
+            "sent": report.sent,
+            "received": report.received,
+            "rejected": rejected,
+            "missing": missing,
+        }),
         format!("Sent {}, received {}.", report.sent, report.received),
     );
-    if !rejected.is_empty() {
-        for r in &rejected {
-            eprintln!("kith: refused: {r}");
-        }
-        eprintln!(
-            "kith: the relay served data that failed its checks; it was not applied. Tell your steward."
-        );
-        out.exit = ExitCode::from(3);
+    if !report.is_clean() {
+        warn_about_relay(&rejected, &missing);
+        out.exit = ExitCode::from(EXIT_RELAY_MISBEHAVED);
     }
     Ok(out)
+}
+
+/// Says on stderr what the relay got wrong, and what to do.
+fn warn_about_relay(rejected: &[String], missing: &[String]) {
+    for r in rejected {
+        eprintln!("kith: refused: {r}");
+    }
+    for m in missing {
+        eprintln!("kith: missing: {m}");
+    }
+    if !rejected.is_empty() {
+        eprintln!(
+            "kith: the relay served data that failed its checks; none of it was applied, and \
+             nothing saved on this device was changed. Tell your steward: the relay's data may have been tampered with."
+        );
+    }
+    if !missing.is_empty() {
+        eprintln!(
+            "kith: the relay has not sent everything it should; `kith sync` asks for it again \
+             each time. If this lasts, tell your steward."
+        );
+    }
 }
 
 fn listing(contributions: &[ContributionView]) -> Output {
@@ -218,7 +247,7 @@ fn export(
     );
     let identity = AgeIdentity::parse(&text)?;
     let mut client = dir.load()?;
-    sync(&mut client, dir).context("export syncs first so nothing is missed")?;
+    let report = sync(&mut client, dir).context("export syncs first so nothing is missed")?;
     let mut reader = client.research_reader(identity);
     let mut refused = 0;
     for blob in dir.blobs()? {
@@ -226,8 +255,15 @@ fn export(
             refused += 1;
         }
     }
+    refused += reader.take_late_rejections().len();
     if refused > 0 {
         eprintln!("kith: warning: {refused} blob(s) failed their checks and were left out");
+    }
+    for gap in reader.gaps() {
+        eprintln!("kith: warning: left out of this export: {gap}");
+    }
+    if !report.is_clean() {
+        eprintln!("kith: warning: the relay did not serve everything intact (run `kith sync` for details)");
     }
     let contributions = reader.contributions();
     let bytes = match format {

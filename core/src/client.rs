@@ -4,7 +4,10 @@
 
 use rand_core::CryptoRngCore;
 
+use std::collections::BTreeMap;
+
 use crate::api::{self, BlobRecord, HttpRequest, PublishInvite, RegisterAlliance, Role};
+use crate::chain::{ChainHead, Gap};
 use crate::document::ContributionView;
 use crate::envelope::{BLOB_LABEL, INVITE_LABEL, seal};
 use crate::error::Error;
@@ -40,8 +43,8 @@ pub struct Client {
     pub(crate) profile: Profile,
     pub(crate) reader: Reader,
     own_doc: Option<DocId>,
-    seq: u64,
-    prev: [u8; 32],
+    /// The head of this device's own chain in each scope it writes to.
+    own_chains: BTreeMap<ScopeId, ChainHead>,
     pub(crate) outbox: Vec<BlobRecord>,
     pub(crate) cursor: u64,
     pub(crate) sync: Option<SyncRun>,
@@ -93,8 +96,7 @@ impl Client {
             profile,
             reader,
             own_doc: None,
-            seq: 0,
-            prev: [0; 32],
+            own_chains: BTreeMap::new(),
             outbox: Vec::new(),
             cursor: 0,
             sync: None,
@@ -123,8 +125,11 @@ impl Client {
             .collect::<Result<Vec<_>, Error>>()?;
         let mut client = Self::assemble(keys, saved.profile, epoch_keys);
         client.own_doc = saved.own_doc;
-        client.seq = saved.seq;
-        client.prev = saved.prev;
+        client.own_chains = saved
+            .own_chains
+            .iter()
+            .map(|&(scope, seq, hash)| (scope, ChainHead { seq, hash }))
+            .collect();
         client.cursor = saved.cursor;
         let mut refused = 0;
         for blob in &blobs {
@@ -132,14 +137,39 @@ impl Client {
                 refused += 1;
             }
         }
-        client.outbox = blobs
-            .into_iter()
-            .filter(|b| saved.outbox.contains(&b.id))
-            .collect();
-        if client.outbox.len() != saved.outbox.len() {
-            return Err(Error::CorruptState("a blob waiting to be sent is missing"));
+        refused += client.reader.take_late_rejections().len();
+        let mut waiting = saved.outbox;
+        waiting.extend(client.adopt_unsaved_batches());
+        let mut by_id: BTreeMap<BlobId, BlobRecord> =
+            blobs.into_iter().map(|b| (b.id, b)).collect();
+        client.outbox = waiting
+            .iter()
+            .map(|id| by_id.remove(id))
+            .collect::<Option<Vec<_>>>()
+            .ok_or(Error::CorruptState("a blob waiting to be sent is missing"))?;
+        if client.own_doc.is_none() {
+            client.own_doc = client.outbox.first().map(|b| b.doc);
         }
         Ok((client, refused))
+    }
+
+    /// A crash between storing a new batch and storing the state leaves a
+    /// batch the state does not know. Adopt it as the chain's head, and
+    /// return its id so it is sent.
+    fn adopt_unsaved_batches(&mut self) -> Vec<BlobId> {
+        let me = self.device_id();
+        let scopes: std::collections::BTreeSet<ScopeId> =
+            self.reader.epoch_keys().iter().map(|k| k.scope).collect();
+        let mut adopted = Vec::new();
+        for scope in scopes {
+            let saved = self.own_chains.get(&scope).copied().unwrap_or_default();
+            let stored = self.reader.chain_head(me, scope);
+            if stored.seq > saved.seq {
+                adopted.extend(self.reader.batches_after(me, scope, saved.seq));
+                self.own_chains.insert(scope, stored);
+            }
+        }
+        adopted
     }
 
     /// This device's id.
@@ -160,6 +190,12 @@ impl Client {
     /// Every contribution this device can read, oldest first.
     pub fn contributions(&self) -> Vec<ContributionView> {
         self.reader.contributions()
+    }
+
+    /// Batches known to be missing: a later batch from the same device
+    /// arrived, so these were dropped or held back on the way.
+    pub fn gaps(&self) -> Vec<Gap> {
+        self.reader.gaps()
     }
 
     /// Writes a contribution to this member's document in the cohort scope.
@@ -190,17 +226,22 @@ impl Client {
             self.reader
                 .doc_mut(doc)
                 .contribute(&device, id, &self.profile.pseudonym, text, now)?;
+        let head = self.own_chains.get(&scope).copied().unwrap_or_default();
         let batch = Batch {
             scope,
             epoch,
-            seq: self.seq + 1,
-            prev: self.prev,
+            seq: head.seq + 1,
+            prev: head.hash,
             created_at: now,
             changes,
         };
-        let blob = self.seal_blob(doc, Content::Batch(batch), &[&recipient], rng)?;
-        self.seq += 1;
-        self.reader.mark_applied(blob.id);
+        let (blob, hash) = self.seal_blob(doc, Content::Batch(batch), &[&recipient], rng)?;
+        let head = ChainHead {
+            seq: head.seq + 1,
+            hash,
+        };
+        self.own_chains.insert(scope, head);
+        self.reader.record_own_batch(blob.id, device, scope, head);
         self.outbox.push(blob.clone());
         Ok((
             id,
@@ -319,8 +360,11 @@ impl Client {
                 })
                 .collect(),
             own_doc: self.own_doc,
-            seq: self.seq,
-            prev: self.prev,
+            own_chains: self
+                .own_chains
+                .iter()
+                .map(|(scope, head)| (*scope, head.seq, head.hash))
+                .collect(),
             outbox: self.outbox.iter().map(|b| b.id).collect(),
             cursor: self.cursor,
         }
@@ -340,7 +384,7 @@ impl Client {
         recipients: &[&Recipient],
         rng: &mut impl CryptoRngCore,
     ) -> Result<(), Error> {
-        let blob = self.seal_blob(DocId::random(rng), content, recipients, rng)?;
+        let (blob, _) = self.seal_blob(DocId::random(rng), content, recipients, rng)?;
         self.reader.mark_applied(blob.id);
         self.outbox.push(blob);
         Ok(())
@@ -352,8 +396,7 @@ impl Client {
         content: Content,
         recipients: &[&Recipient],
         rng: &mut impl CryptoRngCore,
-    ) -> Result<BlobRecord, Error> {
-        let is_batch = matches!(content, Content::Batch(_));
+    ) -> Result<(BlobRecord, [u8; 32]), Error> {
         let payload = BlobPayload {
             alliance: self.profile.alliance,
             blob: BlobId::random(rng),
@@ -361,14 +404,12 @@ impl Client {
             content,
         };
         let (data, body_hash) = seal(BLOB_LABEL, &payload, &self.keys, recipients)?;
-        if is_batch {
-            self.prev = body_hash;
-        }
-        Ok(BlobRecord {
+        let blob = BlobRecord {
             id: payload.blob,
             doc,
             data,
-        })
+        };
+        Ok((blob, body_hash))
     }
 }
 

@@ -32,6 +32,7 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+mod chain;
 mod client;
 mod document;
 pub mod envelope;
@@ -47,6 +48,7 @@ mod sync;
 mod time;
 
 pub use api::{BlobRecord, HttpRequest, HttpResponse, Role};
+pub use chain::{ChainHead, Gap};
 pub use client::{Client, MAX_TEXT_BYTES, NewAlliance};
 pub use document::{ContributionDoc, ContributionView, rfc3339};
 pub use error::Error;

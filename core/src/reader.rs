@@ -1,11 +1,13 @@
-//! Turns blobs into readable documents: decrypt, check the signature and the
-//! ids the relay showed, then apply. A blob that fails a check is reported
-//! and never applied; one this device cannot open yet is kept and retried
-//! when a new key arrives (blobs may come in any order).
+//! Turns blobs into readable documents: decrypt, check the signature, the
+//! ids the relay showed and the writer's hash chain, then apply. A blob that
+//! fails a check is reported and never applied; one this device cannot open
+//! yet is kept and retried when a new key arrives; a batch that comes before
+//! its predecessor is held until that arrives (blobs may come in any order).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use crate::api::BlobRecord;
+use crate::chain::{ChainHead, ChainId, Chains, Gap, PendingBatch, Placement};
 use crate::document::{ContributionDoc, ContributionView};
 use crate::envelope::{BLOB_LABEL, OpenError, Opened, open};
 use crate::ids::{AllianceId, BlobId, DeviceId, DocId, ScopeId};
@@ -37,6 +39,29 @@ pub enum Rejection {
     /// The changes inside do not decode.
     #[error("blob {0} holds changes that cannot be applied")]
     BadChanges(BlobId),
+    /// A second, different batch from one device under a number it already
+    /// used, or one that does not link to the batch before it.
+    #[error(
+        "blob {0} contradicts what its device wrote before (two different batches with one number); \
+         that device's key may be in someone else's hands"
+    )]
+    Forked(BlobId),
+}
+
+impl Rejection {
+    /// The blob refused.
+    pub fn blob(&self) -> BlobId {
+        match self {
+            Rejection::Damaged(b)
+            | Rejection::BadSignature(b)
+            | Rejection::Relabelled(b)
+            | Rejection::WrongAlliance(b)
+            | Rejection::WrongKey(b)
+            | Rejection::UntrustedGrant(b)
+            | Rejection::BadChanges(b)
+            | Rejection::Forked(b) => *b,
+        }
+    }
 }
 
 /// A scope and epoch: which key opened a blob.
@@ -50,10 +75,13 @@ type OpenedBlob = (Opened<BlobPayload>, Option<KeyName>);
 pub enum Ingested {
     /// Opened and applied.
     Applied,
-    /// Already applied before.
+    /// Seen before (applied, held or unreadable).
     AlreadyHad,
     /// Not readable with the keys here (yet).
     Unreadable,
+    /// Opened and checked, but an earlier batch from its device has not
+    /// arrived; held until it does.
+    Held,
 }
 
 /// Documents rebuilt from blobs, with the keys that open them.
@@ -63,9 +91,15 @@ pub struct Reader {
     grant_identities: Vec<AgeIdentity>,
     grant_signers: Vec<DeviceId>,
     docs: BTreeMap<DocId, ContributionDoc>,
-    applied: HashSet<BlobId>,
+    chains: Chains,
+    /// Applied blobs, with the chain position of batches.
+    applied: HashMap<BlobId, Option<(ChainId, u64)>>,
+    held: HashSet<BlobId>,
     unreadable: Vec<BlobRecord>,
     unreadable_ids: HashSet<BlobId>,
+    /// Blobs refused while applying others (a held batch that turned out
+    /// not to link, or an unreadable blob opened by a new key).
+    late_rejections: Vec<Rejection>,
 }
 
 impl Reader {
@@ -84,15 +118,20 @@ impl Reader {
             grant_identities,
             grant_signers,
             docs: BTreeMap::new(),
-            applied: HashSet::new(),
+            chains: Chains::default(),
+            applied: HashMap::new(),
+            held: HashSet::new(),
             unreadable: Vec::new(),
             unreadable_ids: HashSet::new(),
+            late_rejections: Vec::new(),
         }
     }
 
-    /// Opens and applies one blob. Errors leave every document untouched.
+    /// Opens, checks and applies one blob. Errors leave every document
+    /// untouched. Call [`Reader::take_late_rejections`] afterwards: applying
+    /// one blob can release others, and those can fail their checks.
     pub fn ingest(&mut self, blob: &BlobRecord) -> Result<Ingested, Rejection> {
-        if self.applied.contains(&blob.id) || self.unreadable_ids.contains(&blob.id) {
+        if self.knows(&blob.id) {
             return Ok(Ingested::AlreadyHad);
         }
         match self.try_open(blob)? {
@@ -101,15 +140,13 @@ impl Reader {
                 self.unreadable.push(blob.clone());
                 Ok(Ingested::Unreadable)
             }
-            Some(opened) => {
-                let new_key = self.apply(blob, opened)?;
-                self.applied.insert(blob.id);
-                if new_key {
-                    self.retry_unreadable();
-                }
-                Ok(Ingested::Applied)
-            }
+            Some(opened) => self.apply(blob, opened),
         }
+    }
+
+    /// Blobs refused as a side effect of earlier calls to [`Reader::ingest`].
+    pub fn take_late_rejections(&mut self) -> Vec<Rejection> {
+        std::mem::take(&mut self.late_rejections)
     }
 
     /// Every contribution this reader can read, oldest first.
@@ -118,6 +155,11 @@ impl Reader {
             self.docs.values().flat_map(|d| d.contributions()).collect();
         all.sort_by(|a, b| (&a.created_at, a.id).cmp(&(&b.created_at, b.id)));
         all
+    }
+
+    /// Batches known to be missing: a later batch from the same device arrived.
+    pub fn gaps(&self) -> Vec<Gap> {
+        self.chains.gaps()
     }
 
     /// The epoch keys this reader holds.
@@ -137,12 +179,51 @@ impl Reader {
 
     /// Whether a blob was applied.
     pub fn has_applied(&self, id: &BlobId) -> bool {
-        self.applied.contains(id)
+        self.applied.contains_key(id)
     }
 
-    /// Records a blob this device wrote itself and already applied locally.
+    /// The last batch applied from `device` in `scope`.
+    pub fn chain_head(&self, device: DeviceId, scope: ScopeId) -> ChainHead {
+        self.chains.head(&(device, scope))
+    }
+
+    /// Batches applied from `device` in `scope` after sequence number `after`.
+    pub fn batches_after(&self, device: DeviceId, scope: ScopeId, after: u64) -> Vec<BlobId> {
+        let mut found: Vec<(u64, BlobId)> = self
+            .applied
+            .iter()
+            .filter_map(|(id, position)| match position {
+                Some((chain, seq)) if *chain == (device, scope) && *seq > after => {
+                    Some((*seq, *id))
+                }
+                _ => None,
+            })
+            .collect();
+        found.sort();
+        found.into_iter().map(|(_, id)| id).collect()
+    }
+
+    /// Records a key grant this device wrote itself.
     pub fn mark_applied(&mut self, id: BlobId) {
-        self.applied.insert(id);
+        self.applied.insert(id, None);
+    }
+
+    /// Records a batch this device wrote (its changes are already in the
+    /// document) as the head of its own chain.
+    pub fn record_own_batch(
+        &mut self,
+        id: BlobId,
+        device: DeviceId,
+        scope: ScopeId,
+        head: ChainHead,
+    ) {
+        let chain = (device, scope);
+        self.chains.set_head(chain, head);
+        self.applied.insert(id, Some((chain, head.seq)));
+    }
+
+    fn knows(&self, id: &BlobId) -> bool {
+        self.applied.contains_key(id) || self.held.contains(id) || self.unreadable_ids.contains(id)
     }
 
     fn try_open(&self, blob: &BlobRecord) -> Result<Option<OpenedBlob>, Rejection> {
@@ -161,8 +242,9 @@ impl Reader {
         }
     }
 
-    /// Applies an opened blob; returns whether it brought a new key.
-    fn apply(&mut self, blob: &BlobRecord, (opened, key): OpenedBlob) -> Result<bool, Rejection> {
+    fn apply(&mut self, blob: &BlobRecord, (opened, key): OpenedBlob) -> Result<Ingested, Rejection> {
+        let signer = opened.signer;
+        let body_hash = opened.body_hash;
         let payload = opened.body;
         if payload.alliance != self.alliance {
             return Err(Rejection::WrongAlliance(blob.id));
@@ -176,15 +258,30 @@ impl Reader {
                 if key != (batch.scope, batch.epoch) {
                     return Err(Rejection::WrongKey(blob.id));
                 }
-                self.docs
-                    .entry(blob.doc)
-                    .or_default()
-                    .apply(&batch.changes)
-                    .map_err(|_| Rejection::BadChanges(blob.id))?;
-                Ok(false)
+                let chain = (signer, batch.scope);
+                let pending = PendingBatch {
+                    blob: blob.id,
+                    doc: blob.doc,
+                    seq: batch.seq,
+                    prev: batch.prev,
+                    hash: body_hash,
+                    changes: batch.changes,
+                };
+                match self.chains.place(chain, pending) {
+                    Placement::Forked => Err(Rejection::Forked(blob.id)),
+                    Placement::Held => {
+                        self.held.insert(blob.id);
+                        Ok(Ingested::Held)
+                    }
+                    Placement::Next(next) => {
+                        self.apply_batch(chain, &next)?;
+                        self.release_held(chain);
+                        Ok(Ingested::Applied)
+                    }
+                }
             }
             Content::Grant(grant) => {
-                if !self.grant_signers.contains(&opened.signer) {
+                if !self.grant_signers.contains(&signer) {
                     return Err(Rejection::UntrustedGrant(blob.id));
                 }
                 let key = grant.epoch_key();
@@ -192,10 +289,39 @@ impl Reader {
                     .epoch_keys
                     .iter()
                     .any(|k| (k.scope, k.epoch) == (key.scope, key.epoch));
+                self.applied.insert(blob.id, None);
                 if !known {
                     self.epoch_keys.push(key);
+                    self.retry_unreadable();
                 }
-                Ok(!known)
+                Ok(Ingested::Applied)
+            }
+        }
+    }
+
+    /// Merges a batch that is next in its chain, and moves the chain on.
+    fn apply_batch(&mut self, chain: ChainId, batch: &PendingBatch) -> Result<(), Rejection> {
+        self.docs
+            .entry(batch.doc)
+            .or_default()
+            .apply(&batch.changes)
+            .map_err(|_| Rejection::BadChanges(batch.blob))?;
+        self.chains.advance(chain, batch);
+        self.applied.insert(batch.blob, Some((chain, batch.seq)));
+        Ok(())
+    }
+
+    /// Applies held batches that now follow the chain's head.
+    fn release_held(&mut self, chain: ChainId) {
+        while let Some(ready) = self.chains.ready(&chain) {
+            let outcome = ready.map_err(Rejection::Forked).and_then(|batch| {
+                self.held.remove(&batch.blob);
+                self.apply_batch(chain, &batch)
+            });
+            if let Err(rejection) = outcome {
+                self.held.remove(&rejection.blob());
+                self.late_rejections.push(rejection);
+                return;
             }
         }
     }
@@ -203,8 +329,9 @@ impl Reader {
     fn retry_unreadable(&mut self) {
         self.unreadable_ids.clear();
         for blob in std::mem::take(&mut self.unreadable) {
-            // A blob refused now was already unreadable before; it stays out.
-            let _ = self.ingest(&blob);
+            if let Err(rejection) = self.ingest(&blob) {
+                self.late_rejections.push(rejection);
+            }
         }
     }
 }

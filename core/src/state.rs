@@ -10,7 +10,7 @@ use crate::api::{BlobRecord, Role};
 use crate::error::Error;
 use crate::ids::{AllianceId, BlobId, DeviceId, DocId, ScopeId};
 
-const STATE_LABEL: &[u8] = b"kith/state/v1\n";
+const STATE_LABEL: &[u8] = b"kith/state/v2\n";
 
 /// What a device knows about its alliance and itself. Not secret, but personal.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -40,8 +40,8 @@ pub(crate) struct Saved {
     pub device_secret: Zeroizing<Vec<u8>>,
     pub epoch_keys: Vec<(ScopeId, u32, Zeroizing<Vec<u8>>)>,
     pub own_doc: Option<DocId>,
-    pub seq: u64,
-    pub prev: [u8; 32],
+    /// This device's own chain in each scope it writes to: (scope, seq, hash).
+    pub own_chains: Vec<(ScopeId, u64, [u8; 32])>,
     pub outbox: Vec<BlobId>,
     pub cursor: u64,
 }
@@ -56,6 +56,11 @@ impl Saved {
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Self, Error> {
+        if bytes.starts_with(b"kith/state/v1\n") {
+            return Err(Error::CorruptState(
+                "it was saved by an earlier test version of Kith; join again with a new invite",
+            ));
+        }
         let body = bytes
             .strip_prefix(STATE_LABEL)
             .ok_or(Error::CorruptState("not a Kith state record"))?;

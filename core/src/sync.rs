@@ -5,10 +5,15 @@
 //! Uploads are idempotent (blob ids are chosen here), so a retry after a lost
 //! answer never duplicates; the cursor moves only after a page is applied and
 //! its blobs handed to the driver to store.
+//!
+//! When a device's chain has a gap (a later batch came, an earlier one did
+//! not), the run fetches from the start again: a blob the relay delayed may
+//! sit before the cursor. Blobs already seen are skipped by id, unopened.
 
 use rand_core::CryptoRngCore;
 
 use crate::api::{self, AppendBlobs, Appended, BlobPage, ErrorBody, HttpRequest, HttpResponse};
+use crate::chain::Gap;
 use crate::client::{Client, json};
 use crate::error::Error;
 use crate::ids::BlobId;
@@ -25,6 +30,16 @@ pub struct SyncReport {
     pub received: usize,
     /// Blobs refused because they failed a check (never applied).
     pub rejected: Vec<Rejection>,
+    /// Batches still missing when the run ended: a later batch from the same
+    /// device arrived, these did not. The later ones are held, unread.
+    pub missing: Vec<Gap>,
+}
+
+impl SyncReport {
+    /// Whether the relay served everything, and all of it passed its checks.
+    pub fn is_clean(&self) -> bool {
+        self.rejected.is_empty() && self.missing.is_empty()
+    }
 }
 
 /// The result of feeding one response.
@@ -38,6 +53,8 @@ pub struct SyncStep {
 
 pub(crate) struct SyncRun {
     uploading: bool,
+    /// Where this run fetches from (0 when looking again for missing blobs).
+    fetch_after: u64,
     awaiting: Option<Awaiting>,
     report: SyncReport,
 }
@@ -50,8 +67,14 @@ enum Awaiting {
 impl Client {
     /// Starts a sync run (restarting one that was interrupted).
     pub fn sync_start(&mut self) {
+        let fetch_after = if self.reader.gaps().is_empty() {
+            self.cursor
+        } else {
+            0
+        };
         self.sync = Some(SyncRun {
             uploading: true,
+            fetch_after,
             awaiting: None,
             report: SyncReport::default(),
         });
@@ -88,7 +111,7 @@ impl Client {
         } else {
             let path = api::paths::blobs_after(
                 self.profile.alliance,
-                self.cursor,
+                run.fetch_after,
                 api::MAX_BLOBS_PER_FETCH,
             );
             (Awaiting::Fetch, "GET", path, Vec::new())
@@ -129,20 +152,24 @@ impl Client {
             }
             Awaiting::Fetch => {
                 let page: BlobPage = parse(&response)?;
-                if page.next < self.cursor || page.blobs.len() > api::MAX_BLOBS_PER_FETCH {
+                if page.next < run.fetch_after || page.blobs.len() > api::MAX_BLOBS_PER_FETCH {
                     return Err(Error::BadResponse("the page does not follow the last one"));
                 }
                 for blob in page.blobs {
                     match self.reader.ingest(&blob) {
                         Ok(Ingested::AlreadyHad) => {}
-                        Ok(Ingested::Applied | Ingested::Unreadable) => {
+                        Ok(Ingested::Applied | Ingested::Unreadable | Ingested::Held) => {
                             run.report.received += 1;
                             ops.push(StoreOp::PutBlob(blob));
                         }
                         Err(rejection) => run.report.rejected.push(rejection),
                     }
                 }
-                self.cursor = page.next;
+                run.report
+                    .rejected
+                    .extend(self.reader.take_late_rejections());
+                run.fetch_after = page.next;
+                self.cursor = self.cursor.max(page.next);
                 page.more
             }
         };
@@ -154,6 +181,8 @@ impl Client {
                 finished: None,
             })
         } else {
+            run.report.rejected.dedup();
+            run.report.missing = self.reader.gaps();
             Ok(SyncStep {
                 ops,
                 finished: Some(run.report),

@@ -38,6 +38,7 @@ export interface SyncReport {
   sent: number;
   received: number;
   rejected: string[];
+  missing: string[];
 }
 
 export interface SyncStep {

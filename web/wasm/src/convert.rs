@@ -78,9 +78,15 @@ pub fn report(r: &SyncReport) -> JsValue {
         .iter()
         .map(|e| JsValue::from(e.to_string()))
         .collect();
+    let missing: Array = r
+        .missing
+        .iter()
+        .map(|g| JsValue::from(g.to_string()))
+        .collect();
     object(&[
         ("sent", (r.sent as u32).into()),
         ("received", (r.received as u32).into()),
         ("rejected", rejected.into()),
+        ("missing", missing.into()),
     ])
 }
