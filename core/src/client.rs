@@ -47,6 +47,8 @@ pub struct Client {
     own_chains: BTreeMap<ScopeId, ChainHead>,
     pub(crate) outbox: Vec<BlobRecord>,
     pub(crate) cursor: u64,
+    /// Set when a sync ended with refused blobs; see [`Saved::recheck`].
+    pub(crate) recheck: bool,
     pub(crate) sync: Option<SyncRun>,
 }
 
@@ -99,6 +101,7 @@ impl Client {
             own_chains: BTreeMap::new(),
             outbox: Vec::new(),
             cursor: 0,
+            recheck: false,
             sync: None,
         }
     }
@@ -131,6 +134,7 @@ impl Client {
             .map(|&(scope, seq, hash)| (scope, ChainHead { seq, hash }))
             .collect();
         client.cursor = saved.cursor;
+        client.recheck = saved.recheck;
         let mut refused = 0;
         for blob in &blobs {
             if client.reader.ingest(blob).is_err() {
@@ -367,6 +371,7 @@ impl Client {
                 .collect(),
             outbox: self.outbox.iter().map(|b| b.id).collect(),
             cursor: self.cursor,
+            recheck: self.recheck,
         }
     }
 

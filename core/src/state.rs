@@ -44,6 +44,9 @@ pub(crate) struct Saved {
     pub own_chains: Vec<(ScopeId, u64, [u8; 32])>,
     pub outbox: Vec<BlobId>,
     pub cursor: u64,
+    /// The last sync refused blobs: fetch from the start next time, in
+    /// case the relay now serves them intact.
+    pub recheck: bool,
 }
 
 impl Saved {

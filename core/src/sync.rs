@@ -7,8 +7,10 @@
 //! its blobs handed to the driver to store.
 //!
 //! When a device's chain has a gap (a later batch came, an earlier one did
-//! not), the run fetches from the start again: a blob the relay delayed may
-//! sit before the cursor. Blobs already seen are skipped by id, unopened.
+//! not), or the last run refused blobs, the run fetches from the start
+//! again: a blob the relay delayed may sit before the cursor, and a refused
+//! one may since have been put right. Blobs already seen are skipped by id,
+//! unopened.
 
 use rand_core::CryptoRngCore;
 
@@ -67,10 +69,10 @@ enum Awaiting {
 impl Client {
     /// Starts a sync run (restarting one that was interrupted).
     pub fn sync_start(&mut self) {
-        let fetch_after = if self.reader.gaps().is_empty() {
-            self.cursor
-        } else {
+        let fetch_after = if self.recheck || !self.reader.gaps().is_empty() {
             0
+        } else {
+            self.cursor
         };
         self.sync = Some(SyncRun {
             uploading: true,
@@ -173,21 +175,20 @@ impl Client {
                 page.more
             }
         };
-        ops.push(StoreOp::PutState(self.saved().encode()));
-        if more {
-            self.sync = Some(run);
-            Ok(SyncStep {
-                ops,
-                finished: None,
-            })
+        let finished = if more {
+            self.recheck |= !run.report.rejected.is_empty();
+            None
         } else {
             run.report.rejected.dedup();
             run.report.missing = self.reader.gaps();
-            Ok(SyncStep {
-                ops,
-                finished: Some(run.report),
-            })
+            self.recheck = !run.report.rejected.is_empty();
+            Some(std::mem::take(&mut run.report))
+        };
+        ops.push(StoreOp::PutState(self.saved().encode()));
+        if finished.is_none() {
+            self.sync = Some(run);
         }
+        Ok(SyncStep { ops, finished })
     }
 }
 

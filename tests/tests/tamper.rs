@@ -1,0 +1,276 @@
+//! A dishonest relay, played by editing the real relay's SQLite database
+//! directly while it runs: blobs dropped, reordered, altered, substituted
+//! and replayed under a new id. Each time a device that joins afterwards
+//! must say exactly what is wrong (`kith sync` exits 3), show nothing that
+//! was altered, and catch up once the relay serves the true blobs again.
+
+use std::process::Output;
+
+use kith_tests::{Relay, kith, kith_raw};
+use serde_json::Value;
+use sqlx::{Row, SqlitePool};
+
+/// The relay's database, opened beside the running relay (WAL mode allows it).
+struct RelayDb {
+    runtime: tokio::runtime::Runtime,
+    pool: SqlitePool,
+}
+
+/// One stored blob row.
+#[derive(Clone)]
+struct BlobRow {
+    seq: i64,
+    alliance_id: Vec<u8>,
+    blob_id: Vec<u8>,
+    doc_id: Vec<u8>,
+    device_id: Vec<u8>,
+    data: Vec<u8>,
+}
+
+impl RelayDb {
+    fn open(relay: &Relay) -> Self {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let url = format!(
+            "sqlite://{}",
+            relay.data_dir.join("relay.sqlite3").display()
+        );
+        let pool = runtime.block_on(SqlitePool::connect(&url)).unwrap();
+        Self { runtime, pool }
+    }
+
+    fn exec(&self, sql: &str, binds: &[&[u8]], ints: &[i64]) {
+        self.runtime.block_on(async {
+            let mut query = sqlx::query(sql);
+            for b in binds {
+                query = query.bind(*b);
+            }
+            for i in ints {
+                query = query.bind(*i);
+            }
+            let done = query.execute(&self.pool).await.unwrap();
+            assert!(done.rows_affected() >= 1, "no row changed by {sql}");
+        });
+    }
+
+    /// The blobs a device appended, in the relay's order.
+    fn blobs_of(&self, device_hex: &str) -> Vec<BlobRow> {
+        let device = hex::decode(device_hex).unwrap();
+        self.runtime.block_on(async {
+            sqlx::query(
+                "SELECT seq, alliance_id, blob_id, doc_id, device_id, data FROM blobs \
+                 WHERE device_id = ? ORDER BY seq",
+            )
+            .bind(device)
+            .fetch_all(&self.pool)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| BlobRow {
+                seq: r.get(0),
+                alliance_id: r.get(1),
+                blob_id: r.get(2),
+                doc_id: r.get(3),
+                device_id: r.get(4),
+                data: r.get(5),
+            })
+            .collect()
+        })
+    }
+
+    fn set_data(&self, row: &BlobRow, data: &[u8]) {
+        self.exec(
+            "UPDATE blobs SET data = ? WHERE seq = ?",
+            &[data],
+            &[row.seq],
+        );
+    }
+
+    fn delete(&self, seq: i64) {
+        self.exec("DELETE FROM blobs WHERE seq = ?", &[], &[seq]);
+    }
+
+    /// Stores `row` under `blob_id`, at position `seq` (or at the end).
+    fn insert(&self, row: &BlobRow, blob_id: &[u8], seq: Option<i64>) {
+        let sql = "INSERT INTO blobs (seq, alliance_id, blob_id, doc_id, device_id, data) \
+                   VALUES (?, ?, ?, ?, ?, ?)";
+        self.runtime.block_on(async {
+            sqlx::query(sql)
+                .bind(seq)
+                .bind(&row.alliance_id)
+                .bind(blob_id)
+                .bind(&row.doc_id)
+                .bind(&row.device_id)
+                .bind(&row.data)
+                .execute(&self.pool)
+                .await
+                .unwrap();
+        });
+    }
+
+    fn move_to(&self, from: i64, to: i64) {
+        self.exec("UPDATE blobs SET seq = ? WHERE seq = ?", &[], &[to, from]);
+    }
+}
+
+struct Alliance {
+    base: tempfile::TempDir,
+    steward: String,
+    joined: usize,
+}
+
+impl Alliance {
+    fn dir(&self, name: &str) -> String {
+        self.base.path().join(name).to_str().unwrap().to_owned()
+    }
+
+    /// A new member device that joins now (its join runs a first sync).
+    /// Returns its data folder and its device id.
+    fn newcomer(&mut self) -> (String, String) {
+        self.joined += 1;
+        let name = format!("Newcomer {}", self.joined);
+        let dir = self.dir(&format!("newcomer-{}", self.joined));
+        let invite = kith(&["invite", "--data-dir", &self.steward]);
+        let joined = kith(&[
+            "join",
+            "--data-dir",
+            &dir,
+            "--invite",
+            invite["invite"].as_str().unwrap(),
+            "--name",
+            &name,
+        ]);
+        (dir, joined["device_id"].as_str().unwrap().to_owned())
+    }
+}
+
+fn sync(dir: &str) -> (Option<i32>, String) {
+    let Output { status, stderr, .. } = kith_raw(&["sync", "--data-dir", dir]);
+    (status.code(), String::from_utf8(stderr).unwrap())
+}
+
+fn listed(dir: &str) -> Vec<String> {
+    let listing: Value = kith(&["list", "--data-dir", dir]);
+    listing["contributions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["text"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn sorted(mut texts: Vec<String>) -> Vec<String> {
+    texts.sort();
+    texts
+}
+
+#[test]
+fn a_relay_that_drops_reorders_alters_substitutes_or_replays_is_caught() {
+    let base = tempfile::tempdir().unwrap();
+    let relay = Relay::start(base.path());
+    let mut alliance = Alliance {
+        steward: base.path().join("steward").to_str().unwrap().to_owned(),
+        base,
+        joined: 0,
+    };
+    kith(&[
+        "init",
+        "--data-dir",
+        &alliance.steward,
+        "--relay",
+        &relay.url(),
+        "--alliance",
+        "Tamper study",
+        "--name",
+        "Sam",
+    ]);
+    let (alex, alex_id) = alliance.newcomer();
+    let written = ["first thoughts", "second thoughts", "third thoughts"];
+    for text in written {
+        kith(&["contribute", "--data-dir", &alex, "--text", text]);
+        assert_eq!(kith(&["sync", "--data-dir", &alex])["sent"], 1);
+    }
+    let all: Vec<String> = sorted(written.iter().map(|t| t.to_string()).collect());
+    let (early, _) = alliance.newcomer();
+    assert_eq!(sorted(listed(&early)), all);
+
+    let db = RelayDb::open(&relay);
+    let rows = db.blobs_of(&alex_id);
+    assert_eq!(rows.len(), 3, "one blob per contribution");
+    let (first, second, third) = (rows[0].clone(), rows[1].clone(), rows[2].clone());
+
+    // Dropped: the middle blob is deleted. The gap shows as soon as the third arrives.
+    db.delete(second.seq);
+    let (late, _) = alliance.newcomer();
+    let (code, stderr) = sync(&late);
+    assert_eq!(code, Some(3), "{stderr}");
+    assert!(stderr.contains("missing:"), "{stderr}");
+    assert!(stderr.contains("(numbers 2 to 2)"), "{stderr}");
+    assert_eq!(listed(&late), vec!["first thoughts"], "nothing after a gap");
+    // The relay puts it back where it was (before this device's cursor): fetched again.
+    db.insert(&second, &second.blob_id, Some(second.seq));
+    let (code, stderr) = sync(&late);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(sorted(listed(&late)), all);
+
+    // Reordered: the third is served before the first. Harmless.
+    let spare = 1_000_000;
+    db.move_to(first.seq, spare);
+    db.move_to(third.seq, first.seq);
+    db.move_to(spare, third.seq);
+    let (reordered, _) = alliance.newcomer();
+    let (code, stderr) = sync(&reordered);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(sorted(listed(&reordered)), all);
+    db.move_to(third.seq, spare);
+    db.move_to(first.seq, third.seq);
+    db.move_to(spare, first.seq);
+
+    // Altered: one byte of the second blob's ciphertext flipped.
+    let mut altered = second.data.clone();
+    let middle = altered.len() / 2;
+    altered[middle] ^= 0x40;
+    db.set_data(&second, &altered);
+    let (victim, _) = alliance.newcomer();
+    let (code, stderr) = sync(&victim);
+    assert_eq!(code, Some(3), "{stderr}");
+    assert!(stderr.contains("damaged or was altered"), "{stderr}");
+    assert_eq!(listed(&victim), vec!["first thoughts"]);
+    db.set_data(&second, &second.data);
+    let (code, stderr) = sync(&victim);
+    assert_eq!(
+        code,
+        Some(0),
+        "once the relay serves the true blob: {stderr}"
+    );
+    assert_eq!(sorted(listed(&victim)), all);
+
+    // Substituted: the second blob's row holds the first blob's bytes.
+    db.set_data(&second, &first.data);
+    let (fooled, _) = alliance.newcomer();
+    let (code, stderr) = sync(&fooled);
+    assert_eq!(code, Some(3), "{stderr}");
+    assert!(stderr.contains("moved or relabelled"), "{stderr}");
+    assert_eq!(listed(&fooled), vec!["first thoughts"]);
+    db.set_data(&second, &second.data);
+    assert_eq!(sync(&fooled).0, Some(0));
+    assert_eq!(sorted(listed(&fooled)), all);
+
+    // Replayed: the first blob stored again under a new id.
+    db.insert(&first, &[0xee; 16], None);
+    let (replayed, _) = alliance.newcomer();
+    let (code, stderr) = sync(&replayed);
+    assert_eq!(code, Some(3), "{stderr}");
+    assert!(stderr.contains("moved or relabelled"), "{stderr}");
+    assert_eq!(sorted(listed(&replayed)), all, "each contribution once");
+    db.exec("DELETE FROM blobs WHERE blob_id = ?", &[&[0xee; 16]], &[]);
+    assert_eq!(sync(&replayed).0, Some(0), "clean once the copy is gone");
+
+    // A device that read everything before the tampering still shows exactly it.
+    for device in [&early, &alex] {
+        assert_eq!(sync(device).0, Some(0));
+        assert_eq!(sorted(listed(device)), all);
+    }
+}
