@@ -263,7 +263,9 @@ fn export(
         eprintln!("kith: warning: left out of this export: {gap}");
     }
     if !report.is_clean() {
-        eprintln!("kith: warning: the relay did not serve everything intact (run `kith sync` for details)");
+        eprintln!(
+            "kith: warning: the relay did not serve everything intact (run `kith sync` for details)"
+        );
     }
     let contributions = reader.contributions();
     let bytes = match format {

@@ -242,7 +242,11 @@ impl Reader {
         }
     }
 
-    fn apply(&mut self, blob: &BlobRecord, (opened, key): OpenedBlob) -> Result<Ingested, Rejection> {
+    fn apply(
+        &mut self,
+        blob: &BlobRecord,
+        (opened, key): OpenedBlob,
+    ) -> Result<Ingested, Rejection> {
         let signer = opened.signer;
         let body_hash = opened.body_hash;
         let payload = opened.body;
