@@ -7,13 +7,16 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
-use kith_core::{AgeIdentity, Client, ContributionView, Joining, NewAlliance, Recipient, Role};
+use kith_core::{
+    AgeIdentity, Client, ContributionView, Joining, NewAlliance, Recipient, Role, WriteScope,
+};
 use rand_core::OsRng;
 use serde_json::json;
 
-use crate::relay::{Relay, now, sync};
+use crate::membership::{cohort_by_name, run_cohort, run_device, run_member};
+use crate::relay::{Relay, join_relay, now, publish, sync};
 use crate::store::{DataDir, owner_only, write_atomic};
-use crate::{Command, ExportFormat, Output};
+use crate::{Command, ExportFormat, Output, ScopeArg};
 
 const DAY_MS: u64 = 24 * 60 * 60 * 1000;
 
@@ -24,26 +27,44 @@ pub fn run(command: Command, json_output: bool) -> Result<Output> {
             data_dir,
             relay,
             alliance,
+            cohort,
             name,
             researchers,
         } => init(
             &DataDir::new(&data_dir),
-            relay,
-            alliance,
-            name,
+            NewAlliance {
+                name: alliance,
+                cohort,
+                relay,
+                pseudonym: name,
+                researchers: Vec::new(),
+            },
             &researchers,
         ),
         Command::Invite {
             data_dir,
             role,
+            cohort,
             days,
-        } => invite(&DataDir::new(&data_dir), role.into(), days),
+        } => invite(
+            &DataDir::new(&data_dir),
+            role.into(),
+            cohort.as_deref(),
+            days,
+        ),
         Command::Join {
             data_dir,
             invite,
             name,
         } => join(&DataDir::new(&data_dir), &invite, &name),
-        Command::Contribute { data_dir, text } => contribute(&DataDir::new(&data_dir), &text),
+        Command::Contribute {
+            data_dir,
+            text,
+            scope,
+        } => contribute(&DataDir::new(&data_dir), &text, scope),
+        Command::Cohort(command) => run_cohort(command),
+        Command::Member(command) => run_member(command),
+        Command::Device(command) => run_device(command),
         Command::Sync { data_dir } => sync_command(&DataDir::new(&data_dir)),
         Command::List { data_dir } => {
             let client = DataDir::new(&data_dir).load()?;
@@ -88,32 +109,18 @@ fn keygen(out: &Path) -> Result<Output> {
     ))
 }
 
-fn init(
-    dir: &DataDir,
-    relay: String,
-    alliance: String,
-    name: String,
-    researchers: &[String],
-) -> Result<Output> {
+fn init(dir: &DataDir, mut new: NewAlliance, researchers: &[String]) -> Result<Output> {
     dir.ensure_empty()?;
-    let researchers = researchers
+    new.researchers = researchers
         .iter()
         .map(|r| Recipient::parse(r))
         .collect::<Result<Vec<_>, _>>()?;
-    if researchers.is_empty() {
+    if new.researchers.is_empty() {
         eprintln!(
             "kith: warning: no --researcher given; the research team will not be able to read anything"
         );
     }
-    let (mut client, ops) = Client::create_alliance(
-        NewAlliance {
-            name: alliance,
-            relay,
-            pseudonym: name,
-            researchers,
-        },
-        &mut OsRng,
-    )?;
+    let (mut client, ops) = Client::create_alliance(new, now(), &mut OsRng)?;
     let response =
         Relay::new(&client.profile().relay).send(&client.register_request(now(), &mut OsRng))?;
     if !(200..300).contains(&response.status) {
@@ -131,13 +138,15 @@ fn init(
     ))
 }
 
-fn invite(dir: &DataDir, role: Role, days: u64) -> Result<Output> {
-    let client = dir.load()?;
-    let (invite, request) = client.create_invite(role, days * DAY_MS, now(), &mut OsRng)?;
-    let response = Relay::new(&client.profile().relay).send(&request)?;
-    if !(200..300).contains(&response.status) {
-        bail!("the relay refused the invite: {}", message(&response.body));
-    }
+fn invite(dir: &DataDir, role: Role, cohort: Option<&str>, days: u64) -> Result<Output> {
+    let mut client = dir.load()?;
+    sync(&mut client, dir).context("an invite needs the relay; sync failed")?;
+    let cohort = cohort
+        .map(|name| cohort_by_name(&client, name))
+        .transpose()?;
+    let invite = publish(&mut client, dir, |c| {
+        c.create_invite(role, cohort, days * DAY_MS, now(), &mut OsRng)
+    })?;
     let link = invite.link();
     Ok(Output::ok(
         json!({ "invite": *link }),
@@ -152,15 +161,17 @@ fn invite(dir: &DataDir, role: Role, days: u64) -> Result<Output> {
 fn join(dir: &DataDir, invite: &str, name: &str) -> Result<Output> {
     dir.ensure_empty()?;
     let joining = Joining::new(invite, name, &mut OsRng)?;
-    let response = Relay::new(joining.relay()).send(&joining.request(now(), &mut OsRng))?;
-    let (mut client, ops) = joining.finish(response)?;
-    dir.apply(ops)?;
+    let mut client = join_relay(joining, dir)?;
     if let Err(e) = sync(&mut client, dir) {
         eprintln!("kith: joined, but the first sync failed ({e:#}); run `kith sync` later");
     }
     let alliance = client.profile().alliance.to_string();
     Ok(Output::ok(
-        json!({ "alliance_id": alliance, "device_id": client.device_id().to_string() }),
+        json!({
+            "alliance_id": alliance,
+            "device_id": client.device_id().to_string(),
+            "member_id": client.profile().member.to_string(),
+        }),
         format!(
             "Joined {} as {}.",
             client.profile().alliance_name,
@@ -169,9 +180,13 @@ fn join(dir: &DataDir, invite: &str, name: &str) -> Result<Output> {
     ))
 }
 
-fn contribute(dir: &DataDir, text: &str) -> Result<Output> {
+fn contribute(dir: &DataDir, text: &str, scope: ScopeArg) -> Result<Output> {
     let mut client = dir.load()?;
-    let (id, ops) = client.contribute(text, now(), &mut OsRng)?;
+    let scope = match scope {
+        ScopeArg::Cohort => WriteScope::Cohort,
+        ScopeArg::Research => WriteScope::Research,
+    };
+    let (id, ops) = client.contribute(text, scope, now(), &mut OsRng)?;
     dir.apply(ops)?;
     Ok(Output::ok(
         json!({ "contribution_id": id.to_string() }),
@@ -251,7 +266,7 @@ fn export(
     let mut reader = client.research_reader(identity);
     let mut refused = 0;
     for blob in dir.blobs()? {
-        if reader.ingest(&blob).is_err() {
+        if reader.ingest(&blob, client.membership()).is_err() {
             refused += 1;
         }
     }
@@ -304,7 +319,7 @@ fn csv_bytes(contributions: &[ContributionView]) -> Result<Vec<u8>> {
     Ok(writer.into_inner()?)
 }
 
-fn message(body: &[u8]) -> String {
+pub fn message(body: &[u8]) -> String {
     serde_json::from_slice::<kith_core::api::ErrorBody>(body)
         .map(|e| e.message)
         .unwrap_or_else(|_| "no details".into())

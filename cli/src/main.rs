@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 mod commands;
+mod membership;
 mod relay;
 mod store;
 
@@ -42,6 +43,9 @@ enum Command {
         /// The alliance's name.
         #[arg(long)]
         alliance: String,
+        /// The name of its first cohort (yours).
+        #[arg(long, default_value = "First cohort")]
+        cohort: String,
         /// Your pseudonym.
         #[arg(long)]
         name: String,
@@ -53,9 +57,12 @@ enum Command {
     Invite {
         #[arg(long)]
         data_dir: PathBuf,
-        /// The role the new device gets.
+        /// The role the new member gets.
         #[arg(long, value_enum, default_value_t = InviteRole::Member)]
         role: InviteRole,
+        /// The cohort they join, by name (default: yours). Not for researchers.
+        #[arg(long)]
+        cohort: Option<String>,
         /// How many days the invite works.
         #[arg(long, default_value_t = 7, value_parser = clap::value_parser!(u64).range(1..=30))]
         days: u64,
@@ -78,7 +85,19 @@ enum Command {
         /// What you want to say.
         #[arg(long)]
         text: String,
+        /// Who may read it: your cohort and the research team, or the research team only.
+        #[arg(long, value_enum, default_value_t = ScopeArg::Cohort)]
+        scope: ScopeArg,
     },
+    /// Cohorts: the groups members meet in.
+    #[command(subcommand)]
+    Cohort(CohortCommand),
+    /// Members: who is in the alliance.
+    #[command(subcommand)]
+    Member(MemberCommand),
+    /// Your devices: link a second one, or unlink a lost one.
+    #[command(subcommand)]
+    Device(DeviceCommand),
     /// Send what is waiting and fetch what is new.
     Sync {
         #[arg(long)]
@@ -102,6 +121,82 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+}
+
+#[derive(Subcommand)]
+enum CohortCommand {
+    /// Create a cohort (stewards only).
+    Create {
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// Its name, for example "Young people".
+        #[arg(long)]
+        name: String,
+    },
+    /// List the cohorts.
+    List {
+        #[arg(long)]
+        data_dir: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum MemberCommand {
+    /// List the members, with their roles and cohorts.
+    List {
+        #[arg(long)]
+        data_dir: PathBuf,
+    },
+    /// Remove a member and all their devices. What they write from now on
+    /// cannot reach anyone, and they cannot read what others write from now on.
+    Remove {
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// The member: their pseudonym, or the id `kith member list` shows.
+        #[arg(long)]
+        member: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum DeviceCommand {
+    /// Make a one-time code to add another device of yours.
+    Link {
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// How many hours the code works.
+        #[arg(long, default_value_t = 24, value_parser = clap::value_parser!(u64).range(1..=168))]
+        hours: u64,
+    },
+    /// On the new device: add it with the code from `kith device link`.
+    Add {
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// The code (kith1...) or link.
+        #[arg(long)]
+        code: String,
+    },
+    /// List your devices.
+    List {
+        #[arg(long)]
+        data_dir: PathBuf,
+    },
+    /// Unlink a device (a lost phone): it can no longer read new writing or write.
+    Unlink {
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// The device's id (from `kith device list`; the first 8 or more characters do).
+        #[arg(long)]
+        device: String,
+    },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ScopeArg {
+    /// Your cohort and the research team.
+    Cohort,
+    /// The research team only.
+    Research,
 }
 
 #[derive(Clone, Copy, ValueEnum)]

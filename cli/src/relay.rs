@@ -3,10 +3,14 @@
 
 use std::time::Duration;
 
-use anyhow::{Context, Result};
-use kith_core::{Client, HttpRequest, HttpResponse, SyncReport, Timestamp};
+use anyhow::{Context, Result, bail};
+use kith_core::{
+    Client, Error as CoreError, HttpRequest, HttpResponse, Invite, Joining, StoreOp, SyncReport,
+    Timestamp,
+};
 use rand_core::OsRng;
 
+use crate::commands::message;
 use crate::store::DataDir;
 
 /// The clock, in milliseconds since the epoch.
@@ -80,11 +84,75 @@ pub fn sync(client: &mut Client, dir: &DataDir) -> Result<SyncReport> {
     client.sync_start();
     while let Some(request) = client.sync_next(now(), &mut OsRng) {
         let response = relay.send(&request)?;
-        let step = client.sync_receive(response)?;
+        let step = client.sync_receive(response, now(), &mut OsRng)?;
         dir.apply(step.ops)?;
         if let Some(report) = step.finished {
             return Ok(report);
         }
     }
     anyhow::bail!("sync stopped before it finished; run it again")
+}
+
+/// Joins through the relay named in the invite; the device is saved once joined.
+pub fn join_relay(mut joining: Joining, dir: &DataDir) -> Result<Client> {
+    let relay = Relay::new(joining.relay());
+    while let Some(request) = joining.next_request(now(), &mut OsRng) {
+        let response = relay.send(&request)?;
+        joining.receive(response, now(), &mut OsRng)?;
+    }
+    let (client, ops) = joining.finish(now(), &mut OsRng)?;
+    dir.apply(ops)?;
+    Ok(client)
+}
+
+/// Publishes an invite made by `make`; if the membership moved on
+/// meanwhile, syncs and makes it again (once).
+pub fn publish(
+    client: &mut Client,
+    dir: &DataDir,
+    make: impl Fn(&Client) -> Result<(Invite, HttpRequest), CoreError>,
+) -> Result<Invite> {
+    let relay = Relay::new(&client.profile().relay);
+    for attempt in 0..2 {
+        let (invite, request) = make(client)?;
+        let response = relay.send(&request)?;
+        if (200..300).contains(&response.status) {
+            sync(client, dir)?;
+            return Ok(invite);
+        }
+        if response.status != 409 || attempt == 1 {
+            bail!("the relay refused the invite: {}", message(&response.body));
+        }
+        sync(client, dir)?;
+    }
+    unreachable!("the loop returns")
+}
+
+/// Sends a membership change made by `make` (saved as pending first); if
+/// the membership moved on meanwhile, syncs and makes it again (once).
+/// Then syncs, so new keys reach everyone they should.
+pub fn change(
+    client: &mut Client,
+    dir: &DataDir,
+    make: impl Fn(&mut Client) -> Result<(HttpRequest, Vec<StoreOp>), CoreError>,
+) -> Result<()> {
+    let relay = Relay::new(&client.profile().relay);
+    for attempt in 0..2 {
+        let (request, ops) = make(client)?;
+        dir.apply(ops)?;
+        let response = relay.send(&request)?;
+        if (200..300).contains(&response.status) {
+            let ops = client.change_accepted()?;
+            dir.apply(ops)?;
+            sync(client, dir)?;
+            return Ok(());
+        }
+        let ops = client.change_refused();
+        dir.apply(ops)?;
+        if response.status != 409 || attempt == 1 {
+            bail!("the relay refused the change: {}", message(&response.body));
+        }
+        sync(client, dir)?;
+    }
+    unreachable!("the loop returns")
 }

@@ -12,6 +12,7 @@ use sha2::{Digest, Sha256};
 
 use crate::ids::{AllianceId, BlobId, DeviceId, DocId, InviteId};
 use crate::keys::{DeviceKeys, verify};
+use crate::membership::SignedEntry;
 use crate::time::Timestamp;
 
 /// Header: the signing device's id (hex).
@@ -29,6 +30,10 @@ pub const MAX_CLOCK_SKEW_MS: u64 = 5 * 60 * 1000;
 pub const MAX_BLOBS_PER_APPEND: usize = 64;
 /// The most blobs one fetch returns.
 pub const MAX_BLOBS_PER_FETCH: usize = 256;
+/// The most membership entries one fetch returns.
+pub const MAX_ENTRIES_PER_FETCH: usize = 512;
+/// The most membership entries one append carries.
+pub const MAX_ENTRIES_PER_APPEND: usize = 64;
 /// The largest blob the relay accepts, in bytes.
 pub const MAX_BLOB_BYTES: usize = 256 * 1024;
 /// The largest request body the relay accepts, in bytes.
@@ -119,6 +124,24 @@ pub fn verify_request(
 pub struct RegisterAlliance {
     /// The new alliance's id, chosen by the steward's device.
     pub alliance_id: AllianceId,
+    /// The first entries of its membership log, starting with `Create`.
+    pub log: Vec<SignedEntry>,
+}
+
+/// `POST /v1/alliances/{alliance}/log`: entries to append to the membership log.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct AppendLog {
+    /// Entries in order; the first must follow the relay's last.
+    pub entries: Vec<SignedEntry>,
+}
+
+/// `GET /v1/alliances/{alliance}/log?after=N`: entries from index N on.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct LogPage {
+    /// The entries, in order.
+    pub entries: Vec<SignedEntry>,
+    /// Whether more follow.
+    pub more: bool,
 }
 
 /// A device's role, as the relay knows it (for authorisation only).
@@ -174,10 +197,10 @@ pub struct PublishInvite {
     pub invite_id: InviteId,
     /// SHA-256 of the one-time token (hex); the token itself is only in the link.
     pub token_sha256: String,
-    /// The role the joining device gets.
-    pub role: Role,
     /// When it stops working.
     pub expires_at: Timestamp,
+    /// The membership entry announcing the invite (it names the role).
+    pub entry: SignedEntry,
     /// The invite package, an age file encrypted to the invite's own identity.
     #[serde(with = "base64_bytes")]
     pub package: Vec<u8>,
@@ -198,6 +221,8 @@ pub struct Redeemed {
     /// The invite package.
     #[serde(with = "base64_bytes")]
     pub package: Vec<u8>,
+    /// The whole membership log, so the new device can check it and add its join.
+    pub log: Vec<SignedEntry>,
 }
 
 /// A blob as the relay stores and serves it: opaque ids and bytes.
@@ -269,6 +294,14 @@ pub mod paths {
     /// Fetch blobs after a cursor.
     pub fn blobs_after(alliance: AllianceId, after: u64, limit: usize) -> String {
         format!("/v1/alliances/{alliance}/blobs?after={after}&limit={limit}")
+    }
+    /// Append membership entries.
+    pub fn log(alliance: AllianceId) -> String {
+        format!("/v1/alliances/{alliance}/log")
+    }
+    /// Fetch membership entries from index `from` on.
+    pub fn log_from(alliance: AllianceId, from: u64) -> String {
+        format!("/v1/alliances/{alliance}/log?from={from}")
     }
 }
 

@@ -1,22 +1,25 @@
-//! A device's view of its alliance: keys, documents, outbox. Every method
-//! completes locally and returns the [`StoreOp`]s the driver must persist;
-//! talking to the relay is in [`crate::sync`] and [`crate::join`].
-
-use rand_core::CryptoRngCore;
+//! A device's view of its alliance: keys, membership, documents, outbox.
+//! Every method completes locally and returns the [`StoreOp`]s the driver
+//! must persist; talking to the relay is in [`crate::sync`],
+//! [`crate::join`] and [`crate::admin`].
 
 use std::collections::BTreeMap;
 
-use crate::api::{self, BlobRecord, HttpRequest, PublishInvite, RegisterAlliance, Role};
+use rand_core::CryptoRngCore;
+
+use crate::api::{self, BlobRecord, HttpRequest, Role};
 use crate::chain::{ChainHead, Gap};
 use crate::document::ContributionView;
-use crate::envelope::{BLOB_LABEL, INVITE_LABEL, seal};
+use crate::envelope::{BLOB_LABEL, seal};
 use crate::error::Error;
-use crate::ids::{AllianceId, BlobId, ContributionId, DeviceId, DocId, ScopeId};
-use crate::invite::{Invite, InvitePackage};
+use crate::ids::{BlobId, ContributionId, DeviceId, MemberId, ScopeId};
 use crate::keys::{AgeIdentity, DeviceKeys, EpochKey, Recipient};
+use crate::membership::{Membership, SignedEntry};
 use crate::payload::{Batch, BlobPayload, Content, Grant};
 use crate::reader::Reader;
-use crate::state::{Profile, Saved, StoreOp};
+use crate::state::{
+    Profile, Saved, SavedPending, StoreOp, doc_for, load_identity, load_keys, save_keys,
+};
 use crate::sync::SyncRun;
 use crate::time::Timestamp;
 
@@ -25,83 +28,62 @@ pub const MAX_TEXT_BYTES: usize = 64 * 1024;
 /// The longest pseudonym, in characters.
 pub const MAX_PSEUDONYM_CHARS: usize = 64;
 
-/// What a steward gives to create an alliance.
-pub struct NewAlliance {
-    /// The alliance's name.
-    pub name: String,
-    /// The relay's base URL.
-    pub relay: String,
-    /// The steward's pseudonym.
-    pub pseudonym: String,
-    /// The research team's age recipients.
-    pub researchers: Vec<Recipient>,
+/// Who may read a contribution.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WriteScope {
+    /// The writer's cohort and the research team.
+    Cohort,
+    /// The research team only (and the writer's own devices).
+    Research,
+}
+
+/// A membership change sent to the relay and not yet seen in the log.
+pub(crate) struct PendingChange {
+    pub entries: Vec<SignedEntry>,
+    pub keys: Vec<EpochKey>,
+    pub grants: Vec<BlobRecord>,
 }
 
 /// One device.
 pub struct Client {
     pub(crate) keys: DeviceKeys,
     pub(crate) profile: Profile,
+    pub(crate) membership: Membership,
     pub(crate) reader: Reader,
-    own_doc: Option<DocId>,
+    /// The invite identity this device joined with, if any.
+    invite_identity: Option<AgeIdentity>,
     /// The head of this device's own chain in each scope it writes to.
     own_chains: BTreeMap<ScopeId, ChainHead>,
     pub(crate) outbox: Vec<BlobRecord>,
     pub(crate) cursor: u64,
     /// Set when a sync ended with refused blobs; see [`Saved::recheck`].
     pub(crate) recheck: bool,
+    pub(crate) pending: Option<PendingChange>,
     pub(crate) sync: Option<SyncRun>,
 }
 
 impl Client {
-    /// A steward creates a new alliance with one cohort. The research team's
-    /// key grant waits in the outbox for the first sync.
-    pub fn create_alliance(
-        new: NewAlliance,
-        rng: &mut impl CryptoRngCore,
-    ) -> Result<(Self, Vec<StoreOp>), Error> {
-        let keys = DeviceKeys::generate(rng);
-        let cohort_key = EpochKey::generate(ScopeId::random(rng), 0, rng);
-        let profile = Profile {
-            alliance: AllianceId::random(rng),
-            alliance_name: check_name(&new.name, "alliance name")?,
-            relay: new.relay.trim_end_matches('/').to_owned(),
-            pseudonym: check_name(&new.pseudonym, "pseudonym")?,
-            role: Role::Steward,
-            cohort: cohort_key.scope,
-            steward: keys.device_id(),
-            research_recipients: new.researchers.iter().map(|r| r.to_string()).collect(),
-        };
-        let mut client = Self::assemble(keys, profile, vec![cohort_key.clone()]);
-        if !new.researchers.is_empty() {
-            let recipients: Vec<&Recipient> = new.researchers.iter().collect();
-            client.queue_blob(Content::Grant(Grant::of(&cohort_key)), &recipients, rng)?;
-        }
-        let mut ops: Vec<StoreOp> = client
-            .outbox
-            .iter()
-            .cloned()
-            .map(StoreOp::PutBlob)
-            .collect();
-        ops.push(StoreOp::PutState(client.saved().encode()));
-        Ok((client, ops))
-    }
-
-    pub(crate) fn assemble(keys: DeviceKeys, profile: Profile, epoch_keys: Vec<EpochKey>) -> Self {
-        let reader = Reader::new(
-            profile.alliance,
-            epoch_keys,
-            vec![keys.identity().clone()],
-            vec![profile.steward],
-        );
+    pub(crate) fn assemble(
+        keys: DeviceKeys,
+        profile: Profile,
+        membership: Membership,
+        epoch_keys: Vec<EpochKey>,
+        invite_identity: Option<AgeIdentity>,
+    ) -> Self {
+        let mut identities = vec![keys.identity().clone()];
+        identities.extend(invite_identity.iter().cloned());
+        let reader = Reader::new(profile.alliance, epoch_keys, identities);
         Self {
             keys,
             profile,
+            membership,
             reader,
-            own_doc: None,
+            invite_identity,
             own_chains: BTreeMap::new(),
             outbox: Vec::new(),
             cursor: 0,
             recheck: false,
+            pending: None,
             sync: None,
         }
     }
@@ -112,22 +94,20 @@ impl Client {
     pub fn load(state: &[u8], blobs: Vec<BlobRecord>) -> Result<(Self, usize), Error> {
         let saved = Saved::decode(state)?;
         let keys = DeviceKeys::import_secret(&saved.device_secret)?;
-        let epoch_keys = saved
-            .epoch_keys
-            .iter()
-            .map(|(scope, epoch, secret)| {
-                let secret: &[u8; 32] = secret[..]
-                    .try_into()
-                    .map_err(|_| Error::CorruptState("epoch key"))?;
-                Ok(EpochKey {
-                    scope: *scope,
-                    epoch: *epoch,
-                    identity: AgeIdentity::from_secret_bytes(secret),
-                })
-            })
-            .collect::<Result<Vec<_>, Error>>()?;
-        let mut client = Self::assemble(keys, saved.profile, epoch_keys);
-        client.own_doc = saved.own_doc;
+        let membership = Membership::replay(saved.profile.alliance, &saved.log)
+            .map_err(|_| Error::CorruptState("the saved membership log"))?;
+        let invite_identity = saved
+            .invite_secret
+            .as_deref()
+            .map(|s| load_identity(s))
+            .transpose()?;
+        let mut client = Self::assemble(
+            keys,
+            saved.profile,
+            membership,
+            load_keys(&saved.epoch_keys)?,
+            invite_identity,
+        );
         client.own_chains = saved
             .own_chains
             .iter()
@@ -137,7 +117,7 @@ impl Client {
         client.recheck = saved.recheck;
         let mut refused = 0;
         for blob in &blobs {
-            if client.reader.ingest(blob).is_err() {
+            if client.reader.ingest(blob, &client.membership).is_err() {
                 refused += 1;
             }
         }
@@ -146,13 +126,19 @@ impl Client {
         waiting.extend(client.adopt_unsaved_batches());
         let mut by_id: BTreeMap<BlobId, BlobRecord> =
             blobs.into_iter().map(|b| (b.id, b)).collect();
-        client.outbox = waiting
-            .iter()
-            .map(|id| by_id.remove(id))
-            .collect::<Option<Vec<_>>>()
-            .ok_or(Error::CorruptState("a blob waiting to be sent is missing"))?;
-        if client.own_doc.is_none() {
-            client.own_doc = client.outbox.first().map(|b| b.doc);
+        let mut take = |ids: &[BlobId]| {
+            ids.iter()
+                .map(|id| by_id.remove(id))
+                .collect::<Option<Vec<_>>>()
+                .ok_or(Error::CorruptState("a blob waiting to be sent is missing"))
+        };
+        client.outbox = take(&waiting)?;
+        if let Some(pending) = saved.pending {
+            client.pending = Some(PendingChange {
+                grants: take(&pending.grants)?,
+                keys: load_keys(&pending.keys)?,
+                entries: pending.entries,
+            });
         }
         Ok((client, refused))
     }
@@ -186,6 +172,32 @@ impl Client {
         &self.profile
     }
 
+    /// The alliance's membership, as this device last saw it.
+    pub fn membership(&self) -> &Membership {
+        &self.membership
+    }
+
+    /// This member's role (as the membership log says).
+    pub fn role(&self) -> Role {
+        self.membership
+            .member(&self.profile.member)
+            .map_or(Role::Member, |m| m.role)
+    }
+
+    /// Whether this device is still in the alliance.
+    pub fn is_active(&self) -> bool {
+        self.membership
+            .device(&self.device_id())
+            .is_some_and(|d| d.active)
+    }
+
+    /// This member's cohort, if they have one.
+    pub fn cohort(&self) -> Option<ScopeId> {
+        self.membership
+            .member(&self.profile.member)
+            .and_then(|m| m.cohort)
+    }
+
     /// How many blobs wait to be sent.
     pub fn pending_uploads(&self) -> usize {
         self.outbox.len()
@@ -202,11 +214,30 @@ impl Client {
         self.reader.gaps()
     }
 
-    /// Writes a contribution to this member's document in the cohort scope.
-    /// Works offline; the blob waits in the outbox.
+    /// The scope a contribution of this kind goes to.
+    pub fn write_scope(&self, scope: WriteScope) -> Result<ScopeId, Error> {
+        let member = self
+            .membership
+            .member(&self.profile.member)
+            .ok_or(Error::Misuse(
+                "this device is not in the alliance's membership",
+            ))?;
+        match scope {
+            WriteScope::Cohort => member.cohort.ok_or(Error::Misuse(
+                "researchers are not in a cohort; write with the research-only scope",
+            )),
+            WriteScope::Research => member.research_scope.ok_or(Error::Misuse(
+                "this member's research-only space is not set up yet; sync first",
+            )),
+        }
+    }
+
+    /// Writes a contribution to this member's document in `scope`. Works
+    /// offline; the blob waits in the outbox.
     pub fn contribute(
         &mut self,
         text: &str,
+        scope: WriteScope,
         now: Timestamp,
         rng: &mut impl CryptoRngCore,
     ) -> Result<(ContributionId, Vec<StoreOp>), Error> {
@@ -219,12 +250,18 @@ impl Client {
                 max: MAX_TEXT_BYTES,
             });
         }
-        let key = self.current_key(self.profile.cohort).ok_or(Error::Misuse(
-            "this device has no key to write to the cohort (research devices read with their own key)",
+        if !self.is_active() {
+            return Err(Error::Misuse(
+                "this device was removed from the alliance; it can no longer write",
+            ));
+        }
+        let scope = self.write_scope(scope)?;
+        let key = self.reader.newest_key(scope).ok_or(Error::Misuse(
+            "this device does not hold the key for that space yet; sync first",
         ))?;
-        let (scope, epoch, recipient) = (key.scope, key.epoch, key.identity.recipient());
+        let (epoch, recipient) = (key.epoch, key.identity.recipient());
         let id = ContributionId::random(rng);
-        let doc = *self.own_doc.get_or_insert_with(|| DocId::random(rng));
+        let doc = doc_for(self.profile.member, scope);
         let device = self.device_id();
         let changes =
             self.reader
@@ -256,81 +293,11 @@ impl Client {
         ))
     }
 
-    /// The request that registers a newly created alliance with the relay.
-    pub fn register_request(&self, now: Timestamp, rng: &mut impl CryptoRngCore) -> HttpRequest {
-        let body = RegisterAlliance {
-            alliance_id: self.profile.alliance,
-        };
-        self.sign_request("POST", api::paths::alliances(), json(&body), now, rng)
-    }
-
-    /// Makes an invite: returns the link to give the new member and the
-    /// request that publishes it (it works once the relay answers 2xx).
-    pub fn create_invite(
-        &self,
-        role: Role,
-        valid_for_ms: u64,
-        now: Timestamp,
-        rng: &mut impl CryptoRngCore,
-    ) -> Result<(Invite, HttpRequest), Error> {
-        if !self.profile.role.may_invite() {
-            return Err(Error::Misuse("only a steward or facilitator can invite"));
-        }
-        if role == Role::Steward {
-            return Err(Error::Misuse("an invite cannot make a steward"));
-        }
-        let invite = Invite::generate(
-            &self.profile.relay,
-            self.profile.alliance,
-            self.device_id(),
-            rng,
-        );
-        let grants = match role {
-            Role::Researcher => Vec::new(),
-            _ => self.reader.epoch_keys().iter().map(Grant::of).collect(),
-        };
-        let package = InvitePackage {
-            alliance: self.profile.alliance,
-            alliance_name: self.profile.alliance_name.clone(),
-            invite: invite.invite,
-            role,
-            cohort: self.profile.cohort,
-            steward: self.profile.steward,
-            research_recipients: self.profile.research_recipients.clone(),
-            grants,
-        };
-        let (package, _) = seal(
-            INVITE_LABEL,
-            &package,
-            &self.keys,
-            &[&invite.identity().recipient()],
-        )?;
-        let body = PublishInvite {
-            invite_id: invite.invite,
-            token_sha256: invite.token_sha256(),
-            role,
-            expires_at: now.plus_millis(valid_for_ms),
-            package,
-        };
-        let request = self.sign_request(
-            "POST",
-            api::paths::invites(self.profile.alliance),
-            json(&body),
-            now,
-            rng,
-        );
-        Ok((invite, request))
-    }
-
     /// A reader for a researcher: opens key grants with their own identity
-    /// (never stored on this device). Feed it every stored blob.
+    /// (never stored on this device). Feed it every stored blob, with
+    /// [`Client::membership`].
     pub fn research_reader(&self, identity: AgeIdentity) -> Reader {
-        Reader::new(
-            self.profile.alliance,
-            Vec::new(),
-            vec![identity],
-            vec![self.profile.steward],
-        )
+        Reader::new(self.profile.alliance, Vec::new(), vec![identity])
     }
 
     /// Signs a request to the relay as this device.
@@ -351,19 +318,12 @@ impl Client {
         Saved {
             profile: self.profile.clone(),
             device_secret: self.keys.export_secret(),
-            epoch_keys: self
-                .reader
-                .epoch_keys()
-                .iter()
-                .map(|k| {
-                    (
-                        k.scope,
-                        k.epoch,
-                        zeroize::Zeroizing::new(k.identity.secret_bytes().to_vec()),
-                    )
-                })
-                .collect(),
-            own_doc: self.own_doc,
+            invite_secret: self
+                .invite_identity
+                .as_ref()
+                .map(|i| zeroize::Zeroizing::new(i.secret_bytes().to_vec())),
+            epoch_keys: save_keys(self.reader.epoch_keys()),
+            log: self.membership.entries().to_vec(),
             own_chains: self
                 .own_chains
                 .iter()
@@ -372,32 +332,77 @@ impl Client {
             outbox: self.outbox.iter().map(|b| b.id).collect(),
             cursor: self.cursor,
             recheck: self.recheck,
+            pending: self.pending.as_ref().map(|p| SavedPending {
+                entries: p.entries.clone(),
+                keys: save_keys(&p.keys),
+                grants: p.grants.iter().map(|b| b.id).collect(),
+            }),
         }
     }
 
-    fn current_key(&self, scope: ScopeId) -> Option<&EpochKey> {
-        self.reader
-            .epoch_keys()
-            .iter()
-            .filter(|k| k.scope == scope)
-            .max_by_key(|k| k.epoch)
+    /// Applies membership entries that arrived some other way than sync
+    /// (tests and simulations that play the relay's part). Returns the ops
+    /// to persist.
+    pub fn apply_membership_entries(
+        &mut self,
+        entries: &[SignedEntry],
+    ) -> Result<Vec<StoreOp>, Error> {
+        self.apply_log(entries)?;
+        Ok(vec![StoreOp::PutState(self.saved().encode())])
     }
 
-    fn queue_blob(
+    /// Applies membership entries fetched from the relay. Returns whether
+    /// anything changed.
+    pub(crate) fn apply_log(&mut self, entries: &[SignedEntry]) -> Result<bool, Error> {
+        let mut changed = false;
+        for entry in entries {
+            let index = entry.open().map_err(Error::Membership)?.index;
+            if let Some(known) = self.membership.entries().get(index as usize) {
+                if known != entry {
+                    return Err(Error::LogFork);
+                }
+                continue;
+            }
+            self.membership.apply(entry).map_err(Error::Membership)?;
+            changed = true;
+        }
+        if changed {
+            self.reader.membership_changed(&self.membership);
+        }
+        Ok(changed)
+    }
+
+    /// A grant of `key` to everyone who should read its scope: its reader
+    /// devices, invites not yet used, and the research team.
+    pub(crate) fn grant_blob(
         &mut self,
-        content: Content,
-        recipients: &[&Recipient],
+        membership: &Membership,
+        key: &EpochKey,
+        now: Timestamp,
         rng: &mut impl CryptoRngCore,
-    ) -> Result<(), Error> {
-        let (blob, _) = self.seal_blob(DocId::random(rng), content, recipients, rng)?;
-        self.reader.mark_applied(blob.id);
-        self.outbox.push(blob);
-        Ok(())
+    ) -> Result<BlobRecord, Error> {
+        let mut recipients: Vec<Recipient> = Vec::new();
+        let readers = membership.readers(key.scope);
+        let texts = readers
+            .iter()
+            .map(|(_, r)| *r)
+            .chain(membership.pending_invite_recipients(key.scope, now))
+            .chain(membership.research_recipients().iter().map(String::as_str));
+        for text in texts {
+            let recipient = Recipient::parse(text)?;
+            if !recipients.contains(&recipient) {
+                recipients.push(recipient);
+            }
+        }
+        let refs: Vec<&Recipient> = recipients.iter().collect();
+        let doc = crate::ids::DocId::random(rng);
+        let (blob, _) = self.seal_blob(doc, Content::Grant(Grant::of(key)), &refs, rng)?;
+        Ok(blob)
     }
 
-    fn seal_blob(
+    pub(crate) fn seal_blob(
         &mut self,
-        doc: DocId,
+        doc: crate::ids::DocId,
         content: Content,
         recipients: &[&Recipient],
         rng: &mut impl CryptoRngCore,
@@ -415,6 +420,18 @@ impl Client {
             data,
         };
         Ok((blob, body_hash))
+    }
+
+    /// The pseudonym of a member, if this device can open it.
+    pub fn pseudonym_of(&self, member: &MemberId) -> Option<String> {
+        let sealed = &self.membership.member(member)?.sealed_pseudonym;
+        crate::names::open_name(sealed, &self.membership, &self.reader)
+    }
+
+    /// A cohort's name, if this device can open it.
+    pub fn cohort_name(&self, cohort: &ScopeId) -> Option<String> {
+        let sealed = &self.membership.scope(cohort)?.sealed_name;
+        crate::names::open_name(sealed, &self.membership, &self.reader)
     }
 }
 

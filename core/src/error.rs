@@ -56,6 +56,15 @@ pub enum Error {
     /// A step was asked for in the wrong order.
     #[error("{0}")]
     Misuse(&'static str),
+    /// A membership entry was refused.
+    #[error("the alliance's membership log was refused: {0}")]
+    Membership(#[from] crate::membership::LogError),
+    /// The relay showed a membership history other than the one seen before.
+    #[error(
+        "the relay now shows a different membership history from the one this device saw before; \
+         nothing was changed here. Tell your steward: the relay may have been tampered with"
+    )]
+    LogFork,
     /// An Automerge operation failed.
     #[error("document error: {0}")]
     Document(String),

@@ -97,6 +97,10 @@ random_id!(
     /// One invite.
     InviteId
 );
+random_id!(
+    /// One member: a person, who may use several devices.
+    MemberId
+);
 
 /// A device, named by its Ed25519 verifying key.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -1,7 +1,10 @@
 //! Invites. A link carries, after `#join=` (a URL fragment, never sent to a
 //! server): the relay, the alliance, the invite id, the inviter's device, a
-//! one-time token and an age identity made for this invite. The relay holds
-//! only the token's hash and the invite package, encrypted to that identity.
+//! one-time token, an age identity made for this invite and an Ed25519 key
+//! made for it. The relay holds only the token's hash and the invite
+//! package, encrypted to that identity. The membership log names the
+//! invite's public key; the joining device proves it holds the link by
+//! signing its join with it, so not even the relay can add a device.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as BASE64URL;
@@ -10,9 +13,11 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
+use ed25519_dalek::{Signer, SigningKey};
+
 use crate::api::Role;
 use crate::error::Error;
-use crate::ids::{AllianceId, DeviceId, InviteId, ScopeId};
+use crate::ids::{AllianceId, DeviceId, InviteId, MemberId, ScopeId};
 use crate::keys::AgeIdentity;
 use crate::payload::{Grant, SecretKeyBytes};
 
@@ -31,6 +36,7 @@ pub struct Invite {
     pub inviter: DeviceId,
     token: Zeroizing<[u8; 32]>,
     identity: AgeIdentity,
+    signing: SigningKey,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -41,6 +47,7 @@ struct InviteWire {
     inviter: DeviceId,
     token: SecretKeyBytes,
     identity: SecretKeyBytes,
+    signing: SecretKeyBytes,
 }
 
 impl Invite {
@@ -60,6 +67,7 @@ impl Invite {
             inviter,
             token,
             identity: AgeIdentity::generate(rng),
+            signing: SigningKey::generate(rng),
         }
     }
 
@@ -72,6 +80,7 @@ impl Invite {
             inviter: self.inviter,
             token: SecretKeyBytes(self.token.clone()),
             identity: SecretKeyBytes(self.identity.secret_bytes()),
+            signing: SecretKeyBytes(Zeroizing::new(self.signing.to_bytes())),
         };
         let bytes = Zeroizing::new(postcard::to_allocvec(&wire).expect("encodes"));
         Zeroizing::new(format!("{CODE_PREFIX}{}", BASE64URL.encode(&*bytes)))
@@ -106,6 +115,7 @@ impl Invite {
             inviter: wire.inviter,
             token: wire.token.0,
             identity: AgeIdentity::from_secret_bytes(&wire.identity.0),
+            signing: SigningKey::from_bytes(&wire.signing.0),
         })
     }
 
@@ -123,6 +133,16 @@ impl Invite {
     pub fn identity(&self) -> &AgeIdentity {
         &self.identity
     }
+
+    /// The invite's public Ed25519 key, as the membership log names it.
+    pub fn public_key(&self) -> [u8; 32] {
+        self.signing.verifying_key().to_bytes()
+    }
+
+    /// Signs a join with the invite key.
+    pub fn prove(&self, message: &[u8]) -> Vec<u8> {
+        self.signing.sign(message).to_bytes().to_vec()
+    }
 }
 
 /// What a new device learns from its invite: signed by the inviter, encrypted
@@ -135,15 +155,15 @@ pub struct InvitePackage {
     pub alliance_name: String,
     /// The invite this package belongs to.
     pub invite: InviteId,
-    /// The role the new device takes.
+    /// The member the new device belongs to.
+    pub member: MemberId,
+    /// The member's role.
     pub role: Role,
-    /// The cohort's scope.
-    pub cohort: ScopeId,
-    /// The steward's device, whose key grants are trusted.
-    pub steward: DeviceId,
-    /// The research team's age recipients.
-    pub research_recipients: Vec<String>,
-    /// Epoch keys the new device may hold (none for researchers, who use their own key).
+    /// The member's cohort.
+    pub cohort: Option<ScopeId>,
+    /// For a device added to an existing member: their pseudonym.
+    pub pseudonym: Option<String>,
+    /// Epoch keys the new device may hold (the research team reads with its own keys).
     pub grants: Vec<Grant>,
 }
 

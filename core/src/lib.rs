@@ -1,8 +1,9 @@
 //! # kith-core
 //!
 //! The pure core of Kith: device and epoch keys, signed-then-encrypted
-//! envelopes (standard age v1 files), Automerge documents of contributions,
-//! invites, and a sans-IO sync engine.
+//! envelopes (standard age v1 files), a signed membership log, Automerge
+//! documents of contributions, invites, per-device hash chains, and a sans-IO
+//! sync engine.
 //!
 //! It does no I/O. Time ([`Timestamp`]) and randomness (`rand_core`'s
 //! `CryptoRngCore`) are passed in; requests to the relay come out as
@@ -12,25 +13,30 @@
 //! itself; nothing else here does.)
 //!
 //! ```
-//! use kith_core::{Client, NewAlliance, Timestamp};
+//! use kith_core::{Client, NewAlliance, Timestamp, WriteScope};
 //! let mut rng = rand_core::OsRng;
 //! let (mut steward, _ops) = Client::create_alliance(
 //!     NewAlliance {
 //!         name: "Relations".into(),
+//!         cohort: "Parents".into(),
 //!         relay: "http://localhost:8080".into(),
 //!         pseudonym: "Sam".into(),
 //!         researchers: vec![],
 //!     },
+//!     Timestamp(0),
 //!     &mut rng,
 //! )
 //! .unwrap();
-//! steward.contribute("First thoughts", Timestamp(0), &mut rng).unwrap();
+//! steward
+//!     .contribute("First thoughts", WriteScope::Cohort, Timestamp(0), &mut rng)
+//!     .unwrap();
 //! assert_eq!(steward.contributions()[0].text, "First thoughts");
 //! ```
 
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+mod admin;
 pub mod api;
 mod chain;
 mod client;
@@ -41,21 +47,26 @@ mod ids;
 mod invite;
 mod join;
 mod keys;
+pub mod membership;
+mod names;
+mod padding;
 pub mod payload;
 mod reader;
 mod state;
 mod sync;
 mod time;
 
+pub use admin::NewAlliance;
 pub use api::{BlobRecord, HttpRequest, HttpResponse, Role};
 pub use chain::{ChainHead, Gap};
-pub use client::{Client, MAX_TEXT_BYTES, NewAlliance};
+pub use client::{Client, MAX_TEXT_BYTES, WriteScope};
 pub use document::{ContributionDoc, ContributionView, rfc3339};
 pub use error::Error;
-pub use ids::{AllianceId, BlobId, ContributionId, DeviceId, DocId, InviteId, ScopeId};
+pub use ids::{AllianceId, BlobId, ContributionId, DeviceId, DocId, InviteId, MemberId, ScopeId};
 pub use invite::{Invite, InvitePackage};
 pub use join::Joining;
 pub use keys::{AgeIdentity, DeviceKeys, EpochKey, Recipient, verify};
+pub use membership::{LogError, Membership, SignedEntry};
 pub use reader::{Ingested, Reader, Rejection};
 pub use state::{Profile, StoreOp, decode_blob, encode_blob};
 pub use sync::{SyncReport, SyncStep};

@@ -12,6 +12,7 @@ use crate::document::{ContributionDoc, ContributionView};
 use crate::envelope::{BLOB_LABEL, OpenError, Opened, open};
 use crate::ids::{AllianceId, BlobId, DeviceId, DocId, ScopeId};
 use crate::keys::{AgeIdentity, EpochKey};
+use crate::membership::Membership;
 use crate::payload::{BlobPayload, Content};
 
 /// Why a blob was refused. Named so the person running sync knows what is wrong.
@@ -33,9 +34,18 @@ pub enum Rejection {
     /// A batch was encrypted with a key other than the one it names.
     #[error("blob {0} is encrypted with a key other than the one it names")]
     WrongKey(BlobId),
-    /// A key grant came from a device not allowed to grant keys.
-    #[error("blob {0} hands out a key but was not signed by a steward")]
+    /// A key grant whose key is not the one the membership log names.
+    #[error("blob {0} hands out a key that the alliance's membership does not name")]
     UntrustedGrant(BlobId),
+    /// Signed by a device the membership log does not know (yet).
+    #[error("blob {0} was written by a device that is not in the alliance's membership")]
+    UnknownDevice(BlobId),
+    /// Written to a scope its author's member does not belong to.
+    #[error("blob {0} was written by someone who does not belong to the space it is in")]
+    NotAWriter(BlobId),
+    /// Written by a removed device after the point its removal fixed.
+    #[error("blob {0} was written by a device after it was removed")]
+    AfterRemoval(BlobId),
     /// The changes inside do not decode.
     #[error("blob {0} holds changes that cannot be applied")]
     BadChanges(BlobId),
@@ -58,6 +68,9 @@ impl Rejection {
             | Rejection::WrongAlliance(b)
             | Rejection::WrongKey(b)
             | Rejection::UntrustedGrant(b)
+            | Rejection::UnknownDevice(b)
+            | Rejection::NotAWriter(b)
+            | Rejection::AfterRemoval(b)
             | Rejection::BadChanges(b)
             | Rejection::Forked(b) => *b,
         }
@@ -89,7 +102,6 @@ pub struct Reader {
     alliance: AllianceId,
     epoch_keys: Vec<EpochKey>,
     grant_identities: Vec<AgeIdentity>,
-    grant_signers: Vec<DeviceId>,
     docs: BTreeMap<DocId, ContributionDoc>,
     chains: Chains,
     /// Applied blobs, with the chain position of batches.
@@ -104,19 +116,17 @@ pub struct Reader {
 
 impl Reader {
     /// A reader for `alliance`. `grant_identities` open key grants (this
-    /// device's identity, or a researcher's); grants are trusted only from
-    /// `grant_signers`.
+    /// device's identity, or a researcher's); a grant is trusted when its key
+    /// is the one the membership log names.
     pub fn new(
         alliance: AllianceId,
         epoch_keys: Vec<EpochKey>,
         grant_identities: Vec<AgeIdentity>,
-        grant_signers: Vec<DeviceId>,
     ) -> Self {
         Self {
             alliance,
             epoch_keys,
             grant_identities,
-            grant_signers,
             docs: BTreeMap::new(),
             chains: Chains::default(),
             applied: HashMap::new(),
@@ -130,18 +140,50 @@ impl Reader {
     /// Opens, checks and applies one blob. Errors leave every document
     /// untouched. Call [`Reader::take_late_rejections`] afterwards: applying
     /// one blob can release others, and those can fail their checks.
-    pub fn ingest(&mut self, blob: &BlobRecord) -> Result<Ingested, Rejection> {
+    pub fn ingest(
+        &mut self,
+        blob: &BlobRecord,
+        membership: &Membership,
+    ) -> Result<Ingested, Rejection> {
         if self.knows(&blob.id) {
             return Ok(Ingested::AlreadyHad);
         }
         match self.try_open(blob)? {
-            None => {
-                self.unreadable_ids.insert(blob.id);
-                self.unreadable.push(blob.clone());
-                Ok(Ingested::Unreadable)
-            }
-            Some(opened) => self.apply(blob, opened),
+            None => Ok(self.keep_unreadable(blob)),
+            Some(opened) => self.apply(blob, opened, membership),
         }
+    }
+
+    /// Tries again the blobs that could not be opened or placed, after the
+    /// membership log moved on (a grant may name an epoch it now knows).
+    pub fn membership_changed(&mut self, membership: &Membership) {
+        self.retry_unreadable(membership);
+    }
+
+    fn keep_unreadable(&mut self, blob: &BlobRecord) -> Ingested {
+        self.unreadable_ids.insert(blob.id);
+        self.unreadable.push(blob.clone());
+        Ingested::Unreadable
+    }
+
+    /// Adds an epoch key (one this device made, or a checked grant).
+    pub fn add_key(&mut self, key: EpochKey, membership: &Membership) {
+        let known = self
+            .epoch_keys
+            .iter()
+            .any(|k| (k.scope, k.epoch) == (key.scope, key.epoch));
+        if !known {
+            self.epoch_keys.push(key);
+            self.retry_unreadable(membership);
+        }
+    }
+
+    /// The newest key this reader holds for `scope`.
+    pub fn newest_key(&self, scope: ScopeId) -> Option<&EpochKey> {
+        self.epoch_keys
+            .iter()
+            .filter(|k| k.scope == scope)
+            .max_by_key(|k| k.epoch)
     }
 
     /// Blobs refused as a side effect of earlier calls to [`Reader::ingest`].
@@ -246,6 +288,7 @@ impl Reader {
         &mut self,
         blob: &BlobRecord,
         (opened, key): OpenedBlob,
+        membership: &Membership,
     ) -> Result<Ingested, Rejection> {
         let signer = opened.signer;
         let body_hash = opened.body_hash;
@@ -262,6 +305,7 @@ impl Reader {
                 if key != (batch.scope, batch.epoch) {
                     return Err(Rejection::WrongKey(blob.id));
                 }
+                check_writer(membership, signer, batch.scope, batch.seq, blob.id)?;
                 let chain = (signer, batch.scope);
                 let pending = PendingBatch {
                     blob: blob.id,
@@ -285,19 +329,17 @@ impl Reader {
                 }
             }
             Content::Grant(grant) => {
-                if !self.grant_signers.contains(&signer) {
-                    return Err(Rejection::UntrustedGrant(blob.id));
-                }
                 let key = grant.epoch_key();
-                let known = self
-                    .epoch_keys
-                    .iter()
-                    .any(|k| (k.scope, k.epoch) == (key.scope, key.epoch));
-                self.applied.insert(blob.id, None);
-                if !known {
-                    self.epoch_keys.push(key);
-                    self.retry_unreadable();
+                match membership.epoch_recipient(&key.scope, key.epoch) {
+                    // The log does not name this epoch yet: try again when it does.
+                    None => return Ok(self.keep_unreadable(blob)),
+                    Some(named) if named != key.identity.recipient().to_string() => {
+                        return Err(Rejection::UntrustedGrant(blob.id));
+                    }
+                    Some(_) => {}
                 }
+                self.applied.insert(blob.id, None);
+                self.add_key(key, membership);
                 Ok(Ingested::Applied)
             }
         }
@@ -330,14 +372,41 @@ impl Reader {
         }
     }
 
-    fn retry_unreadable(&mut self) {
+    fn retry_unreadable(&mut self, membership: &Membership) {
         self.unreadable_ids.clear();
         for blob in std::mem::take(&mut self.unreadable) {
-            if let Err(rejection) = self.ingest(&blob) {
+            if let Err(rejection) = self.ingest(&blob, membership) {
                 self.late_rejections.push(rejection);
             }
         }
     }
+}
+
+/// Whether the membership lets `signer` write batch `seq` to `scope`.
+fn check_writer(
+    membership: &Membership,
+    signer: DeviceId,
+    scope: ScopeId,
+    seq: u64,
+    blob: BlobId,
+) -> Result<(), Rejection> {
+    let device = membership
+        .device(&signer)
+        .ok_or(Rejection::UnknownDevice(blob))?;
+    if !membership.member_writes(&device.member, &scope) {
+        return Err(Rejection::NotAWriter(blob));
+    }
+    if !device.active {
+        // What the remover had seen is kept; anything later is refused. A
+        // scope the remover could not read has no cutoff: the relay's
+        // refusal of removed devices is then the guard.
+        if let Some(&last) = device.cutoffs.get(&scope) {
+            if seq > last {
+                return Err(Rejection::AfterRemoval(blob));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn refusal(error: OpenError, blob: BlobId) -> Rejection {

@@ -6,11 +6,13 @@
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use crate::api::{BlobRecord, Role};
+use crate::api::BlobRecord;
 use crate::error::Error;
-use crate::ids::{AllianceId, BlobId, DeviceId, DocId, ScopeId};
+use crate::ids::{AllianceId, BlobId, DocId, MemberId, ScopeId};
+use crate::keys::{AgeIdentity, EpochKey};
+use crate::membership::SignedEntry;
 
-const STATE_LABEL: &[u8] = b"kith/state/v2\n";
+const STATE_LABEL: &[u8] = b"kith/state/v3\n";
 
 /// What a device knows about its alliance and itself. Not secret, but personal.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -23,14 +25,20 @@ pub struct Profile {
     pub relay: String,
     /// This member's pseudonym.
     pub pseudonym: String,
-    /// This device's role.
-    pub role: Role,
-    /// The cohort scope this device writes to.
-    pub cohort: ScopeId,
-    /// The steward's device.
-    pub steward: DeviceId,
-    /// The research team's age recipients.
-    pub research_recipients: Vec<String>,
+    /// This member's id in the membership log.
+    pub member: MemberId,
+}
+
+/// Epoch keys as stored: (scope, epoch, secret scalar).
+pub(crate) type SavedKeys = Vec<(ScopeId, u32, Zeroizing<Vec<u8>>)>;
+
+/// A membership change sent to the relay but not yet seen in the log; kept
+/// so that a crash after sending never loses the keys it created.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct SavedPending {
+    pub entries: Vec<SignedEntry>,
+    pub keys: SavedKeys,
+    pub grants: Vec<BlobId>,
 }
 
 /// The state record.
@@ -38,8 +46,11 @@ pub struct Profile {
 pub(crate) struct Saved {
     pub profile: Profile,
     pub device_secret: Zeroizing<Vec<u8>>,
-    pub epoch_keys: Vec<(ScopeId, u32, Zeroizing<Vec<u8>>)>,
-    pub own_doc: Option<DocId>,
+    /// The invite identity this device joined with: keys rotated before the
+    /// join are wrapped to it.
+    pub invite_secret: Option<Zeroizing<Vec<u8>>>,
+    pub epoch_keys: SavedKeys,
+    pub log: Vec<SignedEntry>,
     /// This device's own chain in each scope it writes to: (scope, seq, hash).
     pub own_chains: Vec<(ScopeId, u64, [u8; 32])>,
     pub outbox: Vec<BlobId>,
@@ -47,6 +58,52 @@ pub(crate) struct Saved {
     /// The last sync refused blobs: fetch from the start next time, in
     /// case the relay now serves them intact.
     pub recheck: bool,
+    pub pending: Option<SavedPending>,
+}
+
+/// Epoch keys for the state record.
+pub(crate) fn save_keys(keys: &[EpochKey]) -> SavedKeys {
+    keys.iter()
+        .map(|k| {
+            (
+                k.scope,
+                k.epoch,
+                Zeroizing::new(k.identity.secret_bytes().to_vec()),
+            )
+        })
+        .collect()
+}
+
+/// The inverse of [`save_keys`].
+pub(crate) fn load_keys(saved: &SavedKeys) -> Result<Vec<EpochKey>, Error> {
+    saved
+        .iter()
+        .map(|(scope, epoch, secret)| {
+            Ok(EpochKey {
+                scope: *scope,
+                epoch: *epoch,
+                identity: load_identity(secret)?,
+            })
+        })
+        .collect()
+}
+
+/// An age identity from its stored secret scalar.
+pub(crate) fn load_identity(secret: &[u8]) -> Result<AgeIdentity, Error> {
+    let secret: &[u8; 32] = secret
+        .try_into()
+        .map_err(|_| Error::CorruptState("a stored key"))?;
+    Ok(AgeIdentity::from_secret_bytes(secret))
+}
+
+/// The document holding one member's writing in one scope. Derived, so each
+/// of a member's devices writes to the same document.
+pub(crate) fn doc_for(member: MemberId, scope: ScopeId) -> DocId {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest([b"kith/doc/v1\n".as_slice(), &member.0, &scope.0].concat());
+    let mut id = [0u8; 16];
+    id.copy_from_slice(&digest[..16]);
+    DocId(id)
 }
 
 impl Saved {
@@ -59,7 +116,7 @@ impl Saved {
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Self, Error> {
-        if bytes.starts_with(b"kith/state/v1\n") {
+        if bytes.starts_with(b"kith/state/v1\n") || bytes.starts_with(b"kith/state/v2\n") {
             return Err(Error::CorruptState(
                 "it was saved by an earlier test version of Kith; join again with a new invite",
             ));

@@ -1,6 +1,8 @@
-//! The sync state machine: upload the outbox in pages, then fetch every page
-//! after our cursor. The driver loops `sync_next` -> send -> `sync_receive`
-//! until `sync_next` returns `None`; it does the I/O, this does the rest.
+//! The sync state machine. One run: fetch the membership log and apply it;
+//! send a pending membership change (a key rotation this device owes, say);
+//! upload the outbox in pages; then fetch every page of blobs after the
+//! cursor. The driver loops `sync_next` -> send -> `sync_receive` until
+//! `sync_next` returns `None`; it does the I/O, this does the rest.
 //!
 //! Uploads are idempotent (blob ids are chosen here), so a retry after a lost
 //! answer never duplicates; the cursor moves only after a page is applied and
@@ -14,7 +16,9 @@
 
 use rand_core::CryptoRngCore;
 
-use crate::api::{self, AppendBlobs, Appended, BlobPage, ErrorBody, HttpRequest, HttpResponse};
+use crate::api::{
+    self, AppendBlobs, AppendLog, Appended, BlobPage, ErrorBody, HttpRequest, HttpResponse, LogPage,
+};
 use crate::chain::Gap;
 use crate::client::{Client, json};
 use crate::error::Error;
@@ -54,15 +58,21 @@ pub struct SyncStep {
 }
 
 pub(crate) struct SyncRun {
-    uploading: bool,
-    /// Where this run fetches from (0 when looking again for missing blobs).
+    phase: Phase,
+    /// Where this run fetches blobs from (0 when looking again for missing ones).
     fetch_after: u64,
-    awaiting: Option<Awaiting>,
+    /// A membership change to send, with its entries already saved as pending.
+    change: Option<HttpRequest>,
+    awaiting: Option<Phase>,
+    sending: Vec<BlobId>,
     report: SyncReport,
 }
 
-enum Awaiting {
-    Append(Vec<BlobId>),
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Log,
+    Change,
+    Upload,
     Fetch,
 }
 
@@ -75,9 +85,11 @@ impl Client {
             self.cursor
         };
         self.sync = Some(SyncRun {
-            uploading: true,
+            phase: Phase::Log,
             fetch_after,
+            change: None,
             awaiting: None,
+            sending: Vec::new(),
             report: SyncReport::default(),
         });
     }
@@ -88,43 +100,55 @@ impl Client {
         now: Timestamp,
         rng: &mut impl CryptoRngCore,
     ) -> Option<HttpRequest> {
-        let run = self.sync.as_mut()?;
+        let mut run = self.sync.take()?;
         if run.awaiting.is_some() {
+            self.sync = Some(run);
             return None;
         }
-        if run.uploading && self.outbox.is_empty() {
-            run.uploading = false;
+        if run.phase == Phase::Change && run.change.is_none() {
+            run.phase = Phase::Upload;
         }
-        let (awaiting, method, path, body) = if run.uploading {
-            let blobs: Vec<_> = self
-                .outbox
-                .iter()
-                .take(api::MAX_BLOBS_PER_APPEND)
-                .cloned()
-                .collect();
-            let ids = blobs.iter().map(|b| b.id).collect();
-            let body = json(&AppendBlobs { blobs });
-            (
-                Awaiting::Append(ids),
-                "POST",
-                api::paths::blobs(self.profile.alliance),
-                body,
-            )
-        } else {
-            let path = api::paths::blobs_after(
-                self.profile.alliance,
-                run.fetch_after,
-                api::MAX_BLOBS_PER_FETCH,
-            );
-            (Awaiting::Fetch, "GET", path, Vec::new())
+        if run.phase == Phase::Upload && self.outbox.is_empty() {
+            run.phase = Phase::Fetch;
+        }
+        let alliance = self.profile.alliance;
+        let request = match run.phase {
+            Phase::Log => {
+                let path = api::paths::log_from(alliance, self.membership.len());
+                self.sign_request("GET", path, Vec::new(), now, rng)
+            }
+            Phase::Change => run.change.take().expect("checked above"),
+            Phase::Upload => {
+                let blobs: Vec<_> = self
+                    .outbox
+                    .iter()
+                    .take(api::MAX_BLOBS_PER_APPEND)
+                    .cloned()
+                    .collect();
+                run.sending = blobs.iter().map(|b| b.id).collect();
+                let body = json(&AppendBlobs { blobs });
+                self.sign_request("POST", api::paths::blobs(alliance), body, now, rng)
+            }
+            Phase::Fetch => {
+                let path =
+                    api::paths::blobs_after(alliance, run.fetch_after, api::MAX_BLOBS_PER_FETCH);
+                self.sign_request("GET", path, Vec::new(), now, rng)
+            }
         };
-        run.awaiting = Some(awaiting);
-        Some(self.sign_request(method, path, body, now, rng))
+        run.awaiting = Some(run.phase);
+        self.sync = Some(run);
+        Some(request)
     }
 
     /// Feeds the relay's answer to the request from `sync_next`. An error
-    /// ends the run; everything already persisted stays valid.
-    pub fn sync_receive(&mut self, response: HttpResponse) -> Result<SyncStep, Error> {
+    /// ends the run; everything already persisted stays valid. (`now` and
+    /// `rng` are for a key rotation this device may owe.)
+    pub fn sync_receive(
+        &mut self,
+        response: HttpResponse,
+        now: Timestamp,
+        rng: &mut impl CryptoRngCore,
+    ) -> Result<SyncStep, Error> {
         let mut run = self
             .sync
             .take()
@@ -133,14 +157,44 @@ impl Client {
             .awaiting
             .take()
             .ok_or(Error::Misuse("no request is waiting for an answer"))?;
+        let mut ops = Vec::new();
+        if awaiting == Phase::Change {
+            // Refused (the log moved on meanwhile): forget it; the next run
+            // looks again at what is owed.
+            let accepted = (200..300).contains(&response.status);
+            if !accepted && response.status != 409 {
+                return Err(relay_error(&response));
+            }
+            ops.extend(if accepted {
+                self.change_accepted()?
+            } else {
+                self.change_refused()
+            });
+            run.phase = Phase::Upload;
+            self.sync = Some(run);
+            return Ok(SyncStep {
+                ops,
+                finished: None,
+            });
+        }
         if !(200..300).contains(&response.status) {
             return Err(relay_error(&response));
         }
-        let mut ops = Vec::new();
         let more = match awaiting {
-            Awaiting::Append(ids) => {
+            Phase::Log => {
+                let page: LogPage = parse(&response)?;
+                self.apply_log(&page.entries)?;
+                if !page.more {
+                    self.settle_pending();
+                    run.change = self.owed_change(now, rng, &mut ops)?;
+                    run.phase = Phase::Change;
+                }
+                true
+            }
+            Phase::Change => unreachable!("handled above"),
+            Phase::Upload => {
                 let appended: Appended = parse(&response)?;
-                if appended.stored.iter().any(|id| !ids.contains(id)) {
+                if appended.stored.iter().any(|id| !run.sending.contains(id)) {
                     return Err(Error::BadResponse(
                         "the relay confirmed a blob that was not sent",
                     ));
@@ -152,13 +206,13 @@ impl Client {
                 }
                 true
             }
-            Awaiting::Fetch => {
+            Phase::Fetch => {
                 let page: BlobPage = parse(&response)?;
                 if page.next < run.fetch_after || page.blobs.len() > api::MAX_BLOBS_PER_FETCH {
                     return Err(Error::BadResponse("the page does not follow the last one"));
                 }
                 for blob in page.blobs {
-                    match self.reader.ingest(&blob) {
+                    match self.reader.ingest(&blob, &self.membership) {
                         Ok(Ingested::AlreadyHad) => {}
                         Ok(Ingested::Applied | Ingested::Unreadable | Ingested::Held) => {
                             run.report.received += 1;
@@ -189,6 +243,27 @@ impl Client {
             self.sync = Some(run);
         }
         Ok(SyncStep { ops, finished })
+    }
+
+    /// The membership change to send this run: a pending one the relay has
+    /// not seen yet, or a key rotation this device owes.
+    fn owed_change(
+        &mut self,
+        now: Timestamp,
+        rng: &mut impl CryptoRngCore,
+        ops: &mut Vec<StoreOp>,
+    ) -> Result<Option<HttpRequest>, Error> {
+        if let Some(pending) = &self.pending {
+            let body = json(&AppendLog {
+                entries: pending.entries.clone(),
+            });
+            let path = api::paths::log(self.profile.alliance);
+            return Ok(Some(self.sign_request("POST", path, body, now, rng)));
+        }
+        Ok(self.rotation_duty(now, rng)?.map(|(request, staged)| {
+            ops.extend(staged);
+            request
+        }))
     }
 }
 

@@ -32,6 +32,9 @@ pub enum AppError {
     /// The request is malformed.
     #[error("{0}")]
     BadRequest(String),
+    /// The relay's own data is not in a state it can use; details are logged.
+    #[error("the relay cannot serve this alliance right now; try again later")]
+    Unavailable,
     /// Storage failed; details are logged.
     #[error("the relay could not save or read data; try again later")]
     Storage(#[from] StorageError),
@@ -48,6 +51,7 @@ impl AppError {
             AppError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
             AppError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
             AppError::Storage(_) => (StatusCode::SERVICE_UNAVAILABLE, "storage"),
+            AppError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
         }
     }
 }

@@ -5,17 +5,18 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use kith_core::api::{
-    self, AppendBlobs, Appended as AppendedBody, BlobPage, PublishInvite, RedeemInvite, Redeemed,
-    RegisterAlliance, Role,
+    self, AppendBlobs, AppendLog, Appended as AppendedBody, BlobPage, LogPage, PublishInvite,
+    RedeemInvite, Redeemed, RegisterAlliance, Role,
 };
-use kith_core::{AllianceId, DeviceId, InviteId};
+use kith_core::membership::Action;
+use kith_core::{AllianceId, DeviceId, InviteId, LogError, Membership, SignedEntry};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::auth::Signed;
 use crate::error::AppError;
-use crate::storage::{Appended, Storage, StoredInvite};
+use crate::storage::{Appended, DeviceAccess, Storage, StoredInvite};
 use crate::{AppState, now};
 
 /// The longest an invite may stay valid.
@@ -33,13 +34,76 @@ async fn require_member<S: Storage>(
     alliance: AllianceId,
     device: DeviceId,
 ) -> Result<Role, AppError> {
-    state
-        .storage
-        .device_role(alliance, device)
-        .await?
-        .ok_or(AppError::Forbidden(
+    match state.storage.device_access(alliance, device).await? {
+        Some(access) if access.active => Ok(access.role),
+        Some(_) => Err(AppError::Forbidden(
+            "this device was removed from the alliance; ask a steward for a new invite",
+        )),
+        None => Err(AppError::Forbidden(
             "this device is not a member of this alliance; join with an invite first",
-        ))
+        )),
+    }
+}
+
+/// Why the relay refuses a membership entry, as an answer.
+fn log_refusal(error: LogError) -> AppError {
+    match error {
+        LogError::OutOfOrder { .. } => {
+            AppError::Conflict("the membership changed meanwhile; sync, then try again")
+        }
+        LogError::Unauthorised(why) => AppError::Forbidden(why),
+        other => AppError::BadRequest(format!("{other}")),
+    }
+}
+
+/// The alliance's membership, replayed from the stored log.
+async fn membership<S: Storage>(
+    state: &AppState<S>,
+    alliance: AllianceId,
+) -> Result<Membership, AppError> {
+    let log = state.storage.log(alliance, 0).await?;
+    Membership::replay(alliance, &log).map_err(|e| {
+        tracing::error!(alliance = %alliance, error = %e, "stored membership log does not replay");
+        AppError::Unavailable
+    })
+}
+
+/// Checks entries from `signer` against the stored log and appends them.
+async fn append_entries<S: Storage>(
+    state: &AppState<S>,
+    alliance: AllianceId,
+    signer: DeviceId,
+    mut membership: Membership,
+    entries: &[SignedEntry],
+) -> Result<(), AppError> {
+    if entries.is_empty() || entries.len() > api::MAX_ENTRIES_PER_APPEND {
+        return Err(AppError::BadRequest(format!(
+            "send between 1 and {} membership entries at a time",
+            api::MAX_ENTRIES_PER_APPEND
+        )));
+    }
+    let from = membership.len();
+    for signed in entries {
+        let entry = signed.open().map_err(log_refusal)?;
+        if entry.author != signer {
+            return Err(AppError::Forbidden(
+                "a device may only send membership entries it signed itself",
+            ));
+        }
+        membership.apply(signed).map_err(log_refusal)?;
+    }
+    let devices = DeviceAccess::all(&membership);
+    if !state
+        .storage
+        .append_log(alliance, from, entries, &devices, now())
+        .await?
+    {
+        return Err(AppError::Conflict(
+            "the membership changed meanwhile; sync, then try again",
+        ));
+    }
+    tracing::info!(alliance = %alliance, count = entries.len(), "membership entries appended");
+    Ok(())
 }
 
 /// `POST /v1/alliances`
@@ -48,24 +112,33 @@ pub async fn register_alliance<S: Storage>(
     signed: Signed,
 ) -> Result<StatusCode, AppError> {
     let body: RegisterAlliance = signed.json()?;
+    let membership = Membership::replay(body.alliance_id, &body.log).map_err(log_refusal)?;
+    let created_by = body
+        .log
+        .first()
+        .and_then(|e| e.open().ok())
+        .map(|e| e.author);
+    if membership.is_empty() || created_by != Some(signed.device) {
+        return Err(AppError::BadRequest(
+            "a new alliance's log must start with an entry its steward's device signed".into(),
+        ));
+    }
+    let devices = DeviceAccess::all(&membership);
     if state
         .storage
-        .create_alliance(body.alliance_id, signed.device, now())
+        .create_alliance(body.alliance_id, &body.log, &devices, now())
         .await?
     {
         tracing::info!(alliance = %body.alliance_id, "alliance registered");
         return Ok(StatusCode::CREATED);
     }
-    // A retried registration by the same steward is fine.
-    match state
-        .storage
-        .device_role(body.alliance_id, signed.device)
-        .await?
-    {
-        Some(Role::Steward) => Ok(StatusCode::OK),
-        _ => Err(AppError::Conflict(
+    // A retried registration of the same log is fine.
+    if state.storage.log(body.alliance_id, 0).await? == body.log {
+        Ok(StatusCode::OK)
+    } else {
+        Err(AppError::Conflict(
             "an alliance with this id already exists",
-        )),
+        ))
     }
 }
 
@@ -76,16 +149,17 @@ pub async fn publish_invite<S: Storage>(
     signed: Signed,
 ) -> Result<StatusCode, AppError> {
     let alliance = alliance_id(&alliance)?;
-    let role = require_member(&state, alliance, signed.device).await?;
-    if !role.may_invite() {
-        return Err(AppError::Forbidden(
-            "only a steward or facilitator can invite people",
-        ));
-    }
+    require_member(&state, alliance, signed.device).await?;
     let body: PublishInvite = signed.json()?;
-    if body.role == Role::Steward {
+    let entry = body.entry.open().map_err(log_refusal)?;
+    let Action::Invite { invite, role, .. } = entry.action else {
         return Err(AppError::BadRequest(
-            "an invite cannot make a steward".into(),
+            "an invite must come with its membership entry".into(),
+        ));
+    };
+    if invite != body.invite_id {
+        return Err(AppError::BadRequest(
+            "the membership entry is for another invite".into(),
         ));
     }
     let now = now();
@@ -100,10 +174,15 @@ pub async fn publish_invite<S: Storage>(
     let mut token_sha256 = [0u8; 32];
     hex::decode_to_slice(&body.token_sha256, &mut token_sha256)
         .map_err(|_| AppError::BadRequest("token_sha256 must be 64 hex digits".into()))?;
+    if state.storage.invite(body.invite_id).await?.is_some() {
+        return Err(AppError::Conflict("an invite with this id already exists"));
+    }
+    let membership = membership(&state, alliance).await?;
+    append_entries(&state, alliance, signed.device, membership, &[body.entry]).await?;
     let invite = StoredInvite {
         alliance,
         token_sha256,
-        role: body.role,
+        role,
         package: body.package,
         expires_at: body.expires_at,
         used_by: None,
@@ -131,34 +210,90 @@ pub async fn redeem_invite<S: Storage>(
     if !bool::from(token_hash.ct_eq(&stored.token_sha256)) {
         return Err(UNKNOWN);
     }
-    let answer = Json(Redeemed {
-        alliance_id: stored.alliance,
-        package: stored.package.clone(),
-    });
     match stored.used_by {
-        // The same device asking again (its first answer was lost) gets the same answer.
-        Some(device) if device == signed.device => return Ok(answer),
+        // The same device asking again (its first answer was lost, or the
+        // membership moved before its join) gets the same answer.
+        Some(device) if device == signed.device => {}
         Some(_) => {
             return Err(AppError::Conflict(
                 "this invite was already used; ask for a new one",
             ));
         }
-        None => {}
+        None => {
+            if stored.expires_at <= now() {
+                return Err(AppError::Gone);
+            }
+            if !state
+                .storage
+                .consume_invite(id, signed.device, now())
+                .await?
+            {
+                return Err(AppError::Conflict(
+                    "this invite was already used; ask for a new one",
+                ));
+            }
+        }
     }
-    if stored.expires_at <= now() {
-        return Err(AppError::Gone);
-    }
-    if !state
-        .storage
-        .consume_invite(id, signed.device, now())
-        .await?
+    tracing::info!(alliance = %stored.alliance, role = stored.role.as_str(), "invite redeemed");
+    Ok(Json(Redeemed {
+        alliance_id: stored.alliance,
+        package: stored.package,
+        log: state.storage.log(stored.alliance, 0).await?,
+    }))
+}
+
+/// `POST /v1/alliances/{alliance}/log`: membership entries. From a member's
+/// active device; or, for its own join, from the device that redeemed the
+/// invite the join names.
+pub async fn append_log<S: Storage>(
+    State(state): State<AppState<S>>,
+    Path(alliance): Path<String>,
+    signed: Signed,
+) -> Result<StatusCode, AppError> {
+    let alliance = alliance_id(&alliance)?;
+    let body: AppendLog = signed.json()?;
+    if require_member(&state, alliance, signed.device)
+        .await
+        .is_err()
     {
-        return Err(AppError::Conflict(
-            "this invite was already used; ask for a new one",
-        ));
+        let joining = body.entries.first().and_then(|e| e.open().ok());
+        let Some(Action::Join { invite, .. }) = joining.map(|e| e.action) else {
+            return require_member(&state, alliance, signed.device)
+                .await
+                .map(|_| StatusCode::OK);
+        };
+        let redeemed = state.storage.invite(invite).await?;
+        if !redeemed.is_some_and(|i| i.alliance == alliance && i.used_by == Some(signed.device)) {
+            return Err(AppError::Forbidden(
+                "redeem the invite before joining with it",
+            ));
+        }
     }
-    tracing::info!(alliance = %stored.alliance, role = stored.role.as_str(), "device joined");
-    Ok(answer)
+    let membership = membership(&state, alliance).await?;
+    append_entries(&state, alliance, signed.device, membership, &body.entries).await?;
+    Ok(StatusCode::CREATED)
+}
+
+/// Query of `GET /v1/alliances/{alliance}/log`.
+#[derive(Deserialize)]
+pub struct From {
+    #[serde(default)]
+    from: u64,
+}
+
+/// `GET /v1/alliances/{alliance}/log?from=N`
+pub async fn fetch_log<S: Storage>(
+    State(state): State<AppState<S>>,
+    Path(alliance): Path<String>,
+    Query(query): Query<From>,
+    signed: Signed,
+) -> Result<Json<LogPage>, AppError> {
+    let alliance = alliance_id(&alliance)?;
+    require_member(&state, alliance, signed.device).await?;
+    let mut entries = state.storage.log(alliance, query.from).await?;
+    let more = entries.len() > api::MAX_ENTRIES_PER_FETCH;
+    entries.truncate(api::MAX_ENTRIES_PER_FETCH);
+    Ok(Json(LogPage { entries, more }))
 }
 
 /// `POST /v1/alliances/{alliance}/blobs`

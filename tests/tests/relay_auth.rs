@@ -1,10 +1,13 @@
 //! The relay refuses what it must, with a clear message, and changes nothing:
 //! unsigned, badly signed, stale, replayed and unauthorised requests; used
-//! invites; oversized bodies; conflicting blob ids. Driven from outside, over
-//! HTTP, against a real relay process.
+//! invites; membership entries a device may not write; removed devices;
+//! oversized bodies; conflicting blob ids. Driven from outside, over HTTP,
+//! against a real relay process.
 
 use kith_core::api::{self, AppendBlobs, BlobRecord, HttpRequest};
-use kith_core::{BlobId, Client, DeviceKeys, DocId, Joining, NewAlliance, Role, Timestamp};
+use kith_core::{
+    BlobId, Client, DeviceKeys, DocId, HttpResponse, Joining, NewAlliance, Role, Timestamp,
+};
 use kith_tests::{Relay, send};
 use rand_core::OsRng;
 use serde_json::Value;
@@ -28,10 +31,12 @@ fn steward(relay: &Relay) -> Client {
     let (client, _) = Client::create_alliance(
         NewAlliance {
             name: "Test".into(),
+            cohort: "Cohort".into(),
             relay: relay.url(),
             pseudonym: "Sam".into(),
             researchers: vec![],
         },
+        now(),
         &mut OsRng,
     )
     .unwrap();
@@ -70,25 +75,51 @@ fn the_relay_refuses_what_it_must_and_changes_nothing() {
     let base = tempfile::tempdir().unwrap();
     let relay = Relay::start(base.path());
     let url = relay.url();
-    let owner = steward(&relay);
+    let mut owner = steward(&relay);
     let alliance = owner.profile().alliance;
     let member = DeviceKeys::generate(&mut OsRng);
 
     // A member joins properly, so there is a device to impersonate.
     let (invite, publish) = owner
-        .create_invite(Role::Member, 60_000, now(), &mut OsRng)
+        .create_invite(Role::Member, None, 60_000, now(), &mut OsRng)
         .unwrap();
     assert_eq!(send(&url, &publish).0, 201);
-    let joining = Joining::new(&invite.link(), "Alex", &mut OsRng).unwrap();
-    let redeem = joining.request(now(), &mut OsRng);
-    assert_eq!(send(&url, &redeem).0, 200);
+    let mut joining = Joining::new(&invite.link(), "Alex", &mut OsRng).unwrap();
+    let redeem = joining.next_request(now(), &mut OsRng).unwrap();
+    let (status, redeemed) = send(&url, &redeem);
+    assert_eq!(status, 200);
     // The same invite, for another device: refused.
-    let again = Joining::new(&invite.link(), "Mallory", &mut OsRng).unwrap();
+    let mut again = Joining::new(&invite.link(), "Mallory", &mut OsRng).unwrap();
     assert_refused(
-        send(&url, &again.request(now(), &mut OsRng)),
+        send(&url, &again.next_request(now(), &mut OsRng).unwrap()),
         409,
         "already used",
     );
+    // Mallory cannot join by appending a join entry without having redeemed.
+    joining
+        .receive(answer(200, &redeemed), now(), &mut OsRng)
+        .unwrap();
+    let join_entry = joining.next_request(now(), &mut OsRng).unwrap();
+    let mut stolen = join_entry.clone();
+    stolen.headers = signed_by(&member, "POST", stolen.path.clone(), stolen.body.clone()).headers;
+    assert_refused(send(&url, &stolen), 403, "redeem the invite");
+    // Alex's own join goes in.
+    assert_eq!(send(&url, &join_entry).0, 201);
+    joining
+        .receive(answer(201, &Value::Null), now(), &mut OsRng)
+        .unwrap();
+    let (alex, _) = joining.finish(now(), &mut OsRng).unwrap();
+    // The same request again is a replay; the same entry, freshly signed,
+    // no longer follows the log's last entry.
+    assert_refused(send(&url, &join_entry), 401, "replayed");
+    let resent = alex.sign_request(
+        "POST",
+        join_entry.path.clone(),
+        join_entry.body.clone(),
+        now(),
+        &mut OsRng,
+    );
+    assert_refused(send(&url, &resent), 409, "membership changed");
 
     let fetch_path = api::paths::blobs_after(alliance, 0, 10);
     let blobs_path = api::paths::blobs(alliance);
@@ -178,12 +209,71 @@ fn the_relay_refuses_what_it_must_and_changes_nothing() {
     );
 
     // Nothing above changed the stored blobs: exactly the one good append.
-    let (status, page) = send(&url, &owner_request(&owner, "GET", fetch_path, vec![]));
+    let (status, page) = send(
+        &url,
+        &owner_request(&owner, "GET", fetch_path.clone(), vec![]),
+    );
     assert_eq!(status, 200);
     let blobs = page["blobs"].as_array().unwrap();
     assert_eq!(blobs.len(), 1, "{page}");
     assert_eq!(blobs[0]["id"], BlobId([3; 16]).to_string());
     assert_eq!(page["more"], false);
+
+    // A steward cannot be removed: the core refuses to build it, and so
+    // would every device and the relay (the same rules replay everywhere).
+    let mut alex = alex;
+    assert!(
+        alex.remove_member(owner.profile().member, now(), &mut OsRng)
+            .is_err()
+    );
+
+    // The steward removes Alex; from then on Alex's device is refused.
+    catch_up(&mut owner, &url);
+    let (removal, _) = owner
+        .remove_member(alex.profile().member, now(), &mut OsRng)
+        .unwrap();
+    assert_eq!(send(&url, &removal).0, 201);
+    owner.change_accepted().unwrap();
+    for request in [
+        alex.sign_request("GET", fetch_path.clone(), vec![], now(), &mut OsRng),
+        alex.sign_request(
+            "POST",
+            blobs_path.clone(),
+            append_body(9, b"late"),
+            now(),
+            &mut OsRng,
+        ),
+        alex.sign_request(
+            "GET",
+            api::paths::log_from(alliance, 0),
+            vec![],
+            now(),
+            &mut OsRng,
+        ),
+    ] {
+        assert_refused(send(&url, &request), 403, "removed");
+    }
+}
+
+/// Brings a device's view of the membership and blobs up to date, as a sync does.
+fn catch_up(device: &mut Client, url: &str) {
+    device.sync_start();
+    while let Some(request) = device.sync_next(now(), &mut OsRng) {
+        let (status, body) = send(url, &request);
+        let step = device
+            .sync_receive(answer(status, &body), now(), &mut OsRng)
+            .unwrap();
+        if step.finished.is_some() {
+            break;
+        }
+    }
+}
+
+fn answer(status: u16, body: &Value) -> HttpResponse {
+    HttpResponse {
+        status,
+        body: serde_json::to_vec(body).unwrap(),
+    }
 }
 
 /// A request signed by the steward's device (through the core, as a client would).

@@ -4,7 +4,9 @@ mod sqlite;
 
 use std::future::Future;
 
-use kith_core::{AllianceId, BlobRecord, DeviceId, InviteId, Role, Timestamp};
+use kith_core::{
+    AllianceId, BlobRecord, DeviceId, InviteId, Membership, Role, SignedEntry, Timestamp,
+};
 
 pub use sqlite::SqliteStorage;
 
@@ -39,6 +41,33 @@ pub enum Appended {
     Conflict,
 }
 
+/// What the relay derives from the membership log about one device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeviceAccess {
+    /// The device.
+    pub device: DeviceId,
+    /// Its member's role.
+    pub role: Role,
+    /// Whether it is still in the alliance.
+    pub active: bool,
+}
+
+impl DeviceAccess {
+    /// Every device the membership names.
+    pub fn all(membership: &Membership) -> Vec<Self> {
+        membership
+            .devices()
+            .filter_map(|(id, info)| {
+                Some(Self {
+                    device: *id,
+                    role: membership.member(&info.member)?.role,
+                    active: info.active,
+                })
+            })
+            .collect()
+    }
+}
+
 /// One page of blobs.
 pub struct Page {
     /// The blobs, in order.
@@ -51,21 +80,42 @@ pub struct Page {
 
 /// Everything the relay keeps. Every write is durable when its future resolves.
 pub trait Storage: Send + Sync + 'static {
-    /// Registers an alliance with its steward's device. Returns false when the
+    /// Registers an alliance with the first entries of its membership log
+    /// and the devices they name, in one transaction. Returns false when the
     /// alliance already exists.
     fn create_alliance(
         &self,
         alliance: AllianceId,
-        steward: DeviceId,
+        log: &[SignedEntry],
+        devices: &[DeviceAccess],
         now: Timestamp,
     ) -> impl Future<Output = Result<bool, StorageError>> + Send;
 
-    /// A device's role in an alliance, if it is registered there.
-    fn device_role(
+    /// A device's access in an alliance, if the membership names it.
+    fn device_access(
         &self,
         alliance: AllianceId,
         device: DeviceId,
-    ) -> impl Future<Output = Result<Option<Role>, StorageError>> + Send;
+    ) -> impl Future<Output = Result<Option<DeviceAccess>, StorageError>> + Send;
+
+    /// The membership log from entry `from` on.
+    fn log(
+        &self,
+        alliance: AllianceId,
+        from: u64,
+    ) -> impl Future<Output = Result<Vec<SignedEntry>, StorageError>> + Send;
+
+    /// Appends entries that follow entry `from - 1`, and records the devices
+    /// as the new log names them, in one transaction. Returns false when
+    /// another append took those places first.
+    fn append_log(
+        &self,
+        alliance: AllianceId,
+        from: u64,
+        entries: &[SignedEntry],
+        devices: &[DeviceAccess],
+        now: Timestamp,
+    ) -> impl Future<Output = Result<bool, StorageError>> + Send;
 
     /// Stores a new invite. Returns false when the id is taken.
     fn put_invite(
@@ -80,8 +130,8 @@ pub trait Storage: Send + Sync + 'static {
         id: InviteId,
     ) -> impl Future<Output = Result<Option<StoredInvite>, StorageError>> + Send;
 
-    /// Marks an unused invite used by `device` and registers the device, in one
-    /// transaction. Returns false when someone used it first.
+    /// Marks an unused invite used by `device` (the device joins when its
+    /// signed `Join` entry is appended). Returns false when someone used it first.
     fn consume_invite(
         &self,
         id: InviteId,

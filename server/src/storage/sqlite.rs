@@ -4,13 +4,15 @@
 use std::path::Path;
 use std::str::FromStr;
 
-use kith_core::{AllianceId, BlobId, BlobRecord, DeviceId, DocId, InviteId, Role, Timestamp};
+use kith_core::{
+    AllianceId, BlobId, BlobRecord, DeviceId, DocId, InviteId, Role, SignedEntry, Timestamp,
+};
 use sqlx::Row;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
-use super::{Appended, Page, Storage, StorageError, StoredInvite};
+use super::{Appended, DeviceAccess, Page, Storage, StorageError, StoredInvite};
 
 /// The SQLite backend.
 #[derive(Clone)]
@@ -41,25 +43,54 @@ impl SqliteStorage {
     }
 }
 
-/// Registers a device in an alliance (a no-op if it is already there).
-async fn insert_device(
+/// Records the devices as the membership log now names them.
+async fn record_devices(
     tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
     alliance: &[u8],
-    device: DeviceId,
-    role: &str,
+    devices: &[DeviceAccess],
     now: Timestamp,
 ) -> Result<(), StorageError> {
-    sqlx::query(
-        "INSERT INTO devices (alliance_id, device_id, role, added_at) VALUES (?, ?, ?, ?) \
-         ON CONFLICT DO NOTHING",
-    )
-    .bind(alliance)
-    .bind(&device.0[..])
-    .bind(role)
-    .bind(ms(now))
-    .execute(&mut **tx)
-    .await?;
+    for d in devices {
+        sqlx::query(
+            "INSERT INTO devices (alliance_id, device_id, role, added_at, active) VALUES (?, ?, ?, ?, ?) \
+             ON CONFLICT (alliance_id, device_id) DO UPDATE SET role = excluded.role, active = excluded.active",
+        )
+        .bind(alliance)
+        .bind(&d.device.0[..])
+        .bind(d.role.as_str())
+        .bind(ms(now))
+        .bind(d.active)
+        .execute(&mut **tx)
+        .await?;
+    }
     Ok(())
+}
+
+/// Inserts log entries from index `from`; false if a place is taken.
+async fn insert_entries(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    alliance: &[u8],
+    from: u64,
+    entries: &[SignedEntry],
+) -> Result<bool, StorageError> {
+    for (offset, entry) in entries.iter().enumerate() {
+        let idx = i64::try_from(from + offset as u64).unwrap_or(i64::MAX);
+        let inserted = sqlx::query(
+            "INSERT INTO log_entries (alliance_id, idx, body, signature) VALUES (?, ?, ?, ?) \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(alliance)
+        .bind(idx)
+        .bind(&entry.body)
+        .bind(&entry.signature)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected();
+        if inserted == 0 {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 fn ms(t: Timestamp) -> i64 {
@@ -76,7 +107,8 @@ impl Storage for SqliteStorage {
     async fn create_alliance(
         &self,
         alliance: AllianceId,
-        steward: DeviceId,
+        log: &[SignedEntry],
+        devices: &[DeviceAccess],
         now: Timestamp,
     ) -> Result<bool, StorageError> {
         let mut tx = self.pool.begin().await?;
@@ -89,24 +121,67 @@ impl Storage for SqliteStorage {
         .await?
         .rows_affected()
             == 1;
-        if created {
-            insert_device(&mut tx, &alliance.0, steward, Role::Steward.as_str(), now).await?;
+        if !created {
+            return Ok(false);
         }
+        insert_entries(&mut tx, &alliance.0, 0, log).await?;
+        record_devices(&mut tx, &alliance.0, devices, now).await?;
         tx.commit().await?;
-        Ok(created)
+        Ok(true)
     }
 
-    async fn device_role(
+    async fn device_access(
         &self,
         alliance: AllianceId,
         device: DeviceId,
-    ) -> Result<Option<Role>, StorageError> {
-        let row = sqlx::query("SELECT role FROM devices WHERE alliance_id = ? AND device_id = ?")
-            .bind(&alliance.0[..])
-            .bind(&device.0[..])
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.and_then(|r| Role::from_str(r.get::<&str, _>(0)).ok()))
+    ) -> Result<Option<DeviceAccess>, StorageError> {
+        let row =
+            sqlx::query("SELECT role, active FROM devices WHERE alliance_id = ? AND device_id = ?")
+                .bind(&alliance.0[..])
+                .bind(&device.0[..])
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.and_then(|r| {
+            Some(DeviceAccess {
+                device,
+                role: Role::from_str(r.get::<&str, _>(0)).ok()?,
+                active: r.get(1),
+            })
+        }))
+    }
+
+    async fn log(&self, alliance: AllianceId, from: u64) -> Result<Vec<SignedEntry>, StorageError> {
+        let rows = sqlx::query(
+            "SELECT body, signature FROM log_entries WHERE alliance_id = ? AND idx >= ? ORDER BY idx",
+        )
+        .bind(&alliance.0[..])
+        .bind(i64::try_from(from).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| SignedEntry {
+                body: r.get(0),
+                signature: r.get(1),
+            })
+            .collect())
+    }
+
+    async fn append_log(
+        &self,
+        alliance: AllianceId,
+        from: u64,
+        entries: &[SignedEntry],
+        devices: &[DeviceAccess],
+        now: Timestamp,
+    ) -> Result<bool, StorageError> {
+        let mut tx = self.pool.begin().await?;
+        if !insert_entries(&mut tx, &alliance.0, from, entries).await? {
+            return Ok(false);
+        }
+        record_devices(&mut tx, &alliance.0, devices, now).await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     async fn put_invite(&self, id: InviteId, invite: StoredInvite) -> Result<bool, StorageError> {
@@ -150,20 +225,16 @@ impl Storage for SqliteStorage {
         &self,
         id: InviteId,
         device: DeviceId,
-        now: Timestamp,
+        _now: Timestamp,
     ) -> Result<bool, StorageError> {
-        let mut tx = self.pool.begin().await?;
-        let row = sqlx::query("UPDATE invites SET used_by = ? WHERE id = ? AND used_by IS NULL RETURNING alliance_id, role")
-            .bind(&device.0[..])
-            .bind(&id.0[..])
-            .fetch_optional(&mut *tx)
-            .await?;
-        let Some(row) = row else { return Ok(false) };
-        let alliance: Vec<u8> = row.get(0);
-        let role: String = row.get(1);
-        insert_device(&mut tx, &alliance, device, &role, now).await?;
-        tx.commit().await?;
-        Ok(true)
+        let changed =
+            sqlx::query("UPDATE invites SET used_by = ? WHERE id = ? AND used_by IS NULL")
+                .bind(&device.0[..])
+                .bind(&id.0[..])
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+        Ok(changed == 1)
     }
 
     async fn append(

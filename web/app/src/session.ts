@@ -2,7 +2,7 @@
 
 import { OfflineError, send } from './relay';
 import { askToKeepData, type Storage } from './storage';
-import { Joining, KithDevice, finishJoin, joinRequest } from './wasm';
+import { Joining, KithDevice, finishJoin, joinNext } from './wasm';
 
 /** The device saved in this browser, or undefined. */
 export async function openSaved(storage: Storage): Promise<KithDevice | undefined> {
@@ -12,9 +12,9 @@ export async function openSaved(storage: Storage): Promise<KithDevice | undefine
 }
 
 /**
- * A join in progress. Kept between tries, so that if the relay's answer was
- * lost on the way the same device can ask again (the relay gives the same
- * answer to the same device).
+ * A join in progress. Kept between tries, so that if an answer was lost on
+ * the way the same device can ask again (the relay gives the same answer to
+ * the same device).
  */
 export class JoinAttempt {
   private joining: Joining | undefined;
@@ -30,20 +30,26 @@ export class JoinAttempt {
       this.key = key;
     }
     const joining = this.joining;
-    let answer;
     try {
-      answer = await send(joining.relay(), joinRequest(joining));
+      // Redeem the invite, then add this device to the membership; the core
+      // starts over by itself if the membership changed in between.
+      for (let req = joinNext(joining); req; req = joinNext(joining)) {
+        const answer = await send(joining.relay(), req);
+        joining.receive(answer.status, answer.body);
+      }
     } catch (e) {
       if (e instanceof OfflineError) {
+        // Keep this device's keys: trying again repeats the step that failed.
         throw new Error('Kith could not reach the server. Check that you are online, then try again.');
       }
+      this.joining = undefined;
+      joining.free();
       throw e;
     }
-    // finish() uses up the Joining, whether it works or not.
     this.joining = undefined;
     let joined;
     try {
-      joined = finishJoin(joining, answer.status, answer.body);
+      joined = finishJoin(joining);
     } finally {
       joining.free();
     }

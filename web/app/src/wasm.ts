@@ -32,6 +32,8 @@ export interface Profile {
   role: string;
   deviceId: string;
   relay: string;
+  /** The member's cohort's name, or null (researchers have none). */
+  cohort: string | null;
 }
 
 export interface SyncReport {
@@ -64,8 +66,15 @@ export function receive(device: KithDevice, status: number, body: Uint8Array): S
   return device.syncReceive(status, body) as SyncStep;
 }
 
-export function contribute(device: KithDevice, text: string): { id: string; ops: StoreOp[] } {
-  return device.contribute(text) as { id: string; ops: StoreOp[] };
+/** Who may read a reflection. */
+export type Audience = 'cohort' | 'research';
+
+export function contribute(
+  device: KithDevice,
+  text: string,
+  audience: Audience,
+): { id: string; ops: StoreOp[] } {
+  return device.contribute(text, audience === 'research') as { id: string; ops: StoreOp[] };
 }
 
 export function contributions(device: KithDevice): Contribution[] {
@@ -76,14 +85,10 @@ export function profile(device: KithDevice): Profile {
   return device.profile() as Profile;
 }
 
-export function joinRequest(joining: Joining): RelayRequest {
-  return joining.request() as RelayRequest;
+export function joinNext(joining: Joining): RelayRequest | undefined {
+  return joining.nextRequest() as RelayRequest | undefined;
 }
 
-export function finishJoin(
-  joining: Joining,
-  status: number,
-  body: Uint8Array,
-): { device: KithDevice; ops: StoreOp[] } {
-  return joining.finish(status, body) as { device: KithDevice; ops: StoreOp[] };
+export function finishJoin(joining: Joining): { device: KithDevice; ops: StoreOp[] } {
+  return joining.finish() as { device: KithDevice; ops: StoreOp[] };
 }

@@ -1,9 +1,7 @@
 //! Core values to plain JavaScript objects.
 
 use js_sys::{Array, Object, Reflect, Uint8Array};
-use kith_core::{
-    ContributionView, DeviceId, HttpRequest, Profile, StoreOp, SyncReport, encode_blob,
-};
+use kith_core::{Client, ContributionView, HttpRequest, StoreOp, SyncReport, encode_blob};
 use wasm_bindgen::JsValue;
 
 pub fn set(obj: &Object, key: &str, value: &JsValue) {
@@ -61,14 +59,22 @@ pub fn contribution(c: &ContributionView) -> JsValue {
     ])
 }
 
-pub fn profile(p: &Profile, device: &DeviceId) -> JsValue {
+pub fn profile(client: &Client) -> JsValue {
+    let p = client.profile();
     object(&[
         ("allianceId", p.alliance.to_string().into()),
         ("allianceName", p.alliance_name.clone().into()),
         ("pseudonym", p.pseudonym.clone().into()),
-        ("role", p.role.as_str().into()),
-        ("deviceId", device.to_string().into()),
+        ("role", client.role().as_str().into()),
+        ("deviceId", client.device_id().to_string().into()),
         ("relay", p.relay.clone().into()),
+        (
+            "cohort",
+            client
+                .cohort()
+                .and_then(|c| client.cohort_name(&c))
+                .map_or(JsValue::NULL, JsValue::from),
+        ),
     ])
 }
 

@@ -7,7 +7,7 @@
 mod convert;
 
 use js_sys::{Array, Uint8Array};
-use kith_core::{Client, HttpResponse, Joining as CoreJoining, Timestamp, decode_blob};
+use kith_core::{Client, HttpResponse, Joining as CoreJoining, Timestamp, WriteScope, decode_blob};
 use rand_core::OsRng;
 use wasm_bindgen::prelude::*;
 
@@ -41,11 +41,17 @@ impl KithDevice {
         Ok(KithDevice { inner })
     }
 
-    /// Writes a reflection locally. Returns `{ id, ops }`; persist `ops` in order.
-    pub fn contribute(&mut self, text: &str) -> Result<JsValue, JsError> {
+    /// Writes a reflection locally, for the research team only or for the
+    /// member's cohort too. Returns `{ id, ops }`; persist `ops` in order.
+    pub fn contribute(&mut self, text: &str, research_only: bool) -> Result<JsValue, JsError> {
+        let scope = if research_only {
+            WriteScope::Research
+        } else {
+            WriteScope::Cohort
+        };
         let (id, store) = self
             .inner
-            .contribute(text, now(), &mut OsRng)
+            .contribute(text, scope, now(), &mut OsRng)
             .map_err(fail)?;
         let out = js_sys::Object::new();
         convert::set(&out, "id", &id.to_string().into());
@@ -64,7 +70,7 @@ impl KithDevice {
 
     /// `{ allianceId, allianceName, pseudonym, role, deviceId, relay }`.
     pub fn profile(&self) -> JsValue {
-        convert::profile(self.inner.profile(), &self.inner.device_id())
+        convert::profile(&self.inner)
     }
 
     /// How many blobs wait to be sent.
@@ -93,10 +99,14 @@ impl KithDevice {
     pub fn sync_receive(&mut self, status: u16, body: &[u8]) -> Result<JsValue, JsError> {
         let step = self
             .inner
-            .sync_receive(HttpResponse {
-                status,
-                body: body.to_vec(),
-            })
+            .sync_receive(
+                HttpResponse {
+                    status,
+                    body: body.to_vec(),
+                },
+                now(),
+                &mut OsRng,
+            )
             .map_err(fail)?;
         let out = js_sys::Object::new();
         convert::set(&out, "ops", &ops(step.ops));
@@ -130,27 +140,45 @@ impl Joining {
             .unwrap_or_default()
     }
 
-    /// The request that redeems the invite.
-    pub fn request(&self) -> Result<JsValue, JsError> {
+    /// The next request `{ method, path, headers, body }`, or `undefined`
+    /// when joined (then call `finish`).
+    #[wasm_bindgen(js_name = nextRequest)]
+    pub fn next_request(&mut self) -> Result<JsValue, JsError> {
         let inner = self
             .inner
-            .as_ref()
+            .as_mut()
             .ok_or_else(|| JsError::new("this invite was already used"))?;
-        Ok(request(&inner.request(now(), &mut OsRng)))
+        Ok(match inner.next_request(now(), &mut OsRng) {
+            Some(r) => request(&r),
+            None => JsValue::UNDEFINED,
+        })
     }
 
-    /// Finishes with the relay's answer. Returns `{ device, ops }`.
-    pub fn finish(&mut self, status: u16, body: &[u8]) -> Result<JsValue, JsError> {
+    /// Feeds the relay's answer to the last request.
+    pub fn receive(&mut self, status: u16, body: &[u8]) -> Result<(), JsError> {
+        let inner = self
+            .inner
+            .as_mut()
+            .ok_or_else(|| JsError::new("this invite was already used"))?;
+        inner
+            .receive(
+                HttpResponse {
+                    status,
+                    body: body.to_vec(),
+                },
+                now(),
+                &mut OsRng,
+            )
+            .map_err(fail)
+    }
+
+    /// The device, once joined. Returns `{ device, ops }`.
+    pub fn finish(&mut self) -> Result<JsValue, JsError> {
         let inner = self
             .inner
             .take()
             .ok_or_else(|| JsError::new("this invite was already used"))?;
-        let (client, store) = inner
-            .finish(HttpResponse {
-                status,
-                body: body.to_vec(),
-            })
-            .map_err(fail)?;
+        let (client, store) = inner.finish(now(), &mut OsRng).map_err(fail)?;
         let out = js_sys::Object::new();
         convert::set(&out, "device", &KithDevice { inner: client }.into());
         convert::set(&out, "ops", &ops(store));

@@ -1,7 +1,7 @@
 import { useRef, useState } from 'preact/hooks';
 import type { Storage } from '../storage';
 import { sentence } from '../text';
-import { contribute, type KithDevice } from '../wasm';
+import { contribute, type Audience, type KithDevice } from '../wasm';
 
 interface Props {
   device: KithDevice;
@@ -13,6 +13,8 @@ interface Props {
 /** Writes a reflection. It is encrypted and stored on the phone at once. */
 export function ReflectionForm({ device, storage, onSaved, onStorageError }: Props) {
   const [text, setText] = useState('');
+  // The safer choice first: a member widens it on purpose.
+  const [audience, setAudience] = useState<Audience>('research');
   const [error, setError] = useState('');
   const [busy, setBusy] = useState(false);
   const box = useRef<HTMLTextAreaElement>(null);
@@ -28,7 +30,7 @@ export function ReflectionForm({ device, storage, onSaved, onStorageError }: Pro
     setError('');
     let ops;
     try {
-      ops = contribute(device, text).ops;
+      ops = contribute(device, text, audience).ops;
     } catch (e) {
       setError(sentence(e));
       return;
@@ -52,7 +54,7 @@ export function ReflectionForm({ device, storage, onSaved, onStorageError }: Pro
         Write a reflection
       </label>
       <p id="reflection-hint" class="hint">
-        It is locked on this phone. Only your group and the research team can read it.
+        It is locked on this phone until it is sent. Only the people you choose below can read it.
       </p>
       <textarea
         id="reflection"
@@ -66,6 +68,29 @@ export function ReflectionForm({ device, storage, onSaved, onStorageError }: Pro
         aria-invalid={error ? true : undefined}
         onInput={(e) => setText(e.currentTarget.value)}
       />
+      <fieldset class="choice">
+        <legend class="label">Who can read it?</legend>
+        <label class="option">
+          <input
+            type="radio"
+            name="audience"
+            value="research"
+            checked={audience === 'research'}
+            onChange={() => setAudience('research')}
+          />
+          Only the research team
+        </label>
+        <label class="option">
+          <input
+            type="radio"
+            name="audience"
+            value="cohort"
+            checked={audience === 'cohort'}
+            onChange={() => setAudience('cohort')}
+          />
+          My group and the research team
+        </label>
+      </fieldset>
       <button type="submit" class="button" disabled={busy}>
         Save
       </button>

@@ -1,0 +1,238 @@
+//! Commands that read or change the membership: cohorts, members, devices.
+
+use anyhow::{Result, bail};
+use kith_core::{Client, DeviceId, Joining, MemberId, ScopeId};
+use rand_core::OsRng;
+use serde_json::json;
+
+use crate::relay::{change, join_relay, now, publish, sync};
+use crate::store::DataDir;
+use crate::{CohortCommand, DeviceCommand, MemberCommand, Output};
+
+const HOUR_MS: u64 = 60 * 60 * 1000;
+
+pub fn run_cohort(command: CohortCommand) -> Result<Output> {
+    match command {
+        CohortCommand::Create { data_dir, name } => {
+            let dir = DataDir::new(&data_dir);
+            let mut client = dir.load()?;
+            sync(&mut client, &dir)?;
+            change(&mut client, &dir, |c| {
+                c.create_cohort(&name, now(), &mut OsRng)
+            })?;
+            let id = cohort_by_name(&client, &name)?;
+            Ok(Output::ok(
+                json!({ "cohort_id": id.to_string(), "name": name }),
+                format!("Created the cohort {name}."),
+            ))
+        }
+        CohortCommand::List { data_dir } => {
+            let client = DataDir::new(&data_dir).load()?;
+            let cohorts: Vec<_> = client
+                .membership()
+                .cohorts()
+                .map(|(id, _)| json!({ "id": id.to_string(), "name": client.cohort_name(id) }))
+                .collect();
+            let text = cohorts
+                .iter()
+                .map(|c| {
+                    format!(
+                        "{}  {}",
+                        c["id"].as_str().unwrap_or(""),
+                        c["name"].as_str().unwrap_or("(name not readable)")
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("\n");
+            Ok(Output::ok(json!({ "cohorts": cohorts }), text))
+        }
+    }
+}
+
+pub fn run_member(command: MemberCommand) -> Result<Output> {
+    match command {
+        MemberCommand::List { data_dir } => {
+            let client = DataDir::new(&data_dir).load()?;
+            let members: Vec<_> = client
+                .membership()
+                .members()
+                .map(|(id, m)| {
+                    let devices = client
+                        .membership()
+                        .devices()
+                        .filter(|(_, d)| d.member == *id && d.active)
+                        .count();
+                    json!({
+                        "id": id.to_string(),
+                        "pseudonym": client.pseudonym_of(id),
+                        "role": m.role.as_str(),
+                        "cohort": m.cohort.and_then(|c| client.cohort_name(&c)),
+                        "devices": devices,
+                        "left": m.removed,
+                    })
+                })
+                .collect();
+            let text = members
+                .iter()
+                .map(|m| {
+                    format!(
+                        "{}  {} ({}, {}){}",
+                        &m["id"].as_str().unwrap_or("")[..8],
+                        m["pseudonym"].as_str().unwrap_or("?"),
+                        m["role"].as_str().unwrap_or(""),
+                        m["cohort"].as_str().unwrap_or("no cohort"),
+                        if m["left"] == true { " - left" } else { "" }
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("\n");
+            Ok(Output::ok(json!({ "members": members }), text))
+        }
+        MemberCommand::Remove { data_dir, member } => {
+            let dir = DataDir::new(&data_dir);
+            let mut client = dir.load()?;
+            sync(&mut client, &dir)?;
+            let id = member_by_name(&client, &member)?;
+            change(&mut client, &dir, |c| {
+                c.remove_member(id, now(), &mut OsRng)
+            })?;
+            Ok(Output::ok(
+                json!({ "removed": id.to_string() }),
+                format!(
+                    "Removed {member}. Their devices can no longer sync, and what is written from now on is closed to them."
+                ),
+            ))
+        }
+    }
+}
+
+pub fn run_device(command: DeviceCommand) -> Result<Output> {
+    match command {
+        DeviceCommand::Link { data_dir, hours } => {
+            let dir = DataDir::new(&data_dir);
+            let mut client = dir.load()?;
+            sync(&mut client, &dir)?;
+            let invite = publish(&mut client, &dir, |c| {
+                c.create_device_link(hours * HOUR_MS, now(), &mut OsRng)
+            })?;
+            let code = invite.code();
+            Ok(Output::ok(
+                json!({ "code": *code }),
+                format!(
+                    "On your other device, run:\n  kith device add --data-dir DIR --code {}\nThe code works once, for {hours} hours. Keep it to yourself.",
+                    *code
+                ),
+            ))
+        }
+        DeviceCommand::Add { data_dir, code } => {
+            let dir = DataDir::new(&data_dir);
+            dir.ensure_empty()?;
+            let joining = Joining::add_device(&code, &mut OsRng)?;
+            let mut client = join_relay(joining, &dir)?;
+            if let Err(e) = sync(&mut client, &dir) {
+                eprintln!("kith: added, but the first sync failed ({e:#}); run `kith sync` later");
+            }
+            Ok(Output::ok(
+                json!({ "device_id": client.device_id().to_string(), "member_id": client.profile().member.to_string() }),
+                format!("This device now belongs to {}.", client.profile().pseudonym),
+            ))
+        }
+        DeviceCommand::List { data_dir } => {
+            let client = DataDir::new(&data_dir).load()?;
+            let me = client.device_id();
+            let devices: Vec<_> = client
+                .membership()
+                .devices()
+                .filter(|(_, d)| d.member == client.profile().member)
+                .map(|(id, d)| json!({ "id": id.to_string(), "active": d.active, "this": *id == me }))
+                .collect();
+            let text = devices
+                .iter()
+                .map(|d| {
+                    format!(
+                        "{}{}{}",
+                        d["id"].as_str().unwrap_or(""),
+                        if d["this"] == true {
+                            "  (this device)"
+                        } else {
+                            ""
+                        },
+                        if d["active"] == false {
+                            "  (unlinked)"
+                        } else {
+                            ""
+                        }
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("\n");
+            Ok(Output::ok(json!({ "devices": devices }), text))
+        }
+        DeviceCommand::Unlink { data_dir, device } => {
+            let dir = DataDir::new(&data_dir);
+            let mut client = dir.load()?;
+            sync(&mut client, &dir)?;
+            let id = device_by_prefix(&client, &device)?;
+            change(&mut client, &dir, |c| {
+                c.unlink_device(id, now(), &mut OsRng)
+            })?;
+            Ok(Output::ok(
+                json!({ "unlinked": id.to_string() }),
+                "Unlinked. That device can no longer sync, and what is written from now on is closed to it.",
+            ))
+        }
+    }
+}
+
+/// A cohort by its name.
+pub fn cohort_by_name(client: &Client, name: &str) -> Result<ScopeId> {
+    let found: Vec<ScopeId> = client
+        .membership()
+        .cohorts()
+        .filter(|(id, _)| client.cohort_name(id).as_deref() == Some(name))
+        .map(|(id, _)| *id)
+        .collect();
+    match found[..] {
+        [id] => Ok(id),
+        [] => bail!("there is no cohort called '{name}'; see `kith cohort list`"),
+        _ => bail!("more than one cohort is called '{name}'"),
+    }
+}
+
+/// A present member by pseudonym or id (or the start of an id).
+fn member_by_name(client: &Client, text: &str) -> Result<MemberId> {
+    let found: Vec<MemberId> = client
+        .membership()
+        .members()
+        .filter(|(_, m)| !m.removed)
+        .filter(|(id, _)| {
+            client.pseudonym_of(id).as_deref() == Some(text)
+                || (text.len() >= 8 && id.to_string().starts_with(&text.to_ascii_lowercase()))
+        })
+        .map(|(id, _)| *id)
+        .collect();
+    match found[..] {
+        [id] => Ok(id),
+        [] => bail!("no present member is called '{text}'; see `kith member list`"),
+        _ => bail!("more than one member is called '{text}'; use the id from `kith member list`"),
+    }
+}
+
+/// An active device of this member by the start of its id.
+fn device_by_prefix(client: &Client, text: &str) -> Result<DeviceId> {
+    let text = text.to_ascii_lowercase();
+    if text.len() < 8 {
+        bail!("give at least the first 8 characters of the device id");
+    }
+    let found: Vec<DeviceId> = client
+        .membership()
+        .devices()
+        .filter(|(id, d)| d.active && id.to_string().starts_with(&text))
+        .map(|(id, _)| *id)
+        .collect();
+    match found[..] {
+        [id] => Ok(id),
+        [] => bail!("no device in the alliance starts with '{text}'; see `kith device list`"),
+        _ => bail!("more than one device starts with '{text}'; give more of its id"),
+    }
+}

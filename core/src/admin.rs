@@ -1,0 +1,532 @@
+//! Changes to the membership: creating the alliance, invites, cohorts,
+//! removing members and unlinking devices, and the key rotations that
+//! follow a removal.
+//!
+//! A change that makes new keys is saved on the device as *pending* before
+//! it is sent, so a crash after sending never loses a key the log already
+//! names; the next sync confirms it (its entries are in the log) or drops it.
+
+use rand_core::CryptoRngCore;
+
+use crate::api::{self, AppendLog, HttpRequest, PublishInvite, RegisterAlliance, Role};
+use crate::client::{Client, PendingChange, check_name, json};
+use crate::envelope::{INVITE_LABEL, seal};
+use crate::error::Error;
+use crate::ids::{AllianceId, DeviceId, MemberId, ScopeId};
+use crate::invite::{Invite, InvitePackage};
+use crate::keys::{DeviceKeys, EpochKey, Recipient};
+use crate::membership::{Action, Cutoff, DeviceKeysPublic, Membership, ScopeKind, SignedEntry};
+use crate::names::seal_name;
+use crate::payload::Grant;
+use crate::state::{Profile, StoreOp};
+use crate::time::Timestamp;
+
+/// What a steward gives to create an alliance.
+pub struct NewAlliance {
+    /// The alliance's name.
+    pub name: String,
+    /// The name of its first cohort (the steward's own).
+    pub cohort: String,
+    /// The relay's base URL.
+    pub relay: String,
+    /// The steward's pseudonym.
+    pub pseudonym: String,
+    /// The research team's age recipients.
+    pub researchers: Vec<Recipient>,
+}
+
+impl Client {
+    /// A steward creates a new alliance: the first entries of its membership
+    /// log, its first cohort, and the keys of the alliance, cohort and
+    /// steward's research-only scopes. Grants of those keys to the research
+    /// team wait in the outbox for the first sync.
+    pub fn create_alliance(
+        new: NewAlliance,
+        now: Timestamp,
+        rng: &mut impl CryptoRngCore,
+    ) -> Result<(Self, Vec<StoreOp>), Error> {
+        let keys = DeviceKeys::generate(rng);
+        let alliance = AllianceId::random(rng);
+        let member = MemberId::random(rng);
+        let alliance_name = check_name(&new.name, "alliance name")?;
+        let cohort_name = check_name(&new.cohort, "cohort name")?;
+        let pseudonym = check_name(&new.pseudonym, "pseudonym")?;
+        let alliance_key = EpochKey::generate(ScopeId::random(rng), 0, rng);
+        let cohort_key = EpochKey::generate(ScopeId::random(rng), 0, rng);
+        let research_key = EpochKey::generate(ScopeId::random(rng), 0, rng);
+        let sealed_to = alliance_key.identity.recipient().to_string();
+
+        let mut membership = Membership::new(alliance);
+        membership.append(
+            &keys,
+            Action::Create {
+                steward: member,
+                device: device_public_keys(&keys),
+                cohort: cohort_key.scope,
+                research: new.researchers.iter().map(|r| r.to_string()).collect(),
+                sealed_pseudonym: seal_name(&pseudonym, &sealed_to)?,
+            },
+            now,
+        )?;
+        for (key, kind, name) in [
+            (&alliance_key, ScopeKind::Alliance, Some(&alliance_name)),
+            (&cohort_key, ScopeKind::Cohort, Some(&cohort_name)),
+            (&research_key, ScopeKind::Research(member), None),
+        ] {
+            membership.append(
+                &keys,
+                Action::OpenScope {
+                    scope: key.scope,
+                    kind,
+                    recipient: key.identity.recipient().to_string(),
+                    sealed_name: name
+                        .map(|n| seal_name(n, &sealed_to))
+                        .transpose()?
+                        .unwrap_or_default(),
+                },
+                now,
+            )?;
+        }
+        let profile = Profile {
+            alliance,
+            alliance_name,
+            relay: new.relay.trim_end_matches('/').to_owned(),
+            pseudonym,
+            member,
+        };
+        let epoch_keys = vec![alliance_key, cohort_key, research_key];
+        let mut client = Self::assemble(keys, profile, membership, epoch_keys.clone(), None);
+        let mut ops = Vec::new();
+        if !client.membership.research_recipients().is_empty() {
+            for key in &epoch_keys {
+                let membership = client.membership.clone();
+                let blob = client.grant_blob(&membership, key, now, rng)?;
+                client.reader.mark_applied(blob.id);
+                client.outbox.push(blob.clone());
+                ops.push(StoreOp::PutBlob(blob));
+            }
+        }
+        ops.push(StoreOp::PutState(client.saved().encode()));
+        Ok((client, ops))
+    }
+
+    /// The request that registers a newly created alliance with the relay.
+    pub fn register_request(&self, now: Timestamp, rng: &mut impl CryptoRngCore) -> HttpRequest {
+        let body = RegisterAlliance {
+            alliance_id: self.profile.alliance,
+            log: self.membership.entries().to_vec(),
+        };
+        self.sign_request("POST", api::paths::alliances(), json(&body), now, rng)
+    }
+
+    /// Makes an invite for a new member (`role`, in `cohort`; the inviter's
+    /// own cohort when none is given). Returns the link to give them and the
+    /// request that publishes it; it works once the relay answers 2xx.
+    pub fn create_invite(
+        &self,
+        role: Role,
+        cohort: Option<ScopeId>,
+        valid_for_ms: u64,
+        now: Timestamp,
+        rng: &mut impl CryptoRngCore,
+    ) -> Result<(Invite, HttpRequest), Error> {
+        if !self.role().may_invite() {
+            return Err(Error::Misuse("only a steward or facilitator can invite"));
+        }
+        let cohort = match role {
+            Role::Steward => return Err(Error::Misuse("an invite cannot make a steward")),
+            Role::Researcher => None,
+            Role::Member | Role::Facilitator => Some(
+                cohort
+                    .or(self.cohort())
+                    .ok_or(Error::Misuse("name the cohort the new member joins"))?,
+            ),
+        };
+        self.invite_for(
+            MemberId::random(rng),
+            role,
+            cohort,
+            None,
+            valid_for_ms,
+            now,
+            rng,
+        )
+    }
+
+    /// Makes a one-time code that adds another device to this member (a
+    /// phone beside a laptop). The new device reads and writes as this
+    /// member does.
+    pub fn create_device_link(
+        &self,
+        valid_for_ms: u64,
+        now: Timestamp,
+        rng: &mut impl CryptoRngCore,
+    ) -> Result<(Invite, HttpRequest), Error> {
+        let pseudonym = Some(self.profile.pseudonym.clone());
+        self.invite_for(
+            self.profile.member,
+            self.role(),
+            self.cohort(),
+            pseudonym,
+            valid_for_ms,
+            now,
+            rng,
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn invite_for(
+        &self,
+        member: MemberId,
+        role: Role,
+        cohort: Option<ScopeId>,
+        pseudonym: Option<String>,
+        valid_for_ms: u64,
+        now: Timestamp,
+        rng: &mut impl CryptoRngCore,
+    ) -> Result<(Invite, HttpRequest), Error> {
+        self.require_active()?;
+        let invite = Invite::generate(
+            &self.profile.relay,
+            self.profile.alliance,
+            self.device_id(),
+            rng,
+        );
+        let expires_at = now.plus_millis(valid_for_ms);
+        let mut draft = self.membership.clone();
+        let entry = draft.append(
+            &self.keys,
+            Action::Invite {
+                invite: invite.invite,
+                key: invite.public_key(),
+                member,
+                role,
+                cohort,
+                recipient: invite.identity().recipient().to_string(),
+                expires_at,
+            },
+            now,
+        )?;
+        // Every key of every scope the new device will read, all epochs.
+        let mut grants = Vec::new();
+        for scope in draft.scopes_for_invite(&invite.invite) {
+            let current = draft.current_epoch(&scope).unwrap_or(0);
+            let held: Vec<&EpochKey> = self
+                .reader
+                .epoch_keys()
+                .iter()
+                .filter(|k| k.scope == scope)
+                .collect();
+            if !held.iter().any(|k| k.epoch == current) {
+                return Err(Error::Misuse(
+                    "this device does not hold the newest key of that cohort; ask its facilitator to invite",
+                ));
+            }
+            grants.extend(held.into_iter().map(Grant::of));
+        }
+        let package = InvitePackage {
+            alliance: self.profile.alliance,
+            alliance_name: self.profile.alliance_name.clone(),
+            invite: invite.invite,
+            member,
+            role,
+            cohort,
+            pseudonym,
+            grants,
+        };
+        let (package, _) = seal(
+            INVITE_LABEL,
+            &package,
+            &self.keys,
+            &[&invite.identity().recipient()],
+        )?;
+        let body = PublishInvite {
+            invite_id: invite.invite,
+            token_sha256: invite.token_sha256(),
+            expires_at,
+            entry,
+            package,
+        };
+        let request = self.sign_request(
+            "POST",
+            api::paths::invites(self.profile.alliance),
+            json(&body),
+            now,
+            rng,
+        );
+        Ok((invite, request))
+    }
+
+    /// Creates a cohort. Returns the request to send and what to persist
+    /// first; call [`Client::change_accepted`] or [`Client::change_refused`]
+    /// with the relay's answer.
+    pub fn create_cohort(
+        &mut self,
+        name: &str,
+        now: Timestamp,
+        rng: &mut impl CryptoRngCore,
+    ) -> Result<(HttpRequest, Vec<StoreOp>), Error> {
+        self.require_active()?;
+        let name = check_name(name, "cohort name")?;
+        if self.role() != Role::Steward {
+            return Err(Error::Misuse("only a steward creates cohorts"));
+        }
+        let taken = self
+            .membership
+            .cohorts()
+            .any(|(id, _)| self.cohort_name(id).as_deref() == Some(name.as_str()));
+        if taken {
+            return Err(Error::Misuse("a cohort with this name exists already"));
+        }
+        let alliance_scope = self
+            .membership
+            .alliance_scope()
+            .ok_or(Error::Misuse("the alliance has no alliance scope"))?;
+        let sealed_to = self
+            .reader
+            .newest_key(alliance_scope)
+            .ok_or(Error::Misuse(
+                "this device lacks the alliance key; sync first",
+            ))?
+            .identity
+            .recipient()
+            .to_string();
+        let key = EpochKey::generate(ScopeId::random(rng), 0, rng);
+        let mut draft = self.membership.clone();
+        let entry = draft.append(
+            &self.keys,
+            Action::OpenScope {
+                scope: key.scope,
+                kind: ScopeKind::Cohort,
+                recipient: key.identity.recipient().to_string(),
+                sealed_name: seal_name(&name, &sealed_to)?,
+            },
+            now,
+        )?;
+        self.stage_change(draft, vec![entry], vec![key], now, rng)
+    }
+
+    /// Removes a member and all their devices (also how a member leaves:
+    /// `member` may be this device's own). Keys of the scopes they read
+    /// change, where this device reads them too.
+    pub fn remove_member(
+        &mut self,
+        member: MemberId,
+        now: Timestamp,
+        rng: &mut impl CryptoRngCore,
+    ) -> Result<(HttpRequest, Vec<StoreOp>), Error> {
+        let devices: Vec<DeviceId> = self
+            .membership
+            .devices()
+            .filter(|(_, d)| d.active && d.member == member)
+            .map(|(id, _)| *id)
+            .collect();
+        if devices.is_empty() {
+            return Err(Error::Misuse("no such member, or they have already left"));
+        }
+        self.remove_devices(devices, true, now, rng)
+    }
+
+    /// Unlinks one device (a lost phone, say) from its member. Keys of the
+    /// scopes it read change, where this device reads them too.
+    pub fn unlink_device(
+        &mut self,
+        device: DeviceId,
+        now: Timestamp,
+        rng: &mut impl CryptoRngCore,
+    ) -> Result<(HttpRequest, Vec<StoreOp>), Error> {
+        if !self.membership.device(&device).is_some_and(|d| d.active) {
+            return Err(Error::Misuse("no such device, or it is already unlinked"));
+        }
+        self.remove_devices(vec![device], false, now, rng)
+    }
+
+    fn remove_devices(
+        &mut self,
+        devices: Vec<DeviceId>,
+        whole_member: bool,
+        now: Timestamp,
+        rng: &mut impl CryptoRngCore,
+    ) -> Result<(HttpRequest, Vec<StoreOp>), Error> {
+        self.require_active()?;
+        // Where each removed device's writing stops: what this device has
+        // applied of it, in every scope this device reads.
+        let me = self.device_id();
+        let my_member = self.profile.member;
+        let cutoffs = devices
+            .iter()
+            .flat_map(|device| {
+                self.membership
+                    .scopes_of(&my_member)
+                    .into_iter()
+                    .map(|scope| Cutoff {
+                        device: *device,
+                        scope,
+                        seq: self.reader.chain_head(*device, scope).seq,
+                    })
+            })
+            .collect();
+        let mut draft = self.membership.clone();
+        let removal = draft.append(
+            &self.keys,
+            Action::Remove {
+                devices,
+                whole_member,
+                cutoffs,
+            },
+            now,
+        )?;
+        let mut entries = vec![removal];
+        let mut keys = Vec::new();
+        if draft.device(&me).is_some_and(|d| d.active) {
+            let (more, new_keys) = self.rotations(&mut draft, now, rng)?;
+            entries.extend(more);
+            keys = new_keys;
+        }
+        self.stage_change(draft, entries, keys, now, rng)
+    }
+
+    /// New keys for every stale scope this device reads: the entries and
+    /// the keys (grants are made when the change is staged).
+    fn rotations(
+        &self,
+        draft: &mut Membership,
+        now: Timestamp,
+        rng: &mut impl CryptoRngCore,
+    ) -> Result<(Vec<SignedEntry>, Vec<EpochKey>), Error> {
+        let mut entries = Vec::new();
+        let mut keys = Vec::new();
+        for scope in draft.stale_scopes_read_by(&self.device_id()) {
+            let epoch = draft.current_epoch(&scope).map_or(0, |e| e + 1);
+            let key = EpochKey::generate(scope, epoch, rng);
+            entries.push(draft.append(
+                &self.keys,
+                Action::Rotate {
+                    scope,
+                    epoch,
+                    recipient: key.identity.recipient().to_string(),
+                },
+                now,
+            )?);
+            keys.push(key);
+        }
+        Ok((entries, keys))
+    }
+
+    /// If a reader left a scope this device reads and its key has not
+    /// changed since, the change that rotates it (used by sync).
+    pub(crate) fn rotation_duty(
+        &mut self,
+        now: Timestamp,
+        rng: &mut impl CryptoRngCore,
+    ) -> Result<Option<(HttpRequest, Vec<StoreOp>)>, Error> {
+        if self.pending.is_some() || !self.is_active() {
+            return Ok(None);
+        }
+        let mut draft = self.membership.clone();
+        let (entries, keys) = self.rotations(&mut draft, now, rng)?;
+        if entries.is_empty() {
+            return Ok(None);
+        }
+        self.stage_change(draft, entries, keys, now, rng).map(Some)
+    }
+
+    /// Saves a change as pending (keys and grants included) and returns the
+    /// request that sends its entries.
+    fn stage_change(
+        &mut self,
+        draft: Membership,
+        entries: Vec<SignedEntry>,
+        keys: Vec<EpochKey>,
+        now: Timestamp,
+        rng: &mut impl CryptoRngCore,
+    ) -> Result<(HttpRequest, Vec<StoreOp>), Error> {
+        let grants = keys
+            .iter()
+            .map(|key| self.grant_blob(&draft, key, now, rng))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut ops: Vec<StoreOp> = grants.iter().cloned().map(StoreOp::PutBlob).collect();
+        let body = AppendLog {
+            entries: entries.clone(),
+        };
+        self.pending = Some(PendingChange {
+            entries,
+            keys,
+            grants,
+        });
+        ops.push(StoreOp::PutState(self.saved().encode()));
+        let request = self.sign_request(
+            "POST",
+            api::paths::log(self.profile.alliance),
+            json(&body),
+            now,
+            rng,
+        );
+        Ok((request, ops))
+    }
+
+    /// The relay took the pending change: apply it, keep its keys, queue
+    /// its grants.
+    pub fn change_accepted(&mut self) -> Result<Vec<StoreOp>, Error> {
+        let pending = self
+            .pending
+            .take()
+            .ok_or(Error::Misuse("no membership change is waiting"))?;
+        self.apply_log(&pending.entries)?;
+        self.keep_change(pending);
+        Ok(vec![StoreOp::PutState(self.saved().encode())])
+    }
+
+    /// The relay refused the pending change: forget it.
+    pub fn change_refused(&mut self) -> Vec<StoreOp> {
+        self.pending = None;
+        vec![StoreOp::PutState(self.saved().encode())]
+    }
+
+    /// After fetching the log: a pending change whose entries are in it was
+    /// accepted (its answer was lost); one whose place is taken by other
+    /// entries was not.
+    pub(crate) fn settle_pending(&mut self) {
+        let Some(pending) = self.pending.take() else {
+            return;
+        };
+        let Some(first) = pending.entries.first() else {
+            return;
+        };
+        let Ok(entry) = first.open() else {
+            return;
+        };
+        match self.membership.entries().get(entry.index as usize) {
+            Some(known) if known == first => self.keep_change(pending),
+            Some(_) => {}
+            None => self.pending = Some(pending),
+        }
+    }
+
+    fn keep_change(&mut self, pending: PendingChange) {
+        for key in pending.keys {
+            self.reader.add_key(key, &self.membership);
+        }
+        for blob in pending.grants {
+            self.reader.mark_applied(blob.id);
+            self.outbox.push(blob);
+        }
+    }
+
+    fn require_active(&self) -> Result<(), Error> {
+        if self.is_active() {
+            Ok(())
+        } else {
+            Err(Error::Misuse(
+                "this device was removed from the alliance; it can no longer change anything",
+            ))
+        }
+    }
+}
+
+pub(crate) fn device_public_keys(keys: &DeviceKeys) -> DeviceKeysPublic {
+    DeviceKeysPublic {
+        device: keys.device_id(),
+        recipient: keys.recipient().to_string(),
+    }
+}

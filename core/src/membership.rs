@@ -1,0 +1,958 @@
+//! The signed membership log: who is in the alliance, with which devices and
+//! roles, which cohorts exist, and the public key of every epoch of every
+//! readable scope.
+//!
+//! Each entry is signed by the device that wrote it and names the hash of
+//! the entry before it, so the log is one chain. Every device replays the
+//! whole log with [`Membership::apply`] and refuses an entry its author was
+//! not allowed to write; the relay replays it too, to authorise requests.
+//! Entries hold opaque ids, roles and public keys only: names (cohort names,
+//! pseudonyms) travel sealed to the alliance scope, which the relay cannot
+//! open.
+//!
+//! Because the log names each epoch's public recipient, a key grant needs no
+//! trusted signer: a grant is genuine exactly when its secret matches the
+//! recipient the log names for that scope and epoch.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::api::{Role, base64_bytes};
+use crate::ids::{AllianceId, DeviceId, InviteId, MemberId, ScopeId};
+use crate::keys::{DeviceKeys, Recipient, verify};
+use crate::time::Timestamp;
+
+/// Domain separation for entry signatures.
+pub const LOG_LABEL: &[u8] = b"kith/membership/v1\n";
+/// Domain separation for the invite key's signature in a join.
+pub const JOIN_PROOF_LABEL: &[u8] = b"kith/join-proof/v1\n";
+
+/// An entry as stored and sent: its postcard body and the author's signature.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedEntry {
+    /// `postcard(Entry)`.
+    #[serde(with = "base64_bytes")]
+    pub body: Vec<u8>,
+    /// Ed25519 by `Entry::author` over `LOG_LABEL || body`.
+    #[serde(with = "base64_bytes")]
+    pub signature: Vec<u8>,
+}
+
+impl SignedEntry {
+    /// SHA-256 of the body: what the next entry's `prev` names.
+    pub fn hash(&self) -> [u8; 32] {
+        Sha256::digest(&self.body).into()
+    }
+
+    /// Decodes the body and checks the signature.
+    pub fn open(&self) -> Result<Entry, LogError> {
+        let entry: Entry = postcard::from_bytes(&self.body).map_err(|_| LogError::Malformed)?;
+        let message = [LOG_LABEL, &self.body].concat();
+        if !verify(&entry.author, &message, &self.signature) {
+            return Err(LogError::BadSignature);
+        }
+        Ok(entry)
+    }
+}
+
+/// One change to the membership.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Entry {
+    /// The alliance.
+    pub alliance: AllianceId,
+    /// Its position, from 0.
+    pub index: u64,
+    /// Hash of the entry before (zeros for the first).
+    pub prev: [u8; 32],
+    /// The device that signed it.
+    pub author: DeviceId,
+    /// The author's clock (informational).
+    pub at: Timestamp,
+    /// What it changes.
+    pub action: Action,
+}
+
+/// A device's public keys.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceKeysPublic {
+    /// Its Ed25519 key, which is its id.
+    pub device: DeviceId,
+    /// The age recipient epoch keys are wrapped to.
+    pub recipient: String,
+}
+
+/// Who reads a scope.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ScopeKind {
+    /// Every device in the alliance (sealed names live here).
+    Alliance,
+    /// The devices of one cohort's members.
+    Cohort,
+    /// One member's own devices (with the research team): "research team only".
+    Research(MemberId),
+}
+
+/// The newest batch of a removed device that the remover had seen in a
+/// scope; anything numbered after it is refused.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cutoff {
+    /// The removed device.
+    pub device: DeviceId,
+    /// The scope.
+    pub scope: ScopeId,
+    /// Its last accepted sequence number there.
+    pub seq: u64,
+}
+
+/// What an entry does.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum Action {
+    /// Entry 0: the alliance, its steward (member and device), the steward's
+    /// cohort, and the research team's age recipients.
+    Create {
+        /// The steward as a member.
+        steward: MemberId,
+        /// The steward's device.
+        device: DeviceKeysPublic,
+        /// The steward's cohort (opened by a later entry).
+        cohort: ScopeId,
+        /// The research team's age recipients (`age1...`).
+        research: Vec<String>,
+        /// The steward's pseudonym, sealed to the alliance scope.
+        #[serde(with = "base64_bytes")]
+        sealed_pseudonym: Vec<u8>,
+    },
+    /// Opens a scope at epoch 0.
+    OpenScope {
+        /// Its id.
+        scope: ScopeId,
+        /// Who reads it.
+        kind: ScopeKind,
+        /// Epoch 0's public recipient.
+        recipient: String,
+        /// For cohorts, the name, sealed to the alliance scope; else empty.
+        #[serde(with = "base64_bytes")]
+        sealed_name: Vec<u8>,
+    },
+    /// A new epoch for a scope, after a reader left.
+    Rotate {
+        /// The scope.
+        scope: ScopeId,
+        /// The new epoch (one more than the last).
+        epoch: u32,
+        /// Its public recipient.
+        recipient: String,
+    },
+    /// An invite: a new member, or a new device for an existing member.
+    Invite {
+        /// Its id.
+        invite: InviteId,
+        /// The invite's Ed25519 key; the joining device proves it has the link with it.
+        key: [u8; 32],
+        /// The member the new device belongs to (new, or the author's own).
+        member: MemberId,
+        /// That member's role.
+        role: Role,
+        /// That member's cohort (none for researchers).
+        cohort: Option<ScopeId>,
+        /// The recipient of the invite's age identity, so that keys rotated
+        /// before the invite is used still reach it.
+        recipient: String,
+        /// When it stops working.
+        expires_at: Timestamp,
+    },
+    /// An invited device arrives. Signed by the new device.
+    Join {
+        /// The invite used.
+        invite: InviteId,
+        /// The new device's keys.
+        device: DeviceKeysPublic,
+        /// The invite key's signature over the join (see [`join_proof_message`]).
+        #[serde(with = "base64_bytes")]
+        proof: Vec<u8>,
+        /// The member's pseudonym, sealed to the alliance scope (empty for an added device).
+        #[serde(with = "base64_bytes")]
+        sealed_pseudonym: Vec<u8>,
+    },
+    /// Removes devices: one device (unlinking) or every device of a member.
+    Remove {
+        /// The devices.
+        devices: Vec<DeviceId>,
+        /// Whether the member leaves the alliance.
+        whole_member: bool,
+        /// Where each removed device's writes stop.
+        cutoffs: Vec<Cutoff>,
+    },
+}
+
+/// Why an entry was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum LogError {
+    /// The bytes are not an entry.
+    #[error("the membership entry cannot be read")]
+    Malformed,
+    /// The signature does not match.
+    #[error("the membership entry's signature does not match")]
+    BadSignature,
+    /// It belongs to another alliance.
+    #[error("the membership entry belongs to another alliance")]
+    WrongAlliance,
+    /// It does not follow the current last entry.
+    #[error(
+        "the membership changed meanwhile (expected entry {expected}, got {got}); fetch it and try again"
+    )]
+    OutOfOrder {
+        /// The index the log expects next.
+        expected: u64,
+        /// The index the entry has.
+        got: u64,
+    },
+    /// Its author may not make this change.
+    #[error("not allowed: {0}")]
+    Unauthorised(&'static str),
+    /// The change makes no sense in the current state.
+    #[error("not valid: {0}")]
+    Invalid(&'static str),
+}
+
+/// A member as the log knows them.
+#[derive(Clone, Debug)]
+pub struct MemberInfo {
+    /// Their role.
+    pub role: Role,
+    /// Their cohort (none for researchers).
+    pub cohort: Option<ScopeId>,
+    /// Whether they left or were removed.
+    pub removed: bool,
+    /// Their pseudonym, sealed to the alliance scope.
+    pub sealed_pseudonym: Vec<u8>,
+    /// Their research-only scope, once opened.
+    pub research_scope: Option<ScopeId>,
+}
+
+/// A device as the log knows it.
+#[derive(Clone, Debug)]
+pub struct DeviceInfo {
+    /// Whose device it is.
+    pub member: MemberId,
+    /// Its age recipient.
+    pub recipient: String,
+    /// Whether it is still in the alliance.
+    pub active: bool,
+    /// For a removed device: its last accepted batch in each scope.
+    pub cutoffs: BTreeMap<ScopeId, u64>,
+}
+
+/// A scope as the log knows it.
+#[derive(Clone, Debug)]
+pub struct ScopeInfo {
+    /// Who reads it.
+    pub kind: ScopeKind,
+    /// Each epoch's public recipient, from epoch 0.
+    pub epochs: Vec<String>,
+    /// For a cohort, its name sealed to the alliance scope.
+    pub sealed_name: Vec<u8>,
+    /// Someone who could read it left, and its key has not changed since.
+    pub stale: bool,
+}
+
+/// An invite as the log knows it.
+#[derive(Clone, Debug)]
+pub struct InviteInfo {
+    /// The invite's Ed25519 key.
+    pub key: [u8; 32],
+    /// The member it adds a device to.
+    pub member: MemberId,
+    /// Their role.
+    pub role: Role,
+    /// Their cohort.
+    pub cohort: Option<ScopeId>,
+    /// The invite identity's recipient.
+    pub recipient: String,
+    /// When it stops working.
+    pub expires_at: Timestamp,
+    /// The device that used it.
+    pub used_by: Option<DeviceId>,
+}
+
+/// The membership, as replayed from the log.
+#[derive(Clone, Debug)]
+pub struct Membership {
+    alliance: AllianceId,
+    entries: Vec<SignedEntry>,
+    head: [u8; 32],
+    research: Vec<String>,
+    members: BTreeMap<MemberId, MemberInfo>,
+    devices: BTreeMap<DeviceId, DeviceInfo>,
+    scopes: BTreeMap<ScopeId, ScopeInfo>,
+    invites: BTreeMap<InviteId, InviteInfo>,
+    alliance_scope: Option<ScopeId>,
+}
+
+/// What the invite key signs when a device joins.
+pub fn join_proof_message(
+    alliance: AllianceId,
+    invite: InviteId,
+    device: &DeviceKeysPublic,
+) -> Vec<u8> {
+    let mut message = JOIN_PROOF_LABEL.to_vec();
+    message.extend_from_slice(&alliance.0);
+    message.extend_from_slice(&invite.0);
+    message.extend_from_slice(&device.device.0);
+    message.extend_from_slice(device.recipient.as_bytes());
+    message
+}
+
+impl Membership {
+    /// An empty log for `alliance`; its first entry must be a `Create`.
+    pub fn new(alliance: AllianceId) -> Self {
+        Self {
+            alliance,
+            entries: Vec::new(),
+            head: [0; 32],
+            research: Vec::new(),
+            members: BTreeMap::new(),
+            devices: BTreeMap::new(),
+            scopes: BTreeMap::new(),
+            invites: BTreeMap::new(),
+            alliance_scope: None,
+        }
+    }
+
+    /// Replays a whole log.
+    pub fn replay(alliance: AllianceId, entries: &[SignedEntry]) -> Result<Self, LogError> {
+        let mut membership = Self::new(alliance);
+        for entry in entries {
+            membership.apply(entry)?;
+        }
+        Ok(membership)
+    }
+
+    /// Checks one entry against everything before it and, if it is allowed,
+    /// applies it. A refused entry changes nothing.
+    pub fn apply(&mut self, signed: &SignedEntry) -> Result<(), LogError> {
+        let entry = signed.open()?;
+        if entry.alliance != self.alliance {
+            return Err(LogError::WrongAlliance);
+        }
+        let expected = self.entries.len() as u64;
+        if entry.index != expected || entry.prev != self.head {
+            return Err(LogError::OutOfOrder {
+                expected,
+                got: entry.index,
+            });
+        }
+        // Work on a copy (without the entries, which the checks never read),
+        // so a refused entry leaves everything as it was.
+        let entries = std::mem::take(&mut self.entries);
+        let mut next = self.clone();
+        self.entries = entries;
+        next.act(&entry)?;
+        next.entries = std::mem::take(&mut self.entries);
+        next.entries.push(signed.clone());
+        next.head = signed.hash();
+        *self = next;
+        Ok(())
+    }
+
+    /// Signs `action` as the next entry and applies it. Returns the entry
+    /// to send to the relay.
+    pub fn append(
+        &mut self,
+        keys: &DeviceKeys,
+        action: Action,
+        now: Timestamp,
+    ) -> Result<SignedEntry, LogError> {
+        let entry = Entry {
+            alliance: self.alliance,
+            index: self.entries.len() as u64,
+            prev: self.head,
+            author: keys.device_id(),
+            at: now,
+            action,
+        };
+        let body = postcard::to_allocvec(&entry).map_err(|_| LogError::Malformed)?;
+        let signature = keys.sign(&[LOG_LABEL, &body].concat()).to_vec();
+        let signed = SignedEntry { body, signature };
+        self.apply(&signed)?;
+        Ok(signed)
+    }
+
+    fn act(&mut self, entry: &Entry) -> Result<(), LogError> {
+        if entry.index == 0 {
+            return self.create(entry);
+        }
+        if let Action::Join {
+            invite,
+            device,
+            proof,
+            sealed_pseudonym,
+        } = &entry.action
+        {
+            return self.join(entry, *invite, device, proof, sealed_pseudonym);
+        }
+        let author = self
+            .devices
+            .get(&entry.author)
+            .filter(|d| d.active)
+            .ok_or(LogError::Unauthorised(
+                "the author is not a device in the alliance",
+            ))?
+            .member;
+        match &entry.action {
+            Action::Create { .. } => Err(LogError::Invalid("the alliance already exists")),
+            Action::Join { .. } => unreachable!("handled above"),
+            Action::OpenScope {
+                scope,
+                kind,
+                recipient,
+                sealed_name,
+            } => self.open_scope(author, *scope, *kind, recipient, sealed_name),
+            Action::Rotate {
+                scope,
+                epoch,
+                recipient,
+            } => self.rotate(entry.author, *scope, *epoch, recipient),
+            Action::Invite {
+                invite,
+                key,
+                member,
+                role,
+                cohort,
+                recipient,
+                expires_at,
+            } => {
+                let info = InviteInfo {
+                    key: *key,
+                    member: *member,
+                    role: *role,
+                    cohort: *cohort,
+                    recipient: recipient.clone(),
+                    expires_at: *expires_at,
+                    used_by: None,
+                };
+                self.add_invite(author, *invite, info)
+            }
+            Action::Remove {
+                devices,
+                whole_member,
+                cutoffs,
+            } => self.remove(author, devices, *whole_member, cutoffs),
+        }
+    }
+
+    fn create(&mut self, entry: &Entry) -> Result<(), LogError> {
+        let Action::Create {
+            steward,
+            device,
+            cohort,
+            research,
+            sealed_pseudonym,
+        } = &entry.action
+        else {
+            return Err(LogError::Invalid(
+                "the first entry must create the alliance",
+            ));
+        };
+        if device.device != entry.author {
+            return Err(LogError::Unauthorised(
+                "the steward's own device must create the alliance",
+            ));
+        }
+        check_recipient(&device.recipient)?;
+        for r in research {
+            check_recipient(r)?;
+        }
+        self.research = research.clone();
+        self.members.insert(
+            *steward,
+            MemberInfo {
+                role: Role::Steward,
+                cohort: Some(*cohort),
+                removed: false,
+                sealed_pseudonym: sealed_pseudonym.clone(),
+                research_scope: None,
+            },
+        );
+        self.devices.insert(
+            device.device,
+            DeviceInfo {
+                member: *steward,
+                recipient: device.recipient.clone(),
+                active: true,
+                cutoffs: BTreeMap::new(),
+            },
+        );
+        Ok(())
+    }
+
+    fn open_scope(
+        &mut self,
+        author: MemberId,
+        scope: ScopeId,
+        kind: ScopeKind,
+        recipient: &str,
+        sealed_name: &[u8],
+    ) -> Result<(), LogError> {
+        check_recipient(recipient)?;
+        if self.scopes.contains_key(&scope) {
+            return Err(LogError::Invalid("this scope already exists"));
+        }
+        let role = self.members[&author].role;
+        match kind {
+            ScopeKind::Alliance => {
+                if self.alliance_scope.is_some() {
+                    return Err(LogError::Invalid("the alliance scope already exists"));
+                }
+                if role != Role::Steward {
+                    return Err(LogError::Unauthorised(
+                        "only a steward opens the alliance scope",
+                    ));
+                }
+                self.alliance_scope = Some(scope);
+            }
+            ScopeKind::Cohort => {
+                if role != Role::Steward {
+                    return Err(LogError::Unauthorised("only a steward creates cohorts"));
+                }
+            }
+            ScopeKind::Research(member) => {
+                if member != author {
+                    return Err(LogError::Unauthorised(
+                        "only a member's own device opens their research-only scope",
+                    ));
+                }
+                let info = self
+                    .members
+                    .get_mut(&member)
+                    .expect("the author is a member");
+                if info.research_scope.is_some() {
+                    return Err(LogError::Invalid(
+                        "this member's research scope already exists",
+                    ));
+                }
+                info.research_scope = Some(scope);
+            }
+        }
+        self.scopes.insert(
+            scope,
+            ScopeInfo {
+                kind,
+                epochs: vec![recipient.to_owned()],
+                sealed_name: sealed_name.to_vec(),
+                stale: false,
+            },
+        );
+        Ok(())
+    }
+
+    fn rotate(
+        &mut self,
+        author: DeviceId,
+        scope: ScopeId,
+        epoch: u32,
+        recipient: &str,
+    ) -> Result<(), LogError> {
+        check_recipient(recipient)?;
+        if !self.readers(scope).iter().any(|(d, _)| *d == author) {
+            return Err(LogError::Unauthorised(
+                "only a device that reads a scope rotates its key",
+            ));
+        }
+        let info = self
+            .scopes
+            .get_mut(&scope)
+            .expect("a scope with readers exists");
+        if epoch as usize != info.epochs.len() {
+            return Err(LogError::Invalid("the new epoch must follow the last one"));
+        }
+        info.epochs.push(recipient.to_owned());
+        info.stale = false;
+        Ok(())
+    }
+
+    fn add_invite(
+        &mut self,
+        author: MemberId,
+        id: InviteId,
+        invite: InviteInfo,
+    ) -> Result<(), LogError> {
+        check_recipient(&invite.recipient)?;
+        if self.invites.contains_key(&id) {
+            return Err(LogError::Invalid("an invite with this id exists"));
+        }
+        ed25519_dalek::VerifyingKey::from_bytes(&invite.key)
+            .map_err(|_| LogError::Invalid("the invite key is not a key"))?;
+        match self.members.get(&invite.member) {
+            Some(existing) => {
+                // A new device for an existing member: only from that member's own device.
+                if existing.removed || invite.member != author {
+                    return Err(LogError::Unauthorised(
+                        "only a member's own device adds a device for them",
+                    ));
+                }
+                if existing.role != invite.role || existing.cohort != invite.cohort {
+                    return Err(LogError::Invalid(
+                        "an added device keeps its member's role and cohort",
+                    ));
+                }
+            }
+            None => {
+                if self.invites.values().any(|i| i.member == invite.member) {
+                    return Err(LogError::Invalid("another invite is for this member"));
+                }
+                let inviter = &self.members[&author];
+                if !inviter.role.may_invite() {
+                    return Err(LogError::Unauthorised(
+                        "only a steward or facilitator invites",
+                    ));
+                }
+                match (invite.role, invite.cohort) {
+                    (Role::Steward, _) => {
+                        return Err(LogError::Invalid("an invite cannot make a steward"));
+                    }
+                    (Role::Researcher, None) => {}
+                    (Role::Researcher, Some(_)) => {
+                        return Err(LogError::Invalid("researchers are not in a cohort"));
+                    }
+                    (_, None) => return Err(LogError::Invalid("a member needs a cohort")),
+                    (_, Some(cohort)) => {
+                        if self.scopes.get(&cohort).map(|s| s.kind) != Some(ScopeKind::Cohort) {
+                            return Err(LogError::Invalid("no such cohort"));
+                        }
+                        if inviter.role == Role::Facilitator && inviter.cohort != Some(cohort) {
+                            return Err(LogError::Unauthorised(
+                                "a facilitator invites only into their own cohort",
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+        self.invites.insert(id, invite);
+        Ok(())
+    }
+
+    fn join(
+        &mut self,
+        entry: &Entry,
+        invite_id: InviteId,
+        device: &DeviceKeysPublic,
+        proof: &[u8],
+        sealed_pseudonym: &[u8],
+    ) -> Result<(), LogError> {
+        if device.device != entry.author {
+            return Err(LogError::Unauthorised("a device joins only by itself"));
+        }
+        check_recipient(&device.recipient)?;
+        if self.devices.contains_key(&device.device) {
+            return Err(LogError::Invalid("this device is already known"));
+        }
+        let invite = self
+            .invites
+            .get(&invite_id)
+            .ok_or(LogError::Invalid("no such invite"))?;
+        if invite.used_by.is_some() {
+            return Err(LogError::Invalid("this invite was already used"));
+        }
+        let message = join_proof_message(self.alliance, invite_id, device);
+        if !verify(&DeviceId(invite.key), &message, proof) {
+            return Err(LogError::Unauthorised(
+                "the join does not prove it holds the invite",
+            ));
+        }
+        let member = invite.member;
+        let info = self.members.entry(member).or_insert_with(|| MemberInfo {
+            role: invite.role,
+            cohort: invite.cohort,
+            removed: false,
+            sealed_pseudonym: sealed_pseudonym.to_vec(),
+            research_scope: None,
+        });
+        if info.removed {
+            return Err(LogError::Invalid("this member has left"));
+        }
+        self.devices.insert(
+            device.device,
+            DeviceInfo {
+                member,
+                recipient: device.recipient.clone(),
+                active: true,
+                cutoffs: BTreeMap::new(),
+            },
+        );
+        self.invites
+            .get_mut(&invite_id)
+            .expect("checked above")
+            .used_by = Some(device.device);
+        Ok(())
+    }
+
+    fn remove(
+        &mut self,
+        author: MemberId,
+        devices: &[DeviceId],
+        whole_member: bool,
+        cutoffs: &[Cutoff],
+    ) -> Result<(), LogError> {
+        let first = devices
+            .first()
+            .ok_or(LogError::Invalid("name at least one device"))?;
+        let target = self
+            .devices
+            .get(first)
+            .ok_or(LogError::Invalid("no such device"))?
+            .member;
+        for device in devices {
+            match self.devices.get(device) {
+                Some(d) if d.active && d.member == target => {}
+                _ => {
+                    return Err(LogError::Invalid(
+                        "every device removed must be an active device of one member",
+                    ));
+                }
+            }
+        }
+        if cutoffs.iter().any(|c| !devices.contains(&c.device)) {
+            return Err(LogError::Invalid(
+                "a cutoff names a device not being removed",
+            ));
+        }
+        let target_info = &self.members[&target];
+        let author_info = &self.members[&author];
+        let manages = author_info.role == Role::Steward
+            || (author_info.role == Role::Facilitator && author_info.cohort == target_info.cohort);
+        let remaining = self
+            .devices
+            .iter()
+            .filter(|(id, d)| d.active && d.member == target && !devices.contains(id))
+            .count();
+        if whole_member {
+            if remaining > 0 {
+                return Err(LogError::Invalid(
+                    "removing a member removes all their devices",
+                ));
+            }
+            if target_info.role == Role::Steward {
+                return Err(LogError::Unauthorised("a steward cannot be removed"));
+            }
+            if !manages && target != author {
+                return Err(LogError::Unauthorised(
+                    "only a steward, or the facilitator of their cohort, removes a member",
+                ));
+            }
+        } else {
+            if remaining == 0 {
+                return Err(LogError::Invalid(
+                    "a member's last device cannot be unlinked; remove the member instead",
+                ));
+            }
+            if target != author && !manages {
+                return Err(LogError::Unauthorised(
+                    "only the member's own devices, or a steward or their facilitator, unlink a device",
+                ));
+            }
+        }
+        for scope in self.scopes_of(&target) {
+            self.scopes.get_mut(&scope).expect("listed").stale = true;
+        }
+        for device in devices {
+            let info = self.devices.get_mut(device).expect("checked above");
+            info.active = false;
+            info.cutoffs = cutoffs
+                .iter()
+                .filter(|c| c.device == *device)
+                .map(|c| (c.scope, c.seq))
+                .collect();
+        }
+        if whole_member {
+            self.members.get_mut(&target).expect("exists").removed = true;
+        }
+        Ok(())
+    }
+
+    // ---- Reading the membership ----
+
+    /// The alliance.
+    pub fn alliance(&self) -> AllianceId {
+        self.alliance
+    }
+
+    /// Every entry, in order.
+    pub fn entries(&self) -> &[SignedEntry] {
+        &self.entries
+    }
+
+    /// How many entries there are.
+    pub fn len(&self) -> u64 {
+        self.entries.len() as u64
+    }
+
+    /// Whether the log is empty.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The research team's age recipients.
+    pub fn research_recipients(&self) -> &[String] {
+        &self.research
+    }
+
+    /// A device, active or removed.
+    pub fn device(&self, device: &DeviceId) -> Option<&DeviceInfo> {
+        self.devices.get(device)
+    }
+
+    /// Every device, active or removed.
+    pub fn devices(&self) -> impl Iterator<Item = (&DeviceId, &DeviceInfo)> {
+        self.devices.iter()
+    }
+
+    /// A member.
+    pub fn member(&self, member: &MemberId) -> Option<&MemberInfo> {
+        self.members.get(member)
+    }
+
+    /// Every member, present or gone.
+    pub fn members(&self) -> impl Iterator<Item = (&MemberId, &MemberInfo)> {
+        self.members.iter()
+    }
+
+    /// The role of an active device's member.
+    pub fn active_role(&self, device: &DeviceId) -> Option<Role> {
+        let info = self.devices.get(device).filter(|d| d.active)?;
+        Some(self.members[&info.member].role)
+    }
+
+    /// A scope.
+    pub fn scope(&self, scope: &ScopeId) -> Option<&ScopeInfo> {
+        self.scopes.get(scope)
+    }
+
+    /// The alliance-wide scope, once opened.
+    pub fn alliance_scope(&self) -> Option<ScopeId> {
+        self.alliance_scope
+    }
+
+    /// Every cohort.
+    pub fn cohorts(&self) -> impl Iterator<Item = (&ScopeId, &ScopeInfo)> {
+        self.scopes
+            .iter()
+            .filter(|(_, s)| s.kind == ScopeKind::Cohort)
+    }
+
+    /// The public recipient of a scope's epoch.
+    pub fn epoch_recipient(&self, scope: &ScopeId, epoch: u32) -> Option<&str> {
+        self.scopes
+            .get(scope)?
+            .epochs
+            .get(epoch as usize)
+            .map(String::as_str)
+    }
+
+    /// The newest epoch of a scope.
+    pub fn current_epoch(&self, scope: &ScopeId) -> Option<u32> {
+        let epochs = self.scopes.get(scope)?.epochs.len();
+        u32::try_from(epochs).ok()?.checked_sub(1)
+    }
+
+    /// An invite.
+    pub fn invite(&self, invite: &InviteId) -> Option<&InviteInfo> {
+        self.invites.get(invite)
+    }
+
+    /// Whether `member` reads `scope` (by membership, not by key).
+    pub fn member_reads(&self, member: &MemberId, scope: &ScopeId) -> bool {
+        let (Some(info), Some(s)) = (self.members.get(member), self.scopes.get(scope)) else {
+            return false;
+        };
+        !info.removed
+            && match s.kind {
+                ScopeKind::Alliance => true,
+                ScopeKind::Cohort => info.cohort == Some(*scope),
+                ScopeKind::Research(owner) => owner == *member,
+            }
+    }
+
+    /// Whether `member` may write to `scope`: the scope is theirs, whether
+    /// or not they have since left (what they wrote before stays valid).
+    pub fn member_writes(&self, member: &MemberId, scope: &ScopeId) -> bool {
+        let (Some(info), Some(s)) = (self.members.get(member), self.scopes.get(scope)) else {
+            return false;
+        };
+        match s.kind {
+            ScopeKind::Alliance => false,
+            ScopeKind::Cohort => info.cohort == Some(*scope),
+            ScopeKind::Research(owner) => owner == *member,
+        }
+    }
+
+    /// The active devices that read `scope`, with their recipients.
+    pub fn readers(&self, scope: ScopeId) -> Vec<(DeviceId, &str)> {
+        self.devices
+            .iter()
+            .filter(|(_, d)| d.active && self.member_reads(&d.member, &scope))
+            .map(|(id, d)| (*id, d.recipient.as_str()))
+            .collect()
+    }
+
+    /// Recipients of unused, unexpired invites whose device will read `scope`.
+    pub fn pending_invite_recipients(&self, scope: ScopeId, now: Timestamp) -> Vec<&str> {
+        let Some(kind) = self.scopes.get(&scope).map(|s| s.kind) else {
+            return Vec::new();
+        };
+        self.invites
+            .values()
+            .filter(|i| i.used_by.is_none() && i.expires_at > now)
+            .filter(|i| match kind {
+                ScopeKind::Alliance => true,
+                ScopeKind::Cohort => i.cohort == Some(scope),
+                ScopeKind::Research(owner) => owner == i.member,
+            })
+            .map(|i| i.recipient.as_str())
+            .collect()
+    }
+
+    /// Scopes whose key should change because a reader left, that `device` reads.
+    pub fn stale_scopes_read_by(&self, device: &DeviceId) -> Vec<ScopeId> {
+        let Some(info) = self.devices.get(device).filter(|d| d.active) else {
+            return Vec::new();
+        };
+        self.scopes_of(&info.member)
+            .into_iter()
+            .filter(|s| self.scopes[s].stale)
+            .collect()
+    }
+
+    /// The scopes the device an invite brings will read.
+    pub fn scopes_for_invite(&self, invite: &InviteId) -> Vec<ScopeId> {
+        let Some(invite) = self.invites.get(invite) else {
+            return Vec::new();
+        };
+        if self.members.contains_key(&invite.member) {
+            return self.scopes_of(&invite.member);
+        }
+        self.alliance_scope
+            .into_iter()
+            .chain(invite.cohort)
+            .collect()
+    }
+
+    /// The scopes a member reads.
+    pub fn scopes_of(&self, member: &MemberId) -> Vec<ScopeId> {
+        self.scopes
+            .keys()
+            .filter(|s| self.member_reads(member, s))
+            .copied()
+            .collect()
+    }
+}
+
+fn check_recipient(text: &str) -> Result<(), LogError> {
+    Recipient::parse(text)
+        .map(|_| ())
+        .map_err(|_| LogError::Invalid("a recipient is not an age recipient"))
+}
