@@ -215,6 +215,7 @@ impl Client {
                 .reader
                 .epoch_keys()
                 .iter()
+                .chain(&self.custody)
                 .filter(|k| k.scope == scope)
                 .collect();
             if !held.iter().any(|k| k.epoch == current) {
@@ -505,7 +506,16 @@ impl Client {
 
     fn keep_change(&mut self, pending: PendingChange) {
         for key in pending.keys {
-            self.reader.add_key(key, &self.membership);
+            // A key of a scope this member does not read (a cohort a
+            // steward opened for others) is kept only to put in invites.
+            if self
+                .membership
+                .member_reads(&self.profile.member, &key.scope)
+            {
+                self.reader.add_key(key, &self.membership);
+            } else {
+                self.custody.push(key);
+            }
         }
         for blob in pending.grants {
             self.reader.mark_applied(blob.id);

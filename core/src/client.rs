@@ -52,6 +52,9 @@ pub struct Client {
     pub(crate) reader: Reader,
     /// The invite identity this device joined with, if any.
     invite_identity: Option<AgeIdentity>,
+    /// Keys of scopes this device does not read, kept only to hand to the
+    /// first members it invites (a cohort a steward opened for others).
+    pub(crate) custody: Vec<EpochKey>,
     /// The head of this device's own chain in each scope it writes to.
     own_chains: BTreeMap<ScopeId, ChainHead>,
     pub(crate) outbox: Vec<BlobRecord>,
@@ -79,6 +82,7 @@ impl Client {
             membership,
             reader,
             invite_identity,
+            custody: Vec::new(),
             own_chains: BTreeMap::new(),
             outbox: Vec::new(),
             cursor: 0,
@@ -113,6 +117,7 @@ impl Client {
             .iter()
             .map(|&(scope, seq, hash)| (scope, ChainHead { seq, hash }))
             .collect();
+        client.custody = load_keys(&saved.custody)?;
         client.cursor = saved.cursor;
         client.recheck = saved.recheck;
         let mut refused = 0;
@@ -323,6 +328,7 @@ impl Client {
                 .as_ref()
                 .map(|i| zeroize::Zeroizing::new(i.secret_bytes().to_vec())),
             epoch_keys: save_keys(self.reader.epoch_keys()),
+            custody: save_keys(&self.custody),
             log: self.membership.entries().to_vec(),
             own_chains: self
                 .own_chains

@@ -255,7 +255,8 @@ pub struct ScopeInfo {
     pub epochs: Vec<String>,
     /// For a cohort, its name sealed to the alliance scope.
     pub sealed_name: Vec<u8>,
-    /// Someone who could read it left, and its key has not changed since.
+    /// Someone who is not a reader knows its current key (a reader left,
+    /// or a steward outside the cohort opened it): a reader should replace it.
     pub stale: bool,
 }
 
@@ -546,6 +547,10 @@ impl Membership {
                 stale: false,
             },
         );
+        // A steward who opens a cohort they are not in knows its first key:
+        // its first reader to arrive replaces it.
+        let stale = !self.member_reads(&author, &scope);
+        self.scopes.get_mut(&scope).expect("inserted").stale = stale;
         Ok(())
     }
 

@@ -50,6 +50,8 @@ pub(crate) struct Saved {
     /// join are wrapped to it.
     pub invite_secret: Option<Zeroizing<Vec<u8>>>,
     pub epoch_keys: SavedKeys,
+    /// Keys kept only for invites (see `Client::custody`).
+    pub custody: SavedKeys,
     pub log: Vec<SignedEntry>,
     /// This device's own chain in each scope it writes to: (scope, seq, hash).
     pub own_chains: Vec<(ScopeId, u64, [u8; 32])>,

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use serde_json::Value;
+use sqlx::{Row, SqlitePool};
 
 /// The workspace root.
 pub fn root() -> PathBuf {
@@ -224,4 +225,157 @@ pub fn send(base: &str, request: &kith_core::HttpRequest) -> (u16, Value) {
     let status = response.status().as_u16();
     let body = response.body_mut().read_to_vec().unwrap();
     (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
+}
+
+/// The relay's database, opened beside the running relay (WAL mode allows it).
+pub struct RelayDb {
+    runtime: tokio::runtime::Runtime,
+    pool: SqlitePool,
+}
+
+/// One stored blob row.
+#[derive(Clone)]
+pub struct BlobRow {
+    pub seq: i64,
+    pub alliance_id: Vec<u8>,
+    pub blob_id: Vec<u8>,
+    pub doc_id: Vec<u8>,
+    pub device_id: Vec<u8>,
+    pub data: Vec<u8>,
+}
+
+impl RelayDb {
+    /// Opens the database of `relay`.
+    pub fn open(relay: &Relay) -> Self {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let url = format!(
+            "sqlite://{}",
+            relay.data_dir.join("relay.sqlite3").display()
+        );
+        let pool = runtime.block_on(SqlitePool::connect(&url)).unwrap();
+        Self { runtime, pool }
+    }
+
+    /// Runs one statement with byte and integer arguments (bytes first); it must change a row.
+    pub fn exec(&self, sql: &str, binds: &[&[u8]], ints: &[i64]) {
+        self.runtime.block_on(async {
+            let mut query = sqlx::query(sql);
+            for b in binds {
+                query = query.bind(*b);
+            }
+            for i in ints {
+                query = query.bind(*i);
+            }
+            let done = query.execute(&self.pool).await.unwrap();
+            assert!(done.rows_affected() >= 1, "no row changed by {sql}");
+        });
+    }
+
+    /// The blobs a device appended, in the relay's order.
+    pub fn blobs_of(&self, device_hex: &str) -> Vec<BlobRow> {
+        let device = hex::decode(device_hex).unwrap();
+        self.runtime.block_on(async {
+            sqlx::query(
+                "SELECT seq, alliance_id, blob_id, doc_id, device_id, data FROM blobs \
+                 WHERE device_id = ? ORDER BY seq",
+            )
+            .bind(device)
+            .fetch_all(&self.pool)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| BlobRow {
+                seq: r.get(0),
+                alliance_id: r.get(1),
+                blob_id: r.get(2),
+                doc_id: r.get(3),
+                device_id: r.get(4),
+                data: r.get(5),
+            })
+            .collect()
+        })
+    }
+
+    /// Replaces a blob's bytes.
+    pub fn set_data(&self, row: &BlobRow, data: &[u8]) {
+        self.exec(
+            "UPDATE blobs SET data = ? WHERE seq = ?",
+            &[data],
+            &[row.seq],
+        );
+    }
+
+    /// Deletes a blob row.
+    pub fn delete(&self, seq: i64) {
+        self.exec("DELETE FROM blobs WHERE seq = ?", &[], &[seq]);
+    }
+
+    /// Stores `row` under `blob_id`, at position `seq` (or at the end).
+    pub fn insert(&self, row: &BlobRow, blob_id: &[u8], seq: Option<i64>) {
+        let sql = "INSERT INTO blobs (seq, alliance_id, blob_id, doc_id, device_id, data) \
+                   VALUES (?, ?, ?, ?, ?, ?)";
+        self.runtime.block_on(async {
+            sqlx::query(sql)
+                .bind(seq)
+                .bind(&row.alliance_id)
+                .bind(blob_id)
+                .bind(&row.doc_id)
+                .bind(&row.device_id)
+                .bind(&row.data)
+                .execute(&self.pool)
+                .await
+                .unwrap();
+        });
+    }
+
+    /// Moves a blob row to another position.
+    pub fn move_to(&self, from: i64, to: i64) {
+        self.exec("UPDATE blobs SET seq = ? WHERE seq = ?", &[], &[to, from]);
+    }
+}
+
+impl RelayDb {
+    /// Stores `blob` as if `device` had appended it to `alliance` (ids in hex):
+    /// what a relay replaying a device's write would do.
+    pub fn insert_blob(&self, alliance: &str, device: &str, blob: &kith_core::BlobRecord) {
+        let row = BlobRow {
+            seq: 0,
+            alliance_id: hex::decode(alliance).unwrap(),
+            blob_id: blob.id.0.to_vec(),
+            doc_id: blob.doc.0.to_vec(),
+            device_id: hex::decode(device).unwrap(),
+            data: blob.data.clone(),
+        };
+        self.insert(&row, &row.blob_id, None);
+    }
+}
+
+/// The blobs a `kith` data folder stores, as the core reads them.
+pub fn stored_blobs(data_dir: &Path) -> Vec<kith_core::BlobRecord> {
+    let Ok(entries) = std::fs::read_dir(data_dir.join("blobs")) else {
+        return Vec::new();
+    };
+    let mut blobs: Vec<_> = entries
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "blob"))
+        .map(|p| kith_core::decode_blob(&std::fs::read(p).unwrap()).unwrap())
+        .collect();
+    blobs.sort_by_key(|b| b.id);
+    blobs
+}
+
+/// Copies every blob file of one data folder into another (as if the relay
+/// had served them all): for checking what a device can open.
+pub fn copy_blobs(from: &Path, to: &Path) {
+    let target = to.join("blobs");
+    std::fs::create_dir_all(&target).unwrap();
+    for entry in std::fs::read_dir(from.join("blobs")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "blob") {
+            std::fs::copy(&path, target.join(path.file_name().unwrap())).unwrap();
+        }
+    }
 }
