@@ -307,18 +307,28 @@ pub mod paths {
 
 /// Bytes as standard base64 strings in JSON.
 pub mod base64_bytes {
+    //! Base64 in JSON and other text formats; plain bytes in binary ones
+    //! (postcard), so signed bodies carry no text encoding.
     use super::*;
 
-    /// Serialize as base64.
+    /// Serialize as base64 text, or as bytes in a binary format.
     pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&BASE64.encode(bytes))
+        if s.is_human_readable() {
+            s.serialize_str(&BASE64.encode(bytes))
+        } else {
+            s.serialize_bytes(bytes)
+        }
     }
 
-    /// Deserialize from base64.
+    /// The inverse of [`serialize`].
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
-        let text = String::deserialize(d)?;
-        BASE64
-            .decode(text.as_bytes())
-            .map_err(|_| serde::de::Error::custom("not valid base64"))
+        if d.is_human_readable() {
+            let text = String::deserialize(d)?;
+            BASE64
+                .decode(text.as_bytes())
+                .map_err(|_| serde::de::Error::custom("not valid base64"))
+        } else {
+            <Vec<u8>>::deserialize(d)
+        }
     }
 }
