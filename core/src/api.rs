@@ -10,7 +10,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use sha2::{Digest, Sha256};
 
-use crate::ids::{AllianceId, BlobId, DeviceId, DocId, InviteId};
+use crate::ids::{AllianceId, BlobId, DeviceId, DocId, InviteId, ScopeId};
 use crate::keys::{DeviceKeys, verify};
 use crate::membership::SignedEntry;
 use crate::time::Timestamp;
@@ -232,9 +232,22 @@ pub struct BlobRecord {
     pub id: BlobId,
     /// The document it belongs to (so a withdrawal can purge a whole document).
     pub doc: DocId,
+    /// The scope whose readers it is for (so a device fetches only what it can read).
+    pub scope: ScopeId,
+    /// For a checkpoint: the relay position up to which it holds the scope's batches.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub covers: Option<u64>,
     /// The age file.
     #[serde(with = "base64_bytes")]
     pub data: Vec<u8>,
+}
+
+/// `GET /v1/alliances/{alliance}/checkpoints?scopes=...`: the newest
+/// checkpoint of each scope asked for that covers more than the position given.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CheckpointList {
+    /// At most one per scope.
+    pub checkpoints: Vec<BlobRecord>,
 }
 
 /// `POST /v1/alliances/{alliance}/blobs`.
@@ -291,9 +304,52 @@ pub mod paths {
     pub fn blobs(alliance: AllianceId) -> String {
         format!("/v1/alliances/{alliance}/blobs")
     }
-    /// Fetch blobs after a cursor.
-    pub fn blobs_after(alliance: AllianceId, after: u64, limit: usize) -> String {
-        format!("/v1/alliances/{alliance}/blobs?after={after}&limit={limit}")
+    /// Fetch blobs after a cursor: of every scope, or of the scopes given,
+    /// each after its own position too (`scopes=SCOPE:POS,...`).
+    pub fn blobs_after(
+        alliance: AllianceId,
+        after: u64,
+        limit: usize,
+        scopes: Option<&[(ScopeId, u64)]>,
+    ) -> String {
+        let mut path = format!("/v1/alliances/{alliance}/blobs?after={after}&limit={limit}");
+        if let Some(scopes) = scopes {
+            path.push_str("&scopes=");
+            path.push_str(&scope_list(scopes));
+        }
+        path
+    }
+    /// The newest checkpoint of each scope past the position given.
+    pub fn checkpoints(alliance: AllianceId, scopes: &[(ScopeId, u64)]) -> String {
+        format!(
+            "/v1/alliances/{alliance}/checkpoints?scopes={}",
+            scope_list(scopes)
+        )
+    }
+    /// `SCOPE:POS,SCOPE:POS`.
+    fn scope_list(scopes: &[(ScopeId, u64)]) -> String {
+        scopes
+            .iter()
+            .map(|(scope, position)| format!("{scope}:{position}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+    /// Reads `SCOPE:POS,...` (at most 256 scopes).
+    pub fn parse_scope_list(text: &str) -> Option<Vec<(ScopeId, u64)>> {
+        if text.is_empty() {
+            return Some(Vec::new());
+        }
+        let items: Vec<&str> = text.split(',').collect();
+        if items.len() > 256 {
+            return None;
+        }
+        items
+            .into_iter()
+            .map(|item| {
+                let (scope, position) = item.split_once(':')?;
+                Some((scope.parse().ok()?, position.parse().ok()?))
+            })
+            .collect()
     }
     /// Append membership entries.
     pub fn log(alliance: AllianceId) -> String {
@@ -305,10 +361,9 @@ pub mod paths {
     }
 }
 
-/// Bytes as standard base64 strings in JSON.
+/// Bytes as standard base64 in JSON and other text formats; plain bytes in
+/// binary ones (postcard), so signed bodies carry no text encoding.
 pub mod base64_bytes {
-    //! Base64 in JSON and other text formats; plain bytes in binary ones
-    //! (postcard), so signed bodies carry no text encoding.
     use super::*;
 
     /// Serialize as base64 text, or as bytes in a binary format.

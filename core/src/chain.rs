@@ -45,6 +45,8 @@ pub(crate) enum Placement {
     Held,
     /// It conflicts with a batch already seen from the same device.
     Forked,
+    /// A checkpoint already holds it.
+    Covered,
 }
 
 /// Batches missing from a device's chain: a later one arrived, these did not.
@@ -79,6 +81,8 @@ impl fmt::Display for Gap {
 #[derive(Default)]
 pub(crate) struct Chains {
     heads: HashMap<ChainId, ChainHead>,
+    /// Up to which sequence number a checkpoint holds each chain.
+    floors: HashMap<ChainId, u64>,
     held: BTreeMap<ChainId, BTreeMap<u64, PendingBatch>>,
 }
 
@@ -91,6 +95,9 @@ impl Chains {
     /// Places a batch that opened and whose signature checked out.
     pub fn place(&mut self, chain: ChainId, batch: PendingBatch) -> Placement {
         let head = self.head(&chain);
+        if batch.seq <= self.floors.get(&chain).copied().unwrap_or(0) {
+            return Placement::Covered;
+        }
         if batch.seq <= head.seq {
             // The blob id is new (known ids never get here), so this is a
             // second batch under a number already used.
@@ -128,6 +135,40 @@ impl Chains {
     /// Sets a chain's head (for this device's own writes).
     pub fn set_head(&mut self, chain: ChainId, head: ChainHead) {
         self.heads.insert(chain, head);
+    }
+
+    /// A checkpoint holds the chain up to `head`: move on to it if it is
+    /// ahead, forgetting held batches it covers. Returns whether it moved.
+    pub fn jump(&mut self, chain: ChainId, head: ChainHead) -> bool {
+        if head.seq <= self.head(&chain).seq {
+            return false;
+        }
+        self.heads.insert(chain, head);
+        self.floors.insert(chain, head.seq);
+        if let Some(waiting) = self.held.get_mut(&chain) {
+            waiting.retain(|seq, _| *seq > head.seq);
+            if waiting.is_empty() {
+                self.held.remove(&chain);
+            }
+        }
+        true
+    }
+
+    /// Every chain's head in `scope`.
+    pub fn heads_in(&self, scope: crate::ids::ScopeId) -> Vec<(DeviceId, ChainHead)> {
+        let mut heads: Vec<_> = self
+            .heads
+            .iter()
+            .filter(|((_, s), _)| *s == scope)
+            .map(|((device, _), head)| (*device, *head))
+            .collect();
+        heads.sort_by_key(|(device, _)| *device);
+        heads
+    }
+
+    /// Whether any chain in `scope` waits for a missing batch.
+    pub fn has_gap_in(&self, scope: crate::ids::ScopeId) -> bool {
+        self.held.keys().any(|(_, s)| *s == scope)
     }
 
     /// The held batch that now follows the head, if any. A held batch that

@@ -27,6 +27,9 @@ use crate::time::Timestamp;
 pub const MAX_TEXT_BYTES: usize = 64 * 1024;
 /// The longest pseudonym, in characters.
 pub const MAX_PSEUDONYM_CHARS: usize = 64;
+/// A device that may write a scope's checkpoint writes one after this many
+/// batches in the scope since the last.
+pub const CHECKPOINT_EVERY: usize = 256;
 
 /// Who may read a contribution.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -287,7 +290,8 @@ impl Client {
             hash,
         };
         self.own_chains.insert(scope, head);
-        self.reader.record_own_batch(blob.id, device, scope, head);
+        self.reader
+            .record_own_batch(blob.id, doc, device, scope, head);
         self.outbox.push(blob.clone());
         Ok((
             id,
@@ -413,6 +417,7 @@ impl Client {
         recipients: &[&Recipient],
         rng: &mut impl CryptoRngCore,
     ) -> Result<(BlobRecord, [u8; 32]), Error> {
+        let (scope, covers) = (content.scope(), content.covers());
         let payload = BlobPayload {
             alliance: self.profile.alliance,
             blob: BlobId::random(rng),
@@ -423,9 +428,62 @@ impl Client {
         let blob = BlobRecord {
             id: payload.blob,
             doc,
+            scope,
+            covers,
             data,
         };
         Ok((blob, body_hash))
+    }
+
+    /// The scopes this device fetches, each with the relay position its
+    /// newest checkpoint covers; `None` (every scope) for a researcher's
+    /// device, which reads everything with the researcher's own key.
+    pub(crate) fn fetch_scopes(&self) -> Option<Vec<(ScopeId, u64)>> {
+        if self.role() == Role::Researcher {
+            return None;
+        }
+        Some(
+            self.membership
+                .scopes_of(&self.profile.member)
+                .into_iter()
+                .map(|scope| (scope, self.reader.since_checkpoint(scope).1))
+                .collect(),
+        )
+    }
+
+    /// Writes a checkpoint of each scope this device may summarise that has
+    /// had enough batches since the last; returns the ops to persist (the
+    /// blobs wait in the outbox).
+    pub(crate) fn due_checkpoints(
+        &mut self,
+        rng: &mut impl CryptoRngCore,
+    ) -> Result<Vec<StoreOp>, Error> {
+        let me = self.device_id();
+        let mut ops = Vec::new();
+        if !self.outbox.is_empty() {
+            return Ok(ops);
+        }
+        for scope in self.membership.scopes_of(&self.profile.member) {
+            let (since, _) = self.reader.since_checkpoint(scope);
+            if since < CHECKPOINT_EVERY || !self.membership.may_checkpoint(&me, &scope) {
+                continue;
+            }
+            let Some(checkpoint) = self.reader.checkpoint_of(scope, self.cursor) else {
+                continue;
+            };
+            let Some(key) = self.reader.newest_key(scope) else {
+                continue;
+            };
+            let recipient = key.identity.recipient();
+            let doc = crate::ids::DocId::random(rng);
+            let (blob, _) =
+                self.seal_blob(doc, Content::Checkpoint(checkpoint), &[&recipient], rng)?;
+            self.reader
+                .record_own_checkpoint(blob.id, scope, self.cursor);
+            self.outbox.push(blob.clone());
+            ops.push(StoreOp::PutBlob(blob));
+        }
+        Ok(ops)
     }
 
     /// The pseudonym of a member, if this device can open it.

@@ -108,6 +108,11 @@ impl ContributionDoc {
         out.into_iter().map(|(_, view)| view).collect()
     }
 
+    /// The whole document, saved (compressed), for a checkpoint.
+    pub fn save(&mut self) -> Vec<u8> {
+        self.doc.save()
+    }
+
     /// The document's current heads (for convergence checks).
     pub fn heads(&mut self) -> Vec<ChangeHash> {
         let mut heads = self.doc.get_heads();

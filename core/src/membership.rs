@@ -895,6 +895,25 @@ impl Membership {
         }
     }
 
+    /// Whether `device` may write a checkpoint of `scope`: an active device
+    /// of the cohort's facilitator or steward, or of the member whose
+    /// research-only scope it is. (Whoever writes one could put history in
+    /// it that no one wrote; see the threat model.)
+    pub fn may_checkpoint(&self, device: &DeviceId, scope: &ScopeId) -> bool {
+        let Some(info) = self.devices.get(device).filter(|d| d.active) else {
+            return false;
+        };
+        let (Some(member), Some(s)) = (self.members.get(&info.member), self.scopes.get(scope))
+        else {
+            return false;
+        };
+        match s.kind {
+            ScopeKind::Alliance => false,
+            ScopeKind::Cohort => member.role.may_invite() && member.cohort == Some(*scope),
+            ScopeKind::Research(owner) => owner == info.member,
+        }
+    }
+
     /// The active devices that read `scope`, with their recipients.
     pub fn readers(&self, scope: ScopeId) -> Vec<(DeviceId, &str)> {
         self.devices

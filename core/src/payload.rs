@@ -3,7 +3,7 @@
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use zeroize::Zeroizing;
 
-use crate::ids::{AllianceId, BlobId, DocId, ScopeId};
+use crate::ids::{AllianceId, BlobId, DeviceId, DocId, ScopeId};
 use crate::keys::{AgeIdentity, EpochKey};
 use crate::time::Timestamp;
 
@@ -28,6 +28,43 @@ pub enum Content {
     Batch(Batch),
     /// An epoch key, wrapped to the readers of a scope (for example the research team).
     Grant(Grant),
+    /// A scope's documents as of a relay position, so a new device need not
+    /// fetch every batch before it.
+    Checkpoint(Checkpoint),
+}
+
+impl Content {
+    /// The scope it belongs to (the relay shows it in the clear).
+    pub fn scope(&self) -> ScopeId {
+        match self {
+            Content::Batch(b) => b.scope,
+            Content::Grant(g) => g.scope,
+            Content::Checkpoint(c) => c.scope,
+        }
+    }
+
+    /// For a checkpoint, the relay position it covers.
+    pub fn covers(&self) -> Option<u64> {
+        match self {
+            Content::Checkpoint(c) => Some(c.covers),
+            _ => None,
+        }
+    }
+}
+
+/// Every document of one scope, saved, with the device chains it covers.
+#[derive(Serialize, Deserialize)]
+pub struct Checkpoint {
+    /// The scope.
+    pub scope: ScopeId,
+    /// The epoch of the key it is encrypted with.
+    pub epoch: u32,
+    /// The relay position up to which it holds the scope's batches.
+    pub covers: u64,
+    /// For each device that wrote in the scope: its last batch included (seq, hash).
+    pub heads: Vec<(DeviceId, u64, [u8; 32])>,
+    /// Each document of the scope, as an Automerge save.
+    pub docs: Vec<(DocId, Vec<u8>)>,
 }
 
 /// One flush of Automerge changes from one device.

@@ -13,7 +13,7 @@ use crate::envelope::{BLOB_LABEL, OpenError, Opened, open};
 use crate::ids::{AllianceId, BlobId, DeviceId, DocId, ScopeId};
 use crate::keys::{AgeIdentity, EpochKey};
 use crate::membership::Membership;
-use crate::payload::{BlobPayload, Content};
+use crate::payload::{BlobPayload, Checkpoint, Content};
 
 /// Why a blob was refused. Named so the person running sync knows what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -37,6 +37,9 @@ pub enum Rejection {
     /// A key grant whose key is not the one the membership log names.
     #[error("blob {0} hands out a key that the alliance's membership does not name")]
     UntrustedGrant(BlobId),
+    /// A checkpoint from a device not trusted to write one for its scope.
+    #[error("blob {0} is a summary of a space written by someone not allowed to write one")]
+    UntrustedCheckpoint(BlobId),
     /// Signed by a device the membership log does not know (yet).
     #[error("blob {0} was written by a device that is not in the alliance's membership")]
     UnknownDevice(BlobId),
@@ -69,6 +72,7 @@ impl Rejection {
             | Rejection::WrongKey(b)
             | Rejection::UntrustedGrant(b)
             | Rejection::UnknownDevice(b)
+            | Rejection::UntrustedCheckpoint(b)
             | Rejection::NotAWriter(b)
             | Rejection::AfterRemoval(b)
             | Rejection::BadChanges(b)
@@ -95,6 +99,15 @@ pub enum Ingested {
     /// Opened and checked, but an earlier batch from its device has not
     /// arrived; held until it does.
     Held,
+    /// A checkpoint already applied holds it.
+    Covered,
+}
+
+/// The newest checkpoint of a scope, and what came after it.
+#[derive(Clone, Copy, Default)]
+struct CheckpointMark {
+    covers: u64,
+    batches_since: usize,
 }
 
 /// Documents rebuilt from blobs, with the keys that open them.
@@ -103,6 +116,9 @@ pub struct Reader {
     epoch_keys: Vec<EpochKey>,
     grant_identities: Vec<AgeIdentity>,
     docs: BTreeMap<DocId, ContributionDoc>,
+    /// The scope each document belongs to.
+    doc_scopes: HashMap<DocId, ScopeId>,
+    checkpoints: HashMap<ScopeId, CheckpointMark>,
     chains: Chains,
     /// Applied blobs, with the chain position of batches.
     applied: HashMap<BlobId, Option<(ChainId, u64)>>,
@@ -128,6 +144,8 @@ impl Reader {
             epoch_keys,
             grant_identities,
             docs: BTreeMap::new(),
+            doc_scopes: HashMap::new(),
+            checkpoints: HashMap::new(),
             chains: Chains::default(),
             applied: HashMap::new(),
             held: HashSet::new(),
@@ -255,6 +273,7 @@ impl Reader {
     pub fn record_own_batch(
         &mut self,
         id: BlobId,
+        doc: DocId,
         device: DeviceId,
         scope: ScopeId,
         head: ChainHead,
@@ -262,6 +281,7 @@ impl Reader {
         let chain = (device, scope);
         self.chains.set_head(chain, head);
         self.applied.insert(id, Some((chain, head.seq)));
+        self.note_batch(doc, scope);
     }
 
     fn knows(&self, id: &BlobId) -> bool {
@@ -296,7 +316,11 @@ impl Reader {
         if payload.alliance != self.alliance {
             return Err(Rejection::WrongAlliance(blob.id));
         }
-        if payload.blob != blob.id || payload.doc != blob.doc {
+        if payload.blob != blob.id
+            || payload.doc != blob.doc
+            || payload.content.scope() != blob.scope
+            || payload.content.covers() != blob.covers
+        {
             return Err(Rejection::Relabelled(blob.id));
         }
         match payload.content {
@@ -317,6 +341,10 @@ impl Reader {
                 };
                 match self.chains.place(chain, pending) {
                     Placement::Forked => Err(Rejection::Forked(blob.id)),
+                    Placement::Covered => {
+                        self.applied.insert(blob.id, None);
+                        Ok(Ingested::Covered)
+                    }
                     Placement::Held => {
                         self.held.insert(blob.id);
                         Ok(Ingested::Held)
@@ -342,7 +370,100 @@ impl Reader {
                 self.add_key(key, membership);
                 Ok(Ingested::Applied)
             }
+            Content::Checkpoint(checkpoint) => {
+                if key != Some((checkpoint.scope, checkpoint.epoch)) {
+                    return Err(Rejection::WrongKey(blob.id));
+                }
+                if !membership.may_checkpoint(&signer, &checkpoint.scope) {
+                    return Err(Rejection::UntrustedCheckpoint(blob.id));
+                }
+                self.apply_checkpoint(checkpoint, blob.id)?;
+                self.applied.insert(blob.id, None);
+                Ok(Ingested::Applied)
+            }
         }
+    }
+
+    /// Merges a checkpoint's documents and moves each chain it covers on to
+    /// where it ends (a chain already further along stays).
+    fn apply_checkpoint(&mut self, checkpoint: Checkpoint, blob: BlobId) -> Result<(), Rejection> {
+        let scope = checkpoint.scope;
+        for (doc, save) in &checkpoint.docs {
+            self.docs
+                .entry(*doc)
+                .or_default()
+                .apply(save)
+                .map_err(|_| Rejection::BadChanges(blob))?;
+            self.doc_scopes.insert(*doc, scope);
+        }
+        for (device, seq, hash) in checkpoint.heads {
+            let chain = (device, scope);
+            if self.chains.jump(chain, ChainHead { seq, hash }) {
+                self.release_held(chain);
+            }
+        }
+        let newest = self.checkpoints.entry(scope).or_default();
+        if checkpoint.covers >= newest.covers {
+            *newest = CheckpointMark {
+                covers: checkpoint.covers,
+                batches_since: 0,
+            };
+        }
+        Ok(())
+    }
+
+    /// A checkpoint of `scope` as this reader holds it, covering relay
+    /// positions up to `covers`; none while a batch of it is missing or
+    /// cannot be opened (the checkpoint would leave it out).
+    pub fn checkpoint_of(&mut self, scope: ScopeId, covers: u64) -> Option<Checkpoint> {
+        if self.chains.has_gap_in(scope) || self.unreadable.iter().any(|b| b.scope == scope) {
+            return None;
+        }
+        let epoch = self.newest_key(scope)?.epoch;
+        let mut in_scope: Vec<DocId> = self
+            .doc_scopes
+            .iter()
+            .filter(|(_, s)| **s == scope)
+            .map(|(doc, _)| *doc)
+            .collect();
+        in_scope.sort();
+        let docs: Vec<(DocId, Vec<u8>)> = in_scope
+            .into_iter()
+            .filter_map(|doc| Some((doc, self.docs.get_mut(&doc)?.save())))
+            .collect();
+        let heads = self
+            .chains
+            .heads_in(scope)
+            .into_iter()
+            .map(|(device, head)| (device, head.seq, head.hash))
+            .collect();
+        Some(Checkpoint {
+            scope,
+            epoch,
+            covers,
+            heads,
+            docs,
+        })
+    }
+
+    /// Batches applied in `scope` since its newest checkpoint, and the
+    /// relay position that checkpoint covers.
+    pub fn since_checkpoint(&self, scope: ScopeId) -> (usize, u64) {
+        self.checkpoints
+            .get(&scope)
+            .map_or((0, 0), |m| (m.batches_since, m.covers))
+    }
+
+    /// Records a checkpoint this device wrote itself.
+    pub fn record_own_checkpoint(&mut self, id: BlobId, scope: ScopeId, covers: u64) {
+        self.applied.insert(id, None);
+        self.checkpoints.insert(
+            scope,
+            CheckpointMark {
+                covers,
+                batches_since: 0,
+            },
+        );
     }
 
     /// Merges a batch that is next in its chain, and moves the chain on.
@@ -354,7 +475,14 @@ impl Reader {
             .map_err(|_| Rejection::BadChanges(batch.blob))?;
         self.chains.advance(chain, batch);
         self.applied.insert(batch.blob, Some((chain, batch.seq)));
+        self.note_batch(batch.doc, chain.1);
         Ok(())
+    }
+
+    /// Counts a batch towards its scope's next checkpoint.
+    fn note_batch(&mut self, doc: DocId, scope: ScopeId) {
+        self.doc_scopes.insert(doc, scope);
+        self.checkpoints.entry(scope).or_default().batches_since += 1;
     }
 
     /// Applies held batches that now follow the chain's head.

@@ -149,16 +149,20 @@ impl std::fmt::Debug for StoreOp {
 
 /// Encodes a blob record for a local store.
 pub fn encode_blob(blob: &BlobRecord) -> Vec<u8> {
-    postcard::to_allocvec(&(blob.id.0, blob.doc.0, &blob.data)).expect("blob encodes")
+    postcard::to_allocvec(&(blob.id.0, blob.doc.0, blob.scope.0, blob.covers, &blob.data))
+        .expect("blob encodes")
 }
 
 /// Decodes a blob record from a local store.
 pub fn decode_blob(bytes: &[u8]) -> Result<BlobRecord, Error> {
-    let (id, doc, data): ([u8; 16], [u8; 16], Vec<u8>) =
+    type Stored = ([u8; 16], [u8; 16], [u8; 16], Option<u64>, Vec<u8>);
+    let (id, doc, scope, covers, data): Stored =
         postcard::from_bytes(bytes).map_err(|_| Error::CorruptState("stored blob"))?;
     Ok(BlobRecord {
         id: BlobId(id),
         doc: DocId(doc),
+        scope: ScopeId(scope),
+        covers,
         data,
     })
 }

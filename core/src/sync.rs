@@ -17,12 +17,13 @@
 use rand_core::CryptoRngCore;
 
 use crate::api::{
-    self, AppendBlobs, AppendLog, Appended, BlobPage, ErrorBody, HttpRequest, HttpResponse, LogPage,
+    self, AppendBlobs, AppendLog, Appended, BlobPage, BlobRecord, CheckpointList, ErrorBody,
+    HttpRequest, HttpResponse, LogPage,
 };
 use crate::chain::Gap;
 use crate::client::{Client, json};
 use crate::error::Error;
-use crate::ids::BlobId;
+use crate::ids::{BlobId, ScopeId};
 use crate::reader::{Ingested, Rejection};
 use crate::state::StoreOp;
 use crate::time::Timestamp;
@@ -63,6 +64,12 @@ pub(crate) struct SyncRun {
     fetch_after: u64,
     /// A membership change to send, with its entries already saved as pending.
     change: Option<HttpRequest>,
+    /// Whether to ask for checkpoints first (a new device, or one missing something).
+    want_checkpoints: bool,
+    /// The scopes to fetch, each from its newest checkpoint; `None` for all.
+    scopes: Option<Vec<(ScopeId, u64)>>,
+    /// Whether this run already wrote the checkpoints it owed.
+    checkpointed: bool,
     awaiting: Option<Phase>,
     sending: Vec<BlobId>,
     report: SyncReport,
@@ -72,6 +79,7 @@ pub(crate) struct SyncRun {
 enum Phase {
     Log,
     Change,
+    Checkpoints,
     Upload,
     Fetch,
 }
@@ -79,15 +87,15 @@ enum Phase {
 impl Client {
     /// Starts a sync run (restarting one that was interrupted).
     pub fn sync_start(&mut self) {
-        let fetch_after = if self.recheck || !self.reader.gaps().is_empty() {
-            0
-        } else {
-            self.cursor
-        };
+        let looking_again = self.recheck || !self.reader.gaps().is_empty();
+        let fetch_after = if looking_again { 0 } else { self.cursor };
         self.sync = Some(SyncRun {
             phase: Phase::Log,
             fetch_after,
             change: None,
+            want_checkpoints: looking_again || self.cursor == 0,
+            scopes: None,
+            checkpointed: false,
             awaiting: None,
             sending: Vec::new(),
             report: SyncReport::default(),
@@ -106,6 +114,9 @@ impl Client {
             return None;
         }
         if run.phase == Phase::Change && run.change.is_none() {
+            run.phase = Phase::Checkpoints;
+        }
+        if run.phase == Phase::Checkpoints && !(run.want_checkpoints && run.scopes.is_some()) {
             run.phase = Phase::Upload;
         }
         if run.phase == Phase::Upload && self.outbox.is_empty() {
@@ -118,6 +129,11 @@ impl Client {
                 self.sign_request("GET", path, Vec::new(), now, rng)
             }
             Phase::Change => run.change.take().expect("checked above"),
+            Phase::Checkpoints => {
+                let scopes = run.scopes.as_deref().unwrap_or_default();
+                let path = api::paths::checkpoints(alliance, scopes);
+                self.sign_request("GET", path, Vec::new(), now, rng)
+            }
             Phase::Upload => {
                 let blobs: Vec<_> = self
                     .outbox
@@ -130,8 +146,12 @@ impl Client {
                 self.sign_request("POST", api::paths::blobs(alliance), body, now, rng)
             }
             Phase::Fetch => {
-                let path =
-                    api::paths::blobs_after(alliance, run.fetch_after, api::MAX_BLOBS_PER_FETCH);
+                let path = api::paths::blobs_after(
+                    alliance,
+                    run.fetch_after,
+                    api::MAX_BLOBS_PER_FETCH,
+                    run.scopes.as_deref(),
+                );
                 self.sign_request("GET", path, Vec::new(), now, rng)
             }
         };
@@ -170,7 +190,7 @@ impl Client {
             } else {
                 self.change_refused()
             });
-            run.phase = Phase::Upload;
+            run.phase = Phase::Checkpoints;
             self.sync = Some(run);
             return Ok(SyncStep {
                 ops,
@@ -187,11 +207,22 @@ impl Client {
                 if !page.more {
                     self.settle_pending();
                     run.change = self.owed_change(now, rng, &mut ops)?;
+                    run.scopes = self.fetch_scopes();
                     run.phase = Phase::Change;
                 }
                 true
             }
             Phase::Change => unreachable!("handled above"),
+            Phase::Checkpoints => {
+                let list: CheckpointList = parse(&response)?;
+                for blob in list.checkpoints {
+                    self.ingest_fetched(blob, &mut run.report, &mut ops);
+                }
+                // Fetch each scope from where its newest checkpoint ends.
+                run.scopes = self.fetch_scopes();
+                run.phase = Phase::Upload;
+                true
+            }
             Phase::Upload => {
                 let appended: Appended = parse(&response)?;
                 if appended.stored.iter().any(|id| !run.sending.contains(id)) {
@@ -212,21 +243,20 @@ impl Client {
                     return Err(Error::BadResponse("the page does not follow the last one"));
                 }
                 for blob in page.blobs {
-                    match self.reader.ingest(&blob, &self.membership) {
-                        Ok(Ingested::AlreadyHad) => {}
-                        Ok(Ingested::Applied | Ingested::Unreadable | Ingested::Held) => {
-                            run.report.received += 1;
-                            ops.push(StoreOp::PutBlob(blob));
-                        }
-                        Err(rejection) => run.report.rejected.push(rejection),
-                    }
+                    self.ingest_fetched(blob, &mut run.report, &mut ops);
                 }
-                run.report
-                    .rejected
-                    .extend(self.reader.take_late_rejections());
                 run.fetch_after = page.next;
                 self.cursor = self.cursor.max(page.next);
-                page.more
+                if !page.more && !run.checkpointed {
+                    // Summaries this device owes go out in this run.
+                    run.checkpointed = true;
+                    let written = self.due_checkpoints(rng)?;
+                    if !written.is_empty() {
+                        ops.extend(written);
+                        run.phase = Phase::Upload;
+                    }
+                }
+                page.more || run.phase == Phase::Upload
             }
         };
         let finished = if more {
@@ -243,6 +273,24 @@ impl Client {
             self.sync = Some(run);
         }
         Ok(SyncStep { ops, finished })
+    }
+
+    /// Opens, checks and applies one fetched blob; what to keep goes to `ops`.
+    fn ingest_fetched(
+        &mut self,
+        blob: BlobRecord,
+        report: &mut SyncReport,
+        ops: &mut Vec<StoreOp>,
+    ) {
+        match self.reader.ingest(&blob, &self.membership) {
+            Ok(Ingested::AlreadyHad | Ingested::Covered) => {}
+            Ok(Ingested::Applied | Ingested::Unreadable | Ingested::Held) => {
+                report.received += 1;
+                ops.push(StoreOp::PutBlob(blob));
+            }
+            Err(rejection) => report.rejected.push(rejection),
+        }
+        report.rejected.extend(self.reader.take_late_rejections());
     }
 
     /// The membership change to send this run: a pending one the relay has

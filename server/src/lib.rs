@@ -78,6 +78,10 @@ pub fn app<S: Storage>(state: AppState<S>, web_dir: Option<PathBuf>) -> Router {
             post(routes::append_log::<S>).get(routes::fetch_log::<S>),
         )
         .route(
+            "/v1/alliances/{alliance}/checkpoints",
+            get(routes::fetch_checkpoints::<S>),
+        )
+        .route(
             "/v1/alliances/{alliance}/blobs",
             post(routes::append_blobs::<S>).get(routes::fetch_blobs::<S>),
         )

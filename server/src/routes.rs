@@ -5,8 +5,8 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use kith_core::api::{
-    self, AppendBlobs, AppendLog, Appended as AppendedBody, BlobPage, LogPage, PublishInvite,
-    RedeemInvite, Redeemed, RegisterAlliance, Role,
+    self, AppendBlobs, AppendLog, Appended as AppendedBody, BlobPage, CheckpointList, LogPage,
+    PublishInvite, RedeemInvite, Redeemed, RegisterAlliance, Role,
 };
 use kith_core::membership::Action;
 use kith_core::{AllianceId, DeviceId, InviteId, LogError, Membership, SignedEntry};
@@ -339,9 +339,16 @@ pub struct After {
     #[serde(default)]
     after: u64,
     limit: Option<usize>,
+    scopes: Option<String>,
 }
 
-/// `GET /v1/alliances/{alliance}/blobs?after=N&limit=M`
+fn scope_list(text: &str) -> Result<Vec<(kith_core::ScopeId, u64)>, AppError> {
+    api::paths::parse_scope_list(text).ok_or(AppError::BadRequest(
+        "scopes must be SCOPE:POSITION pairs separated by commas (at most 256)".into(),
+    ))
+}
+
+/// `GET /v1/alliances/{alliance}/blobs?after=N&limit=M[&scopes=S:P,...]`
 pub async fn fetch_blobs<S: Storage>(
     State(state): State<AppState<S>>,
     Path(alliance): Path<String>,
@@ -354,12 +361,37 @@ pub async fn fetch_blobs<S: Storage>(
         .limit
         .unwrap_or(api::MAX_BLOBS_PER_FETCH)
         .clamp(1, api::MAX_BLOBS_PER_FETCH);
-    let page = state.storage.fetch(alliance, query.after, limit).await?;
+    let scopes = query.scopes.as_deref().map(scope_list).transpose()?;
+    let page = state
+        .storage
+        .fetch(alliance, query.after, limit, scopes.as_deref())
+        .await?;
     Ok(Json(BlobPage {
         blobs: page.blobs,
         next: page.next,
         more: page.more,
     }))
+}
+
+/// Query of `GET /v1/alliances/{alliance}/checkpoints`.
+#[derive(Deserialize)]
+pub struct Scopes {
+    #[serde(default)]
+    scopes: String,
+}
+
+/// `GET /v1/alliances/{alliance}/checkpoints?scopes=S:P,...`
+pub async fn fetch_checkpoints<S: Storage>(
+    State(state): State<AppState<S>>,
+    Path(alliance): Path<String>,
+    Query(query): Query<Scopes>,
+    signed: Signed,
+) -> Result<Json<CheckpointList>, AppError> {
+    let alliance = alliance_id(&alliance)?;
+    require_member(&state, alliance, signed.device).await?;
+    let scopes = scope_list(&query.scopes)?;
+    let checkpoints = state.storage.checkpoints(alliance, &scopes).await?;
+    Ok(Json(CheckpointList { checkpoints }))
 }
 
 /// `GET /healthz`

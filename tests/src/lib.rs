@@ -2,6 +2,8 @@
 
 #![forbid(unsafe_code)]
 
+pub mod device;
+
 use std::fs::File;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -242,6 +244,7 @@ pub struct BlobRow {
     pub doc_id: Vec<u8>,
     pub device_id: Vec<u8>,
     pub data: Vec<u8>,
+    pub scope_id: Vec<u8>,
 }
 
 impl RelayDb {
@@ -279,7 +282,7 @@ impl RelayDb {
         let device = hex::decode(device_hex).unwrap();
         self.runtime.block_on(async {
             sqlx::query(
-                "SELECT seq, alliance_id, blob_id, doc_id, device_id, data FROM blobs \
+                "SELECT seq, alliance_id, blob_id, doc_id, device_id, data, scope_id FROM blobs \
                  WHERE device_id = ? ORDER BY seq",
             )
             .bind(device)
@@ -294,6 +297,7 @@ impl RelayDb {
                 doc_id: r.get(3),
                 device_id: r.get(4),
                 data: r.get(5),
+                scope_id: r.get(6),
             })
             .collect()
         })
@@ -315,8 +319,8 @@ impl RelayDb {
 
     /// Stores `row` under `blob_id`, at position `seq` (or at the end).
     pub fn insert(&self, row: &BlobRow, blob_id: &[u8], seq: Option<i64>) {
-        let sql = "INSERT INTO blobs (seq, alliance_id, blob_id, doc_id, device_id, data) \
-                   VALUES (?, ?, ?, ?, ?, ?)";
+        let sql = "INSERT INTO blobs (seq, alliance_id, blob_id, doc_id, device_id, data, scope_id) \
+                   VALUES (?, ?, ?, ?, ?, ?, ?)";
         self.runtime.block_on(async {
             sqlx::query(sql)
                 .bind(seq)
@@ -325,6 +329,7 @@ impl RelayDb {
                 .bind(&row.doc_id)
                 .bind(&row.device_id)
                 .bind(&row.data)
+                .bind(&row.scope_id)
                 .execute(&self.pool)
                 .await
                 .unwrap();
@@ -348,6 +353,7 @@ impl RelayDb {
             doc_id: blob.doc.0.to_vec(),
             device_id: hex::decode(device).unwrap(),
             data: blob.data.clone(),
+            scope_id: blob.scope.0.to_vec(),
         };
         self.insert(&row, &row.blob_id, None);
     }

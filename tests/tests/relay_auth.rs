@@ -6,7 +6,7 @@
 
 use kith_core::api::{self, AppendBlobs, BlobRecord, HttpRequest};
 use kith_core::{
-    BlobId, Client, DeviceKeys, DocId, HttpResponse, Joining, NewAlliance, Role, Timestamp,
+    BlobId, Client, DeviceKeys, DocId, HttpResponse, Joining, NewAlliance, Role, ScopeId, Timestamp,
 };
 use kith_tests::{Relay, send};
 use rand_core::OsRng;
@@ -54,6 +54,8 @@ fn append_body(id: u8, data: &[u8]) -> Vec<u8> {
         blobs: vec![BlobRecord {
             id: BlobId([id; 16]),
             doc: DocId([1; 16]),
+            scope: ScopeId([1; 16]),
+            covers: None,
             data: data.to_vec(),
         }],
     })
@@ -121,7 +123,7 @@ fn the_relay_refuses_what_it_must_and_changes_nothing() {
     );
     assert_refused(send(&url, &resent), 409, "membership changed");
 
-    let fetch_path = api::paths::blobs_after(alliance, 0, 10);
+    let fetch_path = api::paths::blobs_after(alliance, 0, 10, None);
     let blobs_path = api::paths::blobs(alliance);
 
     // No signature at all.

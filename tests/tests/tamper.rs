@@ -6,7 +6,7 @@
 
 use std::process::Output;
 
-use kith_tests::{BlobRow, Relay, RelayDb, kith, kith_raw};
+use kith_tests::{Relay, RelayDb, kith, kith_raw};
 use serde_json::Value;
 
 struct Alliance {

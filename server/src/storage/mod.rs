@@ -5,7 +5,7 @@ mod sqlite;
 use std::future::Future;
 
 use kith_core::{
-    AllianceId, BlobRecord, DeviceId, InviteId, Membership, Role, SignedEntry, Timestamp,
+    AllianceId, BlobRecord, DeviceId, InviteId, Membership, Role, ScopeId, SignedEntry, Timestamp,
 };
 
 pub use sqlite::SqliteStorage;
@@ -147,11 +147,22 @@ pub trait Storage: Send + Sync + 'static {
         blobs: &[BlobRecord],
     ) -> impl Future<Output = Result<Vec<Appended>, StorageError>> + Send;
 
-    /// Up to `limit` blobs after `after`, in append order.
+    /// Up to `limit` blobs after `after`, in append order: of every scope,
+    /// or only of the scopes given, each also after its own position. A page
+    /// never ends past a blob not yet visible to readers (see PROTOCOL.md).
     fn fetch(
         &self,
         alliance: AllianceId,
         after: u64,
         limit: usize,
+        scopes: Option<&[(ScopeId, u64)]>,
     ) -> impl Future<Output = Result<Page, StorageError>> + Send;
+
+    /// For each scope given, its newest checkpoint covering more than the
+    /// position given, if any.
+    fn checkpoints(
+        &self,
+        alliance: AllianceId,
+        scopes: &[(ScopeId, u64)],
+    ) -> impl Future<Output = Result<Vec<BlobRecord>, StorageError>> + Send;
 }

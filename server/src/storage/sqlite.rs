@@ -5,7 +5,8 @@ use std::path::Path;
 use std::str::FromStr;
 
 use kith_core::{
-    AllianceId, BlobId, BlobRecord, DeviceId, DocId, InviteId, Role, SignedEntry, Timestamp,
+    AllianceId, BlobId, BlobRecord, DeviceId, DocId, InviteId, Role, ScopeId, SignedEntry,
+    Timestamp,
 };
 use sqlx::Row;
 use sqlx::sqlite::{
@@ -247,14 +248,16 @@ impl Storage for SqliteStorage {
         let mut out = Vec::with_capacity(blobs.len());
         for blob in blobs {
             let inserted = sqlx::query(
-                "INSERT INTO blobs (alliance_id, blob_id, doc_id, device_id, data) VALUES (?, ?, ?, ?, ?) \
-                 ON CONFLICT (alliance_id, blob_id) DO NOTHING",
+                "INSERT INTO blobs (alliance_id, blob_id, doc_id, device_id, data, scope_id, covers) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (alliance_id, blob_id) DO NOTHING",
             )
             .bind(&alliance.0[..])
             .bind(&blob.id.0[..])
             .bind(&blob.doc.0[..])
             .bind(&device.0[..])
             .bind(&blob.data)
+            .bind(&blob.scope.0[..])
+            .bind(blob.covers.map(|c| i64::try_from(c).unwrap_or(i64::MAX)))
             .execute(&mut *tx)
             .await?
             .rows_affected()
@@ -288,26 +291,76 @@ impl Storage for SqliteStorage {
         alliance: AllianceId,
         after: u64,
         limit: usize,
+        scopes: Option<&[(ScopeId, u64)]>,
     ) -> Result<Page, StorageError> {
-        let rows = sqlx::query(
-            "SELECT seq, blob_id, doc_id, data FROM blobs WHERE alliance_id = ? AND seq > ? ORDER BY seq LIMIT ?",
-        )
-        .bind(&alliance.0[..])
-        .bind(i64::try_from(after).unwrap_or(i64::MAX))
-        .bind(i64::try_from(limit + 1).unwrap_or(i64::MAX))
-        .fetch_all(&self.pool)
-        .await?;
+        let mut query = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+            "SELECT seq, blob_id, doc_id, data, scope_id, covers FROM blobs WHERE alliance_id = ",
+        );
+        query.push_bind(&alliance.0[..]);
+        query.push(" AND seq > ").push_bind(position(after));
+        if let Some(scopes) = scopes {
+            query.push(" AND (0");
+            for (scope, from) in scopes {
+                query.push(" OR (scope_id = ").push_bind(&scope.0[..]);
+                query
+                    .push(" AND seq > ")
+                    .push_bind(position(*from))
+                    .push(")");
+            }
+            query.push(")");
+        }
+        query
+            .push(" ORDER BY seq LIMIT ")
+            .push_bind(position(limit as u64 + 1));
+        let rows = query.build().fetch_all(&self.pool).await?;
         let more = rows.len() > limit;
         let mut next = after;
         let mut blobs = Vec::with_capacity(rows.len().min(limit));
         for row in rows.into_iter().take(limit) {
             next = u64::try_from(row.get::<i64, _>(0)).unwrap_or(next);
-            blobs.push(BlobRecord {
-                id: BlobId(array(row.get(1))?),
-                doc: DocId(array(row.get(2))?),
-                data: row.get(3),
-            });
+            blobs.push(blob_record(&row)?);
         }
         Ok(Page { blobs, next, more })
     }
+
+    async fn checkpoints(
+        &self,
+        alliance: AllianceId,
+        scopes: &[(ScopeId, u64)],
+    ) -> Result<Vec<BlobRecord>, StorageError> {
+        let mut found = Vec::new();
+        for (scope, past) in scopes {
+            let row = sqlx::query(
+                "SELECT seq, blob_id, doc_id, data, scope_id, covers FROM blobs \
+                 WHERE alliance_id = ? AND scope_id = ? AND covers > ? \
+                 ORDER BY covers DESC, seq DESC LIMIT 1",
+            )
+            .bind(&alliance.0[..])
+            .bind(&scope.0[..])
+            .bind(position(*past))
+            .fetch_optional(&self.pool)
+            .await?;
+            if let Some(row) = row {
+                found.push(blob_record(&row)?);
+            }
+        }
+        Ok(found)
+    }
+}
+
+fn position(p: u64) -> i64 {
+    i64::try_from(p).unwrap_or(i64::MAX)
+}
+
+/// A blob row (seq, blob_id, doc_id, data, scope_id, covers) as a record.
+fn blob_record(row: &sqlx::sqlite::SqliteRow) -> Result<BlobRecord, StorageError> {
+    Ok(BlobRecord {
+        id: BlobId(array(row.get(1))?),
+        doc: DocId(array(row.get(2))?),
+        data: row.get(3),
+        scope: ScopeId(array(row.get(4))?),
+        covers: row
+            .get::<Option<i64>, _>(5)
+            .map(|c| u64::try_from(c).unwrap_or(0)),
+    })
 }
