@@ -135,10 +135,17 @@ impl Client {
                 self.sign_request("GET", path, Vec::new(), now, rng)
             }
             Phase::Upload => {
+                // As many as fit in one request (base64 adds a third), at least one.
+                let budget = api::MAX_REQUEST_BYTES / 2;
+                let mut used = 0;
                 let blobs: Vec<_> = self
                     .outbox
                     .iter()
                     .take(api::MAX_BLOBS_PER_APPEND)
+                    .take_while(|b| {
+                        used += b.data.len();
+                        used <= budget || used == b.data.len()
+                    })
                     .cloned()
                     .collect();
                 run.sending = blobs.iter().map(|b| b.id).collect();

@@ -145,6 +145,13 @@ impl Device {
         }
     }
 
+    /// Writes one contribution to the cohort, offline.
+    pub fn write_text(&mut self, text: &str) {
+        self.client
+            .contribute(text, kith_core::WriteScope::Cohort, now(), &mut OsRng)
+            .unwrap();
+    }
+
     /// This device's cohort.
     pub fn cohort(&self) -> ScopeId {
         self.client.cohort().unwrap()
