@@ -1,0 +1,279 @@
+//! The membership rules, one refusal at a time.
+
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
+
+use super::*;
+use crate::keys::AgeIdentity;
+
+struct World {
+    rng: ChaCha20Rng,
+    log: Membership,
+    steward: DeviceKeys,
+    cohort: ScopeId,
+    other_cohort: ScopeId,
+}
+
+const T: Timestamp = Timestamp(1);
+
+fn recipient(rng: &mut ChaCha20Rng) -> String {
+    AgeIdentity::generate(rng).recipient().to_string()
+}
+
+fn public(keys: &DeviceKeys) -> DeviceKeysPublic {
+    DeviceKeysPublic {
+        device: keys.device_id(),
+        recipient: keys.recipient().to_string(),
+    }
+}
+
+impl World {
+    /// A steward's alliance with its cohort and a second cohort.
+    fn new() -> Self {
+        let mut rng = ChaCha20Rng::seed_from_u64(7);
+        let steward = DeviceKeys::generate(&mut rng);
+        let (cohort, other_cohort) = (ScopeId::random(&mut rng), ScopeId::random(&mut rng));
+        let mut log = Membership::new(AllianceId::random(&mut rng));
+        let create = Action::Create {
+            steward: MemberId::random(&mut rng),
+            device: public(&steward),
+            cohort,
+            research: vec![],
+            sealed_pseudonym: vec![],
+        };
+        log.append(&steward, create, T).unwrap();
+        for (scope, kind) in [
+            (ScopeId::random(&mut rng), ScopeKind::Alliance),
+            (cohort, ScopeKind::Cohort),
+            (other_cohort, ScopeKind::Cohort),
+        ] {
+            let open = Action::OpenScope {
+                scope,
+                kind,
+                recipient: recipient(&mut rng),
+                sealed_name: vec![],
+            };
+            log.append(&steward, open, T).unwrap();
+        }
+        Self {
+            rng,
+            log,
+            steward,
+            cohort,
+            other_cohort,
+        }
+    }
+
+    /// `inviter` invites a new member; returns the invite's key and id.
+    fn invite(
+        &mut self,
+        inviter: &DeviceKeys,
+        role: Role,
+        cohort: Option<ScopeId>,
+    ) -> Result<(ed25519_dalek::SigningKey, InviteId, MemberId), LogError> {
+        let key = ed25519_dalek::SigningKey::generate(&mut self.rng);
+        let (invite, member) = (
+            InviteId::random(&mut self.rng),
+            MemberId::random(&mut self.rng),
+        );
+        let action = Action::Invite {
+            invite,
+            key: key.verifying_key().to_bytes(),
+            member,
+            role,
+            cohort,
+            recipient: recipient(&mut self.rng),
+            expires_at: Timestamp(1_000),
+        };
+        self.log.append(inviter, action, T)?;
+        Ok((key, invite, member))
+    }
+
+    /// A new device joins with `key`'s proof.
+    fn join(
+        &mut self,
+        key: &ed25519_dalek::SigningKey,
+        invite: InviteId,
+    ) -> Result<DeviceKeys, LogError> {
+        use ed25519_dalek::Signer;
+        let device = DeviceKeys::generate(&mut self.rng);
+        let message = join_proof_message(self.log.alliance(), invite, &public(&device));
+        let action = Action::Join {
+            invite,
+            device: public(&device),
+            proof: key.sign(&message).to_bytes().to_vec(),
+            sealed_pseudonym: vec![],
+        };
+        self.log.append(&device, action, T)?;
+        Ok(device)
+    }
+
+    /// A member of `cohort`, joined.
+    fn member(&mut self, role: Role, cohort: ScopeId) -> (DeviceKeys, MemberId) {
+        let steward = self.steward_keys();
+        let (key, invite, member) = self.invite(&steward, role, Some(cohort)).unwrap();
+        (self.join(&key, invite).unwrap(), member)
+    }
+
+    fn steward_keys(&self) -> DeviceKeys {
+        DeviceKeys::import_secret(&self.steward.export_secret()).unwrap()
+    }
+
+    fn remove(
+        &mut self,
+        by: &DeviceKeys,
+        devices: Vec<DeviceId>,
+        whole: bool,
+    ) -> Result<(), LogError> {
+        let action = Action::Remove {
+            devices,
+            whole_member: whole,
+            cutoffs: vec![],
+        };
+        self.log.append(by, action, T).map(|_| ())
+    }
+}
+
+#[test]
+fn only_stewards_and_facilitators_invite_and_facilitators_only_into_their_cohort() {
+    let mut w = World::new();
+    let (alex, _) = w.member(Role::Member, w.cohort);
+    let (fran, _) = w.member(Role::Facilitator, w.cohort);
+    assert!(matches!(
+        w.invite(&alex, Role::Member, Some(w.cohort)),
+        Err(LogError::Unauthorised(_))
+    ));
+    assert!(matches!(
+        w.invite(&fran, Role::Member, Some(w.other_cohort)),
+        Err(LogError::Unauthorised(_))
+    ));
+    assert!(w.invite(&fran, Role::Member, Some(w.cohort)).is_ok());
+    let steward = w.steward_keys();
+    assert!(matches!(
+        w.invite(&steward, Role::Steward, Some(w.cohort)),
+        Err(LogError::Invalid(_))
+    ));
+    assert!(matches!(
+        w.invite(&steward, Role::Researcher, Some(w.cohort)),
+        Err(LogError::Invalid(_))
+    ));
+}
+
+#[test]
+fn a_join_needs_the_invite_key_and_works_once() {
+    let mut w = World::new();
+    let steward = w.steward_keys();
+    let (key, invite, _) = w.invite(&steward, Role::Member, Some(w.cohort)).unwrap();
+    let forger = ed25519_dalek::SigningKey::generate(&mut w.rng);
+    assert!(matches!(
+        w.join(&forger, invite),
+        Err(LogError::Unauthorised(_))
+    ));
+    assert!(w.join(&key, invite).is_ok());
+    assert!(matches!(w.join(&key, invite), Err(LogError::Invalid(_))));
+}
+
+#[test]
+fn a_refused_entry_changes_nothing_and_order_and_signatures_are_checked() {
+    let mut w = World::new();
+    let (alex, _) = w.member(Role::Member, w.cohort);
+    let (len, entries) = (w.log.len(), w.log.entries().to_vec());
+    assert!(w.invite(&alex, Role::Member, Some(w.cohort)).is_err());
+    assert_eq!(w.log.len(), len);
+    assert_eq!(w.log.entries(), &entries[..]);
+
+    // Replaying the log elsewhere gives the same membership.
+    let again = Membership::replay(w.log.alliance(), &entries).unwrap();
+    assert_eq!(again.len(), len);
+
+    // An entry signed for the last place, sent again: out of order.
+    let last = entries.last().unwrap().clone();
+    assert!(matches!(
+        w.log.apply(&last),
+        Err(LogError::OutOfOrder { .. })
+    ));
+    // A signature over other bytes.
+    let mut forged = last.clone();
+    forged.body[0] ^= 1;
+    assert!(matches!(
+        Membership::replay(w.log.alliance(), &[entries[0].clone(), forged]),
+        Err(LogError::BadSignature | LogError::Malformed)
+    ));
+    // A log for another alliance.
+    assert_eq!(
+        Membership::replay(AllianceId([9; 16]), &entries[..1]).err(),
+        Some(LogError::WrongAlliance)
+    );
+}
+
+#[test]
+fn removal_rules_and_the_rotation_they_oblige() {
+    let mut w = World::new();
+    let steward = w.steward_keys();
+    let (alex, alex_id) = w.member(Role::Member, w.cohort);
+    let (blake, _) = w.member(Role::Member, w.cohort);
+    let (casey, _) = w.member(Role::Member, w.other_cohort);
+    // A member removes no one else; nobody removes the steward.
+    assert!(matches!(
+        w.remove(&alex, vec![blake.device_id()], true),
+        Err(LogError::Unauthorised(_))
+    ));
+    assert!(w.remove(&alex, vec![steward.device_id()], true).is_err());
+    // A member's only device cannot be unlinked: remove the member instead.
+    assert!(matches!(
+        w.remove(&steward, vec![alex.device_id()], false),
+        Err(LogError::Invalid(_))
+    ));
+    w.remove(&steward, vec![alex.device_id()], true).unwrap();
+    assert!(w.log.member(&alex_id).unwrap().removed);
+    assert_eq!(w.log.active_role(&alex.device_id()), None);
+    // The scopes Alex read must get new keys, from a device that reads them.
+    let stale = w.log.stale_scopes_read_by(&blake.device_id());
+    assert!(stale.contains(&w.cohort));
+    assert!(!stale.contains(&w.other_cohort));
+    let rotate = |epoch| Action::Rotate {
+        scope: w.cohort,
+        epoch,
+        recipient: AgeIdentity::generate(&mut ChaCha20Rng::seed_from_u64(3))
+            .recipient()
+            .to_string(),
+    };
+    let (rotate_by_outsider, rotate_by_reader, rotate_wrong_epoch) =
+        (rotate(1), rotate(1), rotate(5));
+    assert!(matches!(
+        w.log.append(&casey, rotate_by_outsider, T),
+        Err(LogError::Unauthorised(_))
+    ));
+    assert!(matches!(
+        w.log.append(&blake, rotate_wrong_epoch, T),
+        Err(LogError::Invalid(_))
+    ));
+    w.log.append(&blake, rotate_by_reader, T).unwrap();
+    assert_eq!(w.log.current_epoch(&w.cohort), Some(1));
+    let stale = w.log.stale_scopes_read_by(&blake.device_id());
+    assert!(!stale.contains(&w.cohort));
+    assert_eq!(
+        stale,
+        vec![w.log.alliance_scope().unwrap()],
+        "the alliance scope is still owed"
+    );
+    // A removed device writes nothing more to the log.
+    assert!(matches!(
+        w.invite(&alex, Role::Member, Some(w.cohort)),
+        Err(LogError::Unauthorised(_))
+    ));
+}
+
+#[test]
+fn a_cohort_opened_by_a_steward_outside_it_waits_for_its_first_reader_to_rekey() {
+    let mut w = World::new();
+    assert!(w.log.scope(&w.other_cohort).unwrap().stale);
+    assert!(!w.log.scope(&w.cohort).unwrap().stale);
+    let (casey, _) = w.member(Role::Member, w.other_cohort);
+    assert_eq!(
+        w.log.stale_scopes_read_by(&casey.device_id()),
+        vec![w.other_cohort]
+    );
+    assert!(w.log.may_checkpoint(&w.steward.device_id(), &w.cohort));
+    assert!(!w.log.may_checkpoint(&casey.device_id(), &w.other_cohort));
+}
