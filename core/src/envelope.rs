@@ -25,6 +25,7 @@ use crate::error::Error;
 use crate::ids::DeviceId;
 use crate::keys::{AgeIdentity, DeviceKeys, Recipient, verify};
 use crate::padding;
+use zeroize::Zeroizing;
 
 pub use crate::padding::padded_len;
 
@@ -122,25 +123,29 @@ fn seal_with<T: Serialize>(
     recipients: &[&Recipient],
     mode: Padding,
 ) -> Result<(Vec<u8>, [u8; 32]), Error> {
-    let body = postcard::to_allocvec(body).map_err(|_| Error::Encrypt)?;
-    let body_hash = Sha256::digest(&body).into();
+    // Payloads can hold keys (grants, invite packages): every plaintext
+    // copy is wiped when dropped.
+    let body = Zeroizing::new(postcard::to_allocvec(body).map_err(|_| Error::Encrypt)?);
+    let body_hash = Sha256::digest(&*body).into();
     let signature = keys.sign(&signing_message(label, &body)).to_vec();
     let signed = Signed {
-        body,
+        body: body.to_vec(),
         signer: keys.device_id(),
         signature,
     };
-    let signed = postcard::to_allocvec(&signed).map_err(|_| Error::Encrypt)?;
-    let content_len = label.len() + signed.len();
+    let signed_bytes = Zeroizing::new(postcard::to_allocvec(&signed).map_err(|_| Error::Encrypt)?);
+    drop(Zeroizing::new(signed.body));
+    let content_len = label.len() + signed_bytes.len();
     let mut plaintext = Vec::with_capacity(match mode {
         Padding::Padme => padded_len(content_len),
         Padding::None => content_len,
     });
     plaintext.extend_from_slice(label);
-    plaintext.extend_from_slice(&signed);
+    plaintext.extend_from_slice(&signed_bytes);
     if mode == Padding::Padme {
         plaintext = padding::pad(plaintext);
     }
+    let plaintext = Zeroizing::new(plaintext);
     Ok((encrypt(&plaintext, recipients)?, body_hash))
 }
 
@@ -150,7 +155,7 @@ fn open_with<T: DeserializeOwned>(
     identities: &[&AgeIdentity],
     mode: Padding,
 ) -> Result<Opened<T>, OpenError> {
-    let plaintext = decrypt(ciphertext, identities)?;
+    let plaintext = Zeroizing::new(decrypt(ciphertext, identities)?);
     let signed_bytes = plaintext
         .strip_prefix(label)
         .ok_or(OpenError::BadSignature)?;
@@ -172,9 +177,11 @@ fn open_with<T: DeserializeOwned>(
         return Err(OpenError::BadSignature);
     }
     let body = postcard::from_bytes(&signed.body).map_err(|_| OpenError::BadSignature)?;
+    let body_hash = Sha256::digest(&signed.body).into();
+    drop(Zeroizing::new(signed.body));
     Ok(Opened {
         signer: signed.signer,
-        body_hash: Sha256::digest(&signed.body).into(),
+        body_hash,
         body,
     })
 }
