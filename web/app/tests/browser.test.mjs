@@ -279,6 +279,26 @@ describe('Kith PWA in Chromium, against the real relay', () => {
       assert.equal(mine[0].text, text);
       assert.equal(mine[0].author, PSEUDONYM);
 
+      // It was for the research team only (the app's default): the steward,
+      // in the same cohort, cannot read it.
+      await kith('sync', '--data-dir', stewardDir);
+      const cohortView = await kith('list', '--data-dir', stewardDir);
+      assert.ok(
+        !cohortView.contributions.some((c) => c.text.includes(canary)),
+        'a research-only reflection reached the cohort',
+      );
+
+      // Shared with the group on purpose: the cohort reads that one.
+      const shared = `We could meet earlier in the day. ${randomUUID()}`;
+      await page.getByRole('radio', { name: 'My group and the research team' }).check();
+      await page.getByRole('textbox', { name: 'Write a reflection' }).fill(shared);
+      await page.getByRole('button', { name: 'Save' }).click();
+      await until('the cohort to read what was shared with it', async () => {
+        await kith('sync', '--data-dir', stewardDir);
+        const listed = await kith('list', '--data-dir', stewardDir);
+        return listed.contributions.some((c) => c.text === shared);
+      }, 90_000);
+
       assert.deepEqual(errors, [], 'no uncaught errors in the page');
     } catch (e) {
       await page.screenshot({ path: join(tmpdir(), 'kith-browser-failure.png') }).catch(() => {});

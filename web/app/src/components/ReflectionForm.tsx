@@ -54,7 +54,7 @@ export function ReflectionForm({ device, storage, onSaved, onStorageError }: Pro
         Write a reflection
       </label>
       <p id="reflection-hint" class="hint">
-        It is locked on this phone until it is sent. Only the people you choose below can read it.
+        Kith locks it on this phone before saving or sending it. Only the people you choose below can read it.
       </p>
       <textarea
         id="reflection"
