@@ -446,7 +446,8 @@ impl Client {
             .iter()
             .map(|key| self.grant_blob(&draft, key, now, rng))
             .collect::<Result<Vec<_>, _>>()?;
-        let mut ops: Vec<StoreOp> = grants.iter().cloned().map(StoreOp::PutBlob).collect();
+        // The grants live inside the saved pending change until the relay
+        // takes it, so a refused change leaves nothing behind.
         let body = AppendLog {
             entries: entries.clone(),
         };
@@ -455,7 +456,7 @@ impl Client {
             keys,
             grants,
         });
-        ops.push(StoreOp::PutState(self.saved().encode()));
+        let ops = vec![StoreOp::PutState(self.saved().encode())];
         let request = self.sign_request(
             "POST",
             api::paths::log(self.profile.alliance),
@@ -474,8 +475,9 @@ impl Client {
             .take()
             .ok_or(Error::Misuse("no membership change is waiting"))?;
         self.apply_log(&pending.entries)?;
-        self.keep_change(pending);
-        Ok(vec![StoreOp::PutState(self.saved().encode())])
+        let mut ops = self.keep_change(pending);
+        ops.push(StoreOp::PutState(self.saved().encode()));
+        Ok(ops)
     }
 
     /// The relay refused the pending change: forget it.
@@ -487,24 +489,26 @@ impl Client {
     /// After fetching the log: a pending change whose entries are in it was
     /// accepted (its answer was lost); one whose place is taken by other
     /// entries was not.
-    pub(crate) fn settle_pending(&mut self) {
+    pub(crate) fn settle_pending(&mut self) -> Vec<StoreOp> {
         let Some(pending) = self.pending.take() else {
-            return;
+            return Vec::new();
         };
-        let Some(first) = pending.entries.first() else {
-            return;
-        };
-        let Ok(entry) = first.open() else {
-            return;
+        let Some(Ok(entry)) = pending.entries.first().map(|e| e.open()) else {
+            return Vec::new();
         };
         match self.membership.entries().get(entry.index as usize) {
-            Some(known) if known == first => self.keep_change(pending),
-            Some(_) => {}
-            None => self.pending = Some(pending),
+            Some(known) if Some(known) == pending.entries.first() => self.keep_change(pending),
+            Some(_) => Vec::new(),
+            None => {
+                self.pending = Some(pending);
+                Vec::new()
+            }
         }
     }
 
-    fn keep_change(&mut self, pending: PendingChange) {
+    /// Keeps an accepted change's keys and queues its grants; returns the
+    /// grants to store.
+    fn keep_change(&mut self, pending: PendingChange) -> Vec<StoreOp> {
         for key in pending.keys {
             // A key of a scope this member does not read (a cohort a
             // steward opened for others) is kept only to put in invites.
@@ -517,10 +521,15 @@ impl Client {
                 self.custody.push(key);
             }
         }
-        for blob in pending.grants {
-            self.reader.mark_applied(blob.id);
-            self.outbox.push(blob);
-        }
+        pending
+            .grants
+            .into_iter()
+            .map(|blob| {
+                self.reader.mark_applied(blob.id);
+                self.outbox.push(blob.clone());
+                StoreOp::PutBlob(blob)
+            })
+            .collect()
     }
 
     fn require_active(&self) -> Result<(), Error> {

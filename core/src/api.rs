@@ -237,6 +237,10 @@ pub struct BlobRecord {
     /// For a checkpoint: the relay position up to which it holds the scope's batches.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub covers: Option<u64>,
+    /// For a batch: its number in its device's chain in the scope (so the
+    /// relay can check that a removal names every batch it acknowledged).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u64>,
     /// The age file.
     #[serde(with = "base64_bytes")]
     pub data: Vec<u8>,

@@ -18,7 +18,8 @@ use crate::membership::{Membership, SignedEntry};
 use crate::payload::{Batch, BlobPayload, Content, Grant};
 use crate::reader::Reader;
 use crate::state::{
-    Profile, Saved, SavedPending, StoreOp, doc_for, load_identity, load_keys, save_keys,
+    Profile, Saved, SavedPending, StoreOp, decode_blob, doc_for, encode_blob, load_identity,
+    load_keys, save_keys,
 };
 use crate::sync::SyncRun;
 use crate::time::Timestamp;
@@ -143,7 +144,11 @@ impl Client {
         client.outbox = take(&waiting)?;
         if let Some(pending) = saved.pending {
             client.pending = Some(PendingChange {
-                grants: take(&pending.grants)?,
+                grants: pending
+                    .grants
+                    .iter()
+                    .map(|b| decode_blob(b))
+                    .collect::<Result<_, _>>()?,
                 keys: load_keys(&pending.keys)?,
                 entries: pending.entries,
             });
@@ -264,10 +269,16 @@ impl Client {
             ));
         }
         let scope = self.write_scope(scope)?;
-        let key = self.reader.newest_key(scope).ok_or(Error::Misuse(
-            "this device does not hold the key for that space yet; sync first",
+        // Encrypt to the newest epoch the log names, even before its key
+        // reaches this device: someone just removed must not read it.
+        let epoch = self.membership.current_epoch(&scope).ok_or(Error::Misuse(
+            "that space is not in the alliance's membership yet; sync first",
         ))?;
-        let (epoch, recipient) = (key.epoch, key.identity.recipient());
+        let recipient = Recipient::parse(
+            self.membership
+                .epoch_recipient(&scope, epoch)
+                .expect("the current epoch is named"),
+        )?;
         let id = ContributionId::random(rng);
         let doc = doc_for(self.profile.member, scope);
         let device = self.device_id();
@@ -345,7 +356,7 @@ impl Client {
             pending: self.pending.as_ref().map(|p| SavedPending {
                 entries: p.entries.clone(),
                 keys: save_keys(&p.keys),
-                grants: p.grants.iter().map(|b| b.id).collect(),
+                grants: p.grants.iter().map(encode_blob).collect(),
             }),
         }
     }
@@ -417,7 +428,7 @@ impl Client {
         recipients: &[&Recipient],
         rng: &mut impl CryptoRngCore,
     ) -> Result<(BlobRecord, [u8; 32]), Error> {
-        let (scope, covers) = (content.scope(), content.covers());
+        let (scope, covers, seq) = (content.scope(), content.covers(), content.seq());
         let payload = BlobPayload {
             alliance: self.profile.alliance,
             blob: BlobId::random(rng),
@@ -430,6 +441,7 @@ impl Client {
             doc,
             scope,
             covers,
+            seq,
             data,
         };
         Ok((blob, body_hash))

@@ -34,6 +34,8 @@ pub struct Joining {
     pseudonym: Option<String>,
     step: Step,
     attempts: u32,
+    /// The last join sent: if its answer was lost, the log shows it landed.
+    sent: Option<Box<Accepted>>,
 }
 
 enum Step {
@@ -62,6 +64,7 @@ impl Joining {
             pseudonym: Some(check_name(pseudonym, "pseudonym")?),
             step: Step::Redeem,
             attempts: 0,
+            sent: None,
         })
     }
 
@@ -74,6 +77,7 @@ impl Joining {
             pseudonym: None,
             step: Step::Redeem,
             attempts: 0,
+            sent: None,
         })
     }
 
@@ -139,21 +143,35 @@ impl Joining {
         match std::mem::replace(&mut self.step, Step::Redeem) {
             Step::AwaitRedeem => {
                 if !(200..300).contains(&response.status) {
+                    // Asking again may work (a relay that was busy, say).
+                    self.step = Step::AwaitRedeem;
                     return Err(relay_error(&response));
                 }
                 let redeemed: Redeemed = serde_json::from_slice(&response.body)
                     .map_err(|_| Error::BadResponse("unexpected body"))?;
+                if let Some(sent) = self.sent.take() {
+                    let membership = Membership::replay(self.invite.alliance, &redeemed.log)?;
+                    if membership.device(&self.keys.device_id()).is_some() {
+                        // The join went in; only the relay's answer was lost.
+                        let sent = *sent;
+                        self.step = Step::Done(Box::new(Accepted { membership, ..sent }));
+                        return Ok(());
+                    }
+                }
                 let accepted = self.accept(redeemed, now, rng)?;
                 self.step = Step::Append(Box::new(accepted));
                 Ok(())
             }
             Step::AwaitAppend(accepted) => {
                 if response.status == 409 && self.attempts + 1 < MAX_ATTEMPTS {
-                    // The membership moved on meanwhile: start over.
+                    // The membership moved on meanwhile (or this very join
+                    // went in and its answer was lost): start over and see.
                     self.attempts += 1;
+                    self.sent = Some(accepted);
                     return Ok(());
                 }
                 if !(200..300).contains(&response.status) {
+                    self.step = Step::AwaitAppend(accepted);
                     return Err(relay_error(&response));
                 }
                 self.step = Step::Done(accepted);

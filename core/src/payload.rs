@@ -50,6 +50,14 @@ impl Content {
             _ => None,
         }
     }
+
+    /// For a batch, its number in its device's chain.
+    pub fn seq(&self) -> Option<u64> {
+        match self {
+            Content::Batch(b) => Some(b.seq),
+            _ => None,
+        }
+    }
 }
 
 /// Every document of one scope, saved, with the device chains it covers.

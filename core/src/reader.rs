@@ -62,6 +62,22 @@ pub enum Rejection {
 }
 
 impl Rejection {
+    /// Whether the relay could still serve this blob intact (it was damaged,
+    /// moved, or came before the log that names its writer), so it is worth
+    /// fetching again. A signed blob refused by the membership's rules stays
+    /// refused.
+    pub fn may_be_repaired(&self) -> bool {
+        matches!(
+            self,
+            Rejection::Damaged(_)
+                | Rejection::BadSignature(_)
+                | Rejection::Relabelled(_)
+                | Rejection::WrongAlliance(_)
+                | Rejection::WrongKey(_)
+                | Rejection::UnknownDevice(_)
+        )
+    }
+
     /// The blob refused.
     pub fn blob(&self) -> BlobId {
         match self {
@@ -320,6 +336,7 @@ impl Reader {
             || payload.doc != blob.doc
             || payload.content.scope() != blob.scope
             || payload.content.covers() != blob.covers
+            || payload.content.seq() != blob.seq
         {
             return Err(Rejection::Relabelled(blob.id));
         }

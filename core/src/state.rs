@@ -38,7 +38,8 @@ pub(crate) type SavedKeys = Vec<(ScopeId, u32, Zeroizing<Vec<u8>>)>;
 pub(crate) struct SavedPending {
     pub entries: Vec<SignedEntry>,
     pub keys: SavedKeys,
-    pub grants: Vec<BlobId>,
+    /// The grants of its new keys, each as `encode_blob` stores it.
+    pub grants: Vec<Vec<u8>>,
 }
 
 /// The state record.
@@ -149,20 +150,35 @@ impl std::fmt::Debug for StoreOp {
 
 /// Encodes a blob record for a local store.
 pub fn encode_blob(blob: &BlobRecord) -> Vec<u8> {
-    postcard::to_allocvec(&(blob.id.0, blob.doc.0, blob.scope.0, blob.covers, &blob.data))
-        .expect("blob encodes")
+    let fields = (
+        blob.id.0,
+        blob.doc.0,
+        blob.scope.0,
+        blob.covers,
+        blob.seq,
+        &blob.data,
+    );
+    postcard::to_allocvec(&fields).expect("blob encodes")
 }
 
 /// Decodes a blob record from a local store.
 pub fn decode_blob(bytes: &[u8]) -> Result<BlobRecord, Error> {
-    type Stored = ([u8; 16], [u8; 16], [u8; 16], Option<u64>, Vec<u8>);
-    let (id, doc, scope, covers, data): Stored =
+    type Stored = (
+        [u8; 16],
+        [u8; 16],
+        [u8; 16],
+        Option<u64>,
+        Option<u64>,
+        Vec<u8>,
+    );
+    let (id, doc, scope, covers, seq, data): Stored =
         postcard::from_bytes(bytes).map_err(|_| Error::CorruptState("stored blob"))?;
     Ok(BlobRecord {
         id: BlobId(id),
         doc: DocId(doc),
         scope: ScopeId(scope),
         covers,
+        seq,
         data,
     })
 }

@@ -212,7 +212,7 @@ impl Client {
                 let page: LogPage = parse(&response)?;
                 self.apply_log(&page.entries)?;
                 if !page.more {
-                    self.settle_pending();
+                    ops.extend(self.settle_pending());
                     run.change = self.owed_change(now, rng, &mut ops)?;
                     run.scopes = self.fetch_scopes();
                     run.phase = Phase::Change;
@@ -267,12 +267,12 @@ impl Client {
             }
         };
         let finished = if more {
-            self.recheck |= !run.report.rejected.is_empty();
+            self.recheck |= run.report.rejected.iter().any(Rejection::may_be_repaired);
             None
         } else {
             run.report.rejected.dedup();
             run.report.missing = self.reader.gaps();
-            self.recheck = !run.report.rejected.is_empty();
+            self.recheck = run.report.rejected.iter().any(Rejection::may_be_repaired);
             Some(std::mem::take(&mut run.report))
         };
         ops.push(StoreOp::PutState(self.saved().encode()));

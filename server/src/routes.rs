@@ -16,7 +16,7 @@ use subtle::ConstantTimeEq;
 
 use crate::auth::Signed;
 use crate::error::AppError;
-use crate::storage::{Appended, DeviceAccess, Storage, StoredInvite};
+use crate::storage::{Appended, DeviceAccess, LogAppend, Storage, StoredInvite};
 use crate::{AppState, now};
 
 /// The longest an invite may stay valid.
@@ -83,6 +83,7 @@ async fn append_entries<S: Storage>(
         )));
     }
     let from = membership.len();
+    let mut cutoffs = Vec::new();
     for signed in entries {
         let entry = signed.open().map_err(log_refusal)?;
         if entry.author != signer {
@@ -91,16 +92,27 @@ async fn append_entries<S: Storage>(
             ));
         }
         membership.apply(signed).map_err(log_refusal)?;
+        if let Action::Remove { cutoffs: more, .. } = entry.action {
+            cutoffs.extend(more);
+        }
     }
     let devices = DeviceAccess::all(&membership);
-    if !state
+    match state
         .storage
-        .append_log(alliance, from, entries, &devices, now())
+        .append_log(alliance, from, entries, &devices, &cutoffs, now())
         .await?
     {
-        return Err(AppError::Conflict(
-            "the membership changed meanwhile; sync, then try again",
-        ));
+        LogAppend::Appended => {}
+        LogAppend::Conflict => {
+            return Err(AppError::Conflict(
+                "the membership changed meanwhile; sync, then try again",
+            ));
+        }
+        LogAppend::CutoffBehind => {
+            return Err(AppError::Conflict(
+                "the device being removed sent writing this device has not seen yet; sync, then try again",
+            ));
+        }
     }
     tracing::info!(alliance = %alliance, count = entries.len(), "membership entries appended");
     Ok(())

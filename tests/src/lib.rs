@@ -245,6 +245,7 @@ pub struct BlobRow {
     pub device_id: Vec<u8>,
     pub data: Vec<u8>,
     pub scope_id: Vec<u8>,
+    pub batch_seq: Option<i64>,
 }
 
 impl RelayDb {
@@ -282,8 +283,8 @@ impl RelayDb {
         let device = hex::decode(device_hex).unwrap();
         self.runtime.block_on(async {
             sqlx::query(
-                "SELECT seq, alliance_id, blob_id, doc_id, device_id, data, scope_id FROM blobs \
-                 WHERE device_id = ? ORDER BY seq",
+                "SELECT seq, alliance_id, blob_id, doc_id, device_id, data, scope_id, batch_seq \
+                 FROM blobs WHERE device_id = ? ORDER BY seq",
             )
             .bind(device)
             .fetch_all(&self.pool)
@@ -298,6 +299,7 @@ impl RelayDb {
                 device_id: r.get(4),
                 data: r.get(5),
                 scope_id: r.get(6),
+                batch_seq: r.get(7),
             })
             .collect()
         })
@@ -319,8 +321,9 @@ impl RelayDb {
 
     /// Stores `row` under `blob_id`, at position `seq` (or at the end).
     pub fn insert(&self, row: &BlobRow, blob_id: &[u8], seq: Option<i64>) {
-        let sql = "INSERT INTO blobs (seq, alliance_id, blob_id, doc_id, device_id, data, scope_id) \
-                   VALUES (?, ?, ?, ?, ?, ?, ?)";
+        let sql = "INSERT INTO blobs \
+                   (seq, alliance_id, blob_id, doc_id, device_id, data, scope_id, batch_seq) \
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?)";
         self.runtime.block_on(async {
             sqlx::query(sql)
                 .bind(seq)
@@ -330,6 +333,7 @@ impl RelayDb {
                 .bind(&row.device_id)
                 .bind(&row.data)
                 .bind(&row.scope_id)
+                .bind(row.batch_seq)
                 .execute(&self.pool)
                 .await
                 .unwrap();
@@ -354,6 +358,7 @@ impl RelayDb {
             device_id: hex::decode(device).unwrap(),
             data: blob.data.clone(),
             scope_id: blob.scope.0.to_vec(),
+            batch_seq: blob.seq.map(|s| i64::try_from(s).unwrap()),
         };
         self.insert(&row, &row.blob_id, None);
     }

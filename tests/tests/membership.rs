@@ -323,3 +323,53 @@ fn device_of(dir: &str) -> String {
         .unwrap()
         .to_owned()
 }
+
+/// A removal names, for each scope, the last batch the remover has seen from
+/// the removed device. If that device's later writing already reached the
+/// relay, the relay refuses the removal until the remover has seen it, so no
+/// write the relay acknowledged is refused by the others afterwards.
+#[test]
+fn a_removal_waits_for_writing_the_relay_already_acknowledged() {
+    use kith_core::Role;
+    use kith_tests::device::{Device, now};
+    use rand_core::OsRng;
+
+    let base = tempfile::tempdir().unwrap();
+    let relay = Relay::start(base.path());
+    let mut steward = Device::steward(&relay.url(), Vec::new());
+    let mut alex = Device::invited(&mut steward, "Alex", Role::Member);
+    alex.write(1, "just before leaving");
+    assert_eq!(alex.sync().sent, 1);
+
+    // The steward has not synced since: its removal is behind the relay.
+    let member = alex.client.profile().member;
+    let (removal, _) = steward
+        .client
+        .remove_member(member, now(), &mut OsRng)
+        .unwrap();
+    let answer = steward.http.send(&removal);
+    assert_eq!(answer.status, 409);
+    assert!(String::from_utf8_lossy(&answer.body).contains("not seen yet"));
+    steward.client.change_refused();
+
+    steward.sync();
+    let (removal, _) = steward
+        .client
+        .remove_member(member, now(), &mut OsRng)
+        .unwrap();
+    assert_eq!(steward.http.send(&removal).status, 201);
+    steward.client.change_accepted().unwrap();
+    steward.sync();
+
+    // Everyone keeps what Alex wrote before leaving.
+    let mut later = Device::invited(&mut steward, "Later", Role::Member);
+    assert!(later.sync().is_clean());
+    let texts: Vec<String> = later
+        .client
+        .contributions()
+        .into_iter()
+        .map(|c| c.text)
+        .collect();
+    assert_eq!(texts.len(), 1, "{texts:?}");
+    assert!(texts[0].starts_with("just before leaving"));
+}

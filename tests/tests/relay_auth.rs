@@ -56,6 +56,7 @@ fn append_body(id: u8, data: &[u8]) -> Vec<u8> {
             doc: DocId([1; 16]),
             scope: ScopeId([1; 16]),
             covers: None,
+            seq: None,
             data: data.to_vec(),
         }],
     })

@@ -6,6 +6,7 @@ use std::future::Future;
 
 use kith_core::{
     AllianceId, BlobRecord, DeviceId, InviteId, Membership, Role, ScopeId, SignedEntry, Timestamp,
+    membership::Cutoff,
 };
 
 pub use sqlite::SqliteStorage;
@@ -68,6 +69,17 @@ impl DeviceAccess {
     }
 }
 
+/// What happened to a log append.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogAppend {
+    /// Appended.
+    Appended,
+    /// Another append took those places first.
+    Conflict,
+    /// A removal's cutoff is behind a batch the relay holds.
+    CutoffBehind,
+}
+
 /// One page of blobs.
 pub struct Page {
     /// The blobs, in order.
@@ -106,16 +118,19 @@ pub trait Storage: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Vec<SignedEntry>, StorageError>> + Send;
 
     /// Appends entries that follow entry `from - 1`, and records the devices
-    /// as the new log names them, in one transaction. Returns false when
-    /// another append took those places first.
+    /// as the new log names them, in one transaction. Refused (nothing
+    /// changes) when another append took those places first, or when a
+    /// removed device holds a batch numbered past the cutoff the removal
+    /// gives for its scope.
     fn append_log(
         &self,
         alliance: AllianceId,
         from: u64,
         entries: &[SignedEntry],
         devices: &[DeviceAccess],
+        cutoffs: &[Cutoff],
         now: Timestamp,
-    ) -> impl Future<Output = Result<bool, StorageError>> + Send;
+    ) -> impl Future<Output = Result<LogAppend, StorageError>> + Send;
 
     /// Stores a new invite. Returns false when the id is taken.
     fn put_invite(

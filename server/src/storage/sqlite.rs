@@ -13,7 +13,8 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
-use super::{Appended, DeviceAccess, Page, Storage, StorageError, StoredInvite};
+use super::{Appended, DeviceAccess, LogAppend, Page, Storage, StorageError, StoredInvite};
+use kith_core::membership::Cutoff;
 
 /// The SQLite backend.
 #[derive(Clone)]
@@ -174,15 +175,31 @@ impl Storage for SqliteStorage {
         from: u64,
         entries: &[SignedEntry],
         devices: &[DeviceAccess],
+        cutoffs: &[Cutoff],
         now: Timestamp,
-    ) -> Result<bool, StorageError> {
+    ) -> Result<LogAppend, StorageError> {
+        // BEGIN IMMEDIATE in effect: the first statement writes, so no
+        // batch can slip in between the cutoff check and the append.
         let mut tx = self.pool.begin().await?;
         if !insert_entries(&mut tx, &alliance.0, from, entries).await? {
-            return Ok(false);
+            return Ok(LogAppend::Conflict);
+        }
+        for cutoff in cutoffs {
+            let held: Option<i64> = sqlx::query_scalar(
+                "SELECT MAX(batch_seq) FROM blobs WHERE alliance_id = ? AND device_id = ? AND scope_id = ?",
+            )
+            .bind(&alliance.0[..])
+            .bind(&cutoff.device.0[..])
+            .bind(&cutoff.scope.0[..])
+            .fetch_one(&mut *tx)
+            .await?;
+            if held.is_some_and(|h| h > position(cutoff.seq)) {
+                return Ok(LogAppend::CutoffBehind);
+            }
         }
         record_devices(&mut tx, &alliance.0, devices, now).await?;
         tx.commit().await?;
-        Ok(true)
+        Ok(LogAppend::Appended)
     }
 
     async fn put_invite(&self, id: InviteId, invite: StoredInvite) -> Result<bool, StorageError> {
@@ -248,8 +265,8 @@ impl Storage for SqliteStorage {
         let mut out = Vec::with_capacity(blobs.len());
         for blob in blobs {
             let inserted = sqlx::query(
-                "INSERT INTO blobs (alliance_id, blob_id, doc_id, device_id, data, scope_id, covers) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (alliance_id, blob_id) DO NOTHING",
+                "INSERT INTO blobs (alliance_id, blob_id, doc_id, device_id, data, scope_id, covers, batch_seq) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (alliance_id, blob_id) DO NOTHING",
             )
             .bind(&alliance.0[..])
             .bind(&blob.id.0[..])
@@ -257,7 +274,8 @@ impl Storage for SqliteStorage {
             .bind(&device.0[..])
             .bind(&blob.data)
             .bind(&blob.scope.0[..])
-            .bind(blob.covers.map(|c| i64::try_from(c).unwrap_or(i64::MAX)))
+            .bind(blob.covers.map(position))
+            .bind(blob.seq.map(position))
             .execute(&mut *tx)
             .await?
             .rows_affected()
@@ -294,7 +312,7 @@ impl Storage for SqliteStorage {
         scopes: Option<&[(ScopeId, u64)]>,
     ) -> Result<Page, StorageError> {
         let mut query = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-            "SELECT seq, blob_id, doc_id, data, scope_id, covers FROM blobs WHERE alliance_id = ",
+            "SELECT seq, blob_id, doc_id, data, scope_id, covers, batch_seq FROM blobs WHERE alliance_id = ",
         );
         query.push_bind(&alliance.0[..]);
         query.push(" AND seq > ").push_bind(position(after));
@@ -331,7 +349,7 @@ impl Storage for SqliteStorage {
         let mut found = Vec::new();
         for (scope, past) in scopes {
             let row = sqlx::query(
-                "SELECT seq, blob_id, doc_id, data, scope_id, covers FROM blobs \
+                "SELECT seq, blob_id, doc_id, data, scope_id, covers, batch_seq FROM blobs \
                  WHERE alliance_id = ? AND scope_id = ? AND covers > ? \
                  ORDER BY covers DESC, seq DESC LIMIT 1",
             )
@@ -352,7 +370,7 @@ fn position(p: u64) -> i64 {
     i64::try_from(p).unwrap_or(i64::MAX)
 }
 
-/// A blob row (seq, blob_id, doc_id, data, scope_id, covers) as a record.
+/// A blob row (seq, blob_id, doc_id, data, scope_id, covers, batch_seq) as a record.
 fn blob_record(row: &sqlx::sqlite::SqliteRow) -> Result<BlobRecord, StorageError> {
     Ok(BlobRecord {
         id: BlobId(array(row.get(1))?),
@@ -361,6 +379,9 @@ fn blob_record(row: &sqlx::sqlite::SqliteRow) -> Result<BlobRecord, StorageError
         scope: ScopeId(array(row.get(4))?),
         covers: row
             .get::<Option<i64>, _>(5)
+            .map(|c| u64::try_from(c).unwrap_or(0)),
+        seq: row
+            .get::<Option<i64>, _>(6)
             .map(|c| u64::try_from(c).unwrap_or(0)),
     })
 }
