@@ -96,16 +96,7 @@ impl Client {
         };
         let epoch_keys = vec![alliance_key, cohort_key, research_key];
         let mut client = Self::assemble(keys, profile, membership, epoch_keys.clone(), None);
-        let mut ops = Vec::new();
-        if !client.membership.research_recipients().is_empty() {
-            for key in &epoch_keys {
-                let membership = client.membership.clone();
-                let blob = client.grant_blob(&membership, key, now, rng)?;
-                client.reader.mark_applied(blob.id);
-                client.outbox.push(blob.clone());
-                ops.push(StoreOp::PutBlob(blob));
-            }
-        }
+        let mut ops = client.grant_to_research_team(&epoch_keys, now, rng)?;
         ops.push(StoreOp::PutState(client.saved().encode()));
         Ok((client, ops))
     }

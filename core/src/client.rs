@@ -393,6 +393,28 @@ impl Client {
         Ok(changed)
     }
 
+    /// Grants keys this device made to the research team (and the scopes'
+    /// other readers), queued for the next sync; none without a research team.
+    pub(crate) fn grant_to_research_team(
+        &mut self,
+        keys: &[EpochKey],
+        now: Timestamp,
+        rng: &mut impl CryptoRngCore,
+    ) -> Result<Vec<StoreOp>, Error> {
+        if self.membership.research_recipients().is_empty() {
+            return Ok(Vec::new());
+        }
+        let membership = self.membership.clone();
+        keys.iter()
+            .map(|key| {
+                let blob = self.grant_blob(&membership, key, now, rng)?;
+                self.reader.mark_applied(blob.id);
+                self.outbox.push(blob.clone());
+                Ok(StoreOp::PutBlob(blob))
+            })
+            .collect()
+    }
+
     /// A grant of `key` to everyone who should read its scope: its reader
     /// devices, invites not yet used, and the research team.
     pub(crate) fn grant_blob(

@@ -321,19 +321,13 @@ impl Joining {
             keys.clone(),
             invite_identity,
         );
-        let mut ops = Vec::new();
         // Keys this device made (a new member's research-only key) go to the
         // research team.
-        for key in keys
-            .iter()
+        let made: Vec<EpochKey> = keys
+            .into_iter()
             .filter(|k| !granted.contains(&(k.scope, k.epoch)))
-        {
-            let membership = client.membership.clone();
-            let blob = client.grant_blob(&membership, key, now, rng)?;
-            client.reader.mark_applied(blob.id);
-            client.outbox.push(blob.clone());
-            ops.push(StoreOp::PutBlob(blob));
-        }
+            .collect();
+        let mut ops = client.grant_to_research_team(&made, now, rng)?;
         ops.push(StoreOp::PutState(client.saved().encode()));
         Ok((client, ops))
     }

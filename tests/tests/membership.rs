@@ -59,8 +59,12 @@ fn sync(dir: &str) {
 
 /// The texts a device shows, sorted.
 fn shown(dir: &str) -> Vec<String> {
-    let listing = kith(&["list", "--data-dir", dir]);
-    let mut texts: Vec<String> = listing["contributions"]
+    texts_of(&kith(&["list", "--data-dir", dir]))
+}
+
+/// The texts of `kith list` or `kith export` output, sorted.
+fn texts_of(output: &Value) -> Vec<String> {
+    let mut texts: Vec<String> = output["contributions"]
         .as_array()
         .unwrap()
         .iter()
@@ -77,7 +81,7 @@ fn sorted(texts: &[&str]) -> Vec<String> {
 }
 
 fn researcher_sees(dir: &str, key: &str) -> Vec<String> {
-    let export = kith(&[
+    texts_of(&kith(&[
         "export",
         "--data-dir",
         dir,
@@ -85,15 +89,7 @@ fn researcher_sees(dir: &str, key: &str) -> Vec<String> {
         key,
         "--format",
         "json",
-    ]);
-    let mut texts: Vec<String> = export["contributions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["text"].as_str().unwrap().to_owned())
-        .collect();
-    texts.sort();
-    texts
+    ]))
 }
 
 #[test]
