@@ -243,7 +243,14 @@ fn warn_about_relay(rejected: &[String], missing: &[String]) {
 fn listing(contributions: &[ContributionView]) -> Output {
     let text = contributions
         .iter()
-        .map(|c| format!("{}  {}\n  {}", c.created_at, c.author, c.text))
+        .map(|c| {
+            let audience = if c.research_only {
+                "research team only"
+            } else {
+                "cohort and research team"
+            };
+            format!("{}  {} ({audience})\n  {}", c.created_at, c.author, c.text)
+        })
         .collect::<Vec<_>>()
         .join("\n\n");
     Output::ok(json!({ "contributions": contributions }), text)
@@ -282,7 +289,7 @@ fn export(
             "kith: warning: the relay did not serve everything intact (run `kith sync` for details)"
         );
     }
-    let contributions = reader.contributions();
+    let contributions = reader.contributions(client.membership());
     let bytes = match format {
         ExportFormat::Json => {
             serde_json::to_vec_pretty(&json!({ "contributions": contributions }))?
@@ -312,9 +319,16 @@ fn export(
 
 fn csv_bytes(contributions: &[ContributionView]) -> Result<Vec<u8>> {
     let mut writer = csv::Writer::from_writer(Vec::new());
-    writer.write_record(["id", "author", "text", "created_at"])?;
+    writer.write_record(["id", "author", "text", "created_at", "research_only"])?;
     for c in contributions {
-        writer.write_record([c.id.to_string().as_str(), &c.author, &c.text, &c.created_at])?;
+        let research_only = if c.research_only { "yes" } else { "no" };
+        writer.write_record([
+            c.id.to_string().as_str(),
+            &c.author,
+            &c.text,
+            &c.created_at,
+            research_only,
+        ])?;
     }
     Ok(writer.into_inner()?)
 }

@@ -218,7 +218,7 @@ impl Client {
 
     /// Every contribution this device can read, oldest first.
     pub fn contributions(&self) -> Vec<ContributionView> {
-        self.reader.contributions()
+        self.reader.contributions(&self.membership)
     }
 
     /// Batches known to be missing: a later batch from the same device

@@ -24,6 +24,12 @@ pub struct ContributionView {
     pub text: String,
     /// When, by the author's clock, in UTC (RFC 3339).
     pub created_at: String,
+    /// Whether only the research team (and the author's own devices) may
+    /// read it, rather than the author's cohort too.
+    pub research_only: bool,
+    /// The scope it was written in.
+    #[serde(skip)]
+    pub scope: Option<crate::ids::ScopeId>,
 }
 
 /// One document of contributions.
@@ -100,6 +106,8 @@ impl ContributionDoc {
                         author: text_of("author")?,
                         text: text_of("text")?,
                         created_at: rfc3339(millis),
+                        research_only: false,
+                        scope: None,
                     },
                 ))
             })

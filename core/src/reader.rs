@@ -226,9 +226,25 @@ impl Reader {
     }
 
     /// Every contribution this reader can read, oldest first.
-    pub fn contributions(&self) -> Vec<ContributionView> {
-        let mut all: Vec<ContributionView> =
-            self.docs.values().flat_map(|d| d.contributions()).collect();
+    pub fn contributions(&self, membership: &Membership) -> Vec<ContributionView> {
+        let mut all: Vec<ContributionView> = self
+            .docs
+            .iter()
+            .flat_map(|(doc, d)| {
+                let scope = self.doc_scopes.get(doc).copied();
+                let research_only = scope.is_some_and(|s| {
+                    matches!(
+                        membership.scope(&s).map(|info| info.kind),
+                        Some(crate::membership::ScopeKind::Research(_))
+                    )
+                });
+                d.contributions().into_iter().map(move |mut c| {
+                    c.scope = scope;
+                    c.research_only = research_only;
+                    c
+                })
+            })
+            .collect();
         all.sort_by(|a, b| (&a.created_at, a.id).cmp(&(&b.created_at, b.id)));
         all
     }

@@ -151,7 +151,7 @@ fn a_reflection_written_offline_reaches_only_the_people_chosen() {
     ]);
     assert_eq!(wrote["count"], 2);
     let csv = std::fs::read_to_string(&csv_path).unwrap();
-    assert!(csv.starts_with("id,author,text,created_at\n"));
+    assert!(csv.starts_with("id,author,text,created_at,research_only\n"));
     assert!(csv.contains(&canary));
 
     // The researcher's device itself holds no key: without the identity it reads nothing.

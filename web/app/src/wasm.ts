@@ -23,6 +23,8 @@ export interface Contribution {
   author: string;
   text: string;
   createdAt: string;
+  /** Only the research team (and the writer's own devices) may read it. */
+  researchOnly: boolean;
 }
 
 export interface Profile {

@@ -209,6 +209,12 @@ describe('Kith PWA in Chromium, against the real relay', () => {
         (await statusText(page)).includes('Saved on this phone'),
       );
       await page.getByRole('listitem').filter({ hasText: canary }).waitFor();
+      // The default: for the research team only, and the list says so.
+      await page
+        .getByRole('listitem')
+        .filter({ hasText: canary })
+        .getByText('Only the research team can read this.')
+        .waitFor();
       assert.equal(await page.getByRole('textbox', { name: 'Write a reflection' }).inputValue(), '', 'the box is cleared');
 
       // Nothing stored in the browser holds the text in plaintext.

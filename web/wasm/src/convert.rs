@@ -56,6 +56,7 @@ pub fn contribution(c: &ContributionView) -> JsValue {
         ("author", c.author.clone().into()),
         ("text", c.text.clone().into()),
         ("createdAt", c.created_at.clone().into()),
+        ("researchOnly", c.research_only.into()),
     ])
 }
 

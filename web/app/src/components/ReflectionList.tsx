@@ -22,6 +22,9 @@ export function ReflectionList({ items }: { items: Contribution[] }) {
                   <time dateTime={c.createdAt}>{when(c.createdAt)}</time>
                 </p>
                 <p class="body">{c.text}</p>
+                <p class="audience">
+                  {c.researchOnly ? 'Only the research team can read this.' : 'Your group and the research team can read this.'}
+                </p>
               </article>
             </li>
           ))}
