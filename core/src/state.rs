@@ -12,7 +12,9 @@ use crate::ids::{AllianceId, BlobId, DocId, MemberId, ScopeId};
 use crate::keys::{AgeIdentity, EpochKey};
 use crate::membership::SignedEntry;
 
-const STATE_LABEL: &[u8] = b"kith/state/v3\n";
+const STATE_LABEL: &[u8] = b"kith/state/v4\n";
+/// The first byte of every stored blob record: its format.
+const BLOB_RECORD_VERSION: u8 = 1;
 
 /// What a device knows about its alliance and itself. Not secret, but personal.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -119,7 +121,8 @@ impl Saved {
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Self, Error> {
-        if bytes.starts_with(b"kith/state/v1\n") || bytes.starts_with(b"kith/state/v2\n") {
+        let earlier = [&b"kith/state/v1\n"[..], b"kith/state/v2\n", b"kith/state/v3\n"];
+        if earlier.iter().any(|label| bytes.starts_with(label)) {
             return Err(Error::CorruptState(
                 "it was saved by an earlier test version of Kith; join again with a new invite",
             ));
@@ -158,7 +161,9 @@ pub fn encode_blob(blob: &BlobRecord) -> Vec<u8> {
         blob.seq,
         &blob.data,
     );
-    postcard::to_allocvec(&fields).expect("blob encodes")
+    let mut out = vec![BLOB_RECORD_VERSION];
+    out.extend(postcard::to_allocvec(&fields).expect("blob encodes"));
+    out
 }
 
 /// Decodes a blob record from a local store.
@@ -171,8 +176,13 @@ pub fn decode_blob(bytes: &[u8]) -> Result<BlobRecord, Error> {
         Option<u64>,
         Vec<u8>,
     );
+    let Some((&BLOB_RECORD_VERSION, fields)) = bytes.split_first() else {
+        return Err(Error::CorruptState(
+            "a stored blob is from an earlier test version of Kith; join again with a new invite",
+        ));
+    };
     let (id, doc, scope, covers, seq, data): Stored =
-        postcard::from_bytes(bytes).map_err(|_| Error::CorruptState("stored blob"))?;
+        postcard::from_bytes(fields).map_err(|_| Error::CorruptState("stored blob"))?;
     Ok(BlobRecord {
         id: BlobId(id),
         doc: DocId(doc),
