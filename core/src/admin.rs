@@ -433,6 +433,12 @@ impl Client {
         now: Timestamp,
         rng: &mut impl CryptoRngCore,
     ) -> Result<(HttpRequest, Vec<StoreOp>), Error> {
+        if self.pending.is_some() {
+            // Replacing it could lose keys the log already names.
+            return Err(Error::Misuse(
+                "an earlier membership change is still waiting for the relay; sync first",
+            ));
+        }
         let grants = keys
             .iter()
             .map(|key| self.grant_blob(&draft, key, now, rng))

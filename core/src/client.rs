@@ -245,6 +245,15 @@ impl Client {
         }
     }
 
+    /// For a kind of contribution: the epoch this device would write with
+    /// (its newest key) and the newest epoch the membership log names. They
+    /// differ while a new key is on its way after a removal.
+    pub fn write_epochs(&self, scope: WriteScope) -> Option<(u32, u32)> {
+        let scope = self.write_scope(scope).ok()?;
+        let held = self.reader.newest_key(scope)?.epoch;
+        Some((held, self.membership.current_epoch(&scope)?))
+    }
+
     /// Writes a contribution to this member's document in `scope`. Works
     /// offline; the blob waits in the outbox.
     pub fn contribute(
@@ -269,16 +278,13 @@ impl Client {
             ));
         }
         let scope = self.write_scope(scope)?;
-        // Encrypt to the newest epoch the log names, even before its key
-        // reaches this device: someone just removed must not read it.
-        let epoch = self.membership.current_epoch(&scope).ok_or(Error::Misuse(
-            "that space is not in the alliance's membership yet; sync first",
+        // The newest key this device holds: it must read its own writing back
+        // (after a restart too). Until a new key reaches it after a removal,
+        // it writes with the one it has; see the threat model.
+        let key = self.reader.newest_key(scope).ok_or(Error::Misuse(
+            "this device does not hold the key for that space yet; sync first",
         ))?;
-        let recipient = Recipient::parse(
-            self.membership
-                .epoch_recipient(&scope, epoch)
-                .expect("the current epoch is named"),
-        )?;
+        let (epoch, recipient) = (key.epoch, key.identity.recipient());
         let id = ContributionId::random(rng);
         let doc = doc_for(self.profile.member, scope);
         let device = self.device_id();

@@ -121,7 +121,11 @@ impl Saved {
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Self, Error> {
-        let earlier = [&b"kith/state/v1\n"[..], b"kith/state/v2\n", b"kith/state/v3\n"];
+        let earlier = [
+            &b"kith/state/v1\n"[..],
+            b"kith/state/v2\n",
+            b"kith/state/v3\n",
+        ];
         if earlier.iter().any(|label| bytes.starts_with(label)) {
             return Err(Error::CorruptState(
                 "it was saved by an earlier test version of Kith; join again with a new invite",

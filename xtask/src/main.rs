@@ -49,17 +49,31 @@ fn sh(program: &str, args: &[&str]) -> Result {
     sh_in(&root(), program, args)
 }
 
+/// Runs a command in the workspace root with extra environment variables.
+fn sh_env(env: &[(&str, &str)], program: &str, args: &[&str]) -> Result {
+    let shown: Vec<String> = env.iter().map(|(k, v)| format!("{k}={v} ")).collect();
+    let mut command = Command::new(program);
+    command.envs(env.iter().copied()).current_dir(root());
+    execute(command, &format!("{}{program}", shown.concat()), args)
+}
+
 fn sh_in(dir: &Path, program: &str, args: &[&str]) -> Result {
-    eprintln!("xtask: $ {program} {}", args.join(" "));
-    let status = Command::new(program)
+    let mut command = Command::new(program);
+    command.current_dir(dir);
+    execute(command, program, args)
+}
+
+/// Runs `command` with `args`, naming it as `shown` if it fails.
+fn execute(mut command: Command, shown: &str, args: &[&str]) -> Result {
+    eprintln!("xtask: $ {shown} {}", args.join(" "));
+    let status = command
         .args(args)
-        .current_dir(dir)
         .status()
-        .map_err(|e| format!("cannot run {program}: {e}"))?;
+        .map_err(|e| format!("cannot run {shown}: {e}"))?;
     if status.success() {
         Ok(())
     } else {
-        Err(format!("`{program} {}` failed ({status})", args.join(" ")))
+        Err(format!("`{shown} {}` failed ({status})", args.join(" ")))
     }
 }
 
@@ -257,6 +271,23 @@ fn ci() -> Result {
     })?;
     step("rust tests", || {
         sh("cargo", &["test", "--workspace", "--exclude", "kith-wasm"])
+    })?;
+    // The plain test run covers the simulation's first 200 seeds; thousands
+    // more, built optimised, run here (a failing seed prints how to replay it).
+    step("simulation sweep (seeds 200 to 2199)", || {
+        sh_env(
+            &[("KITH_SIM_FIRST_SEED", "200"), ("KITH_SIM_RUNS", "2000")],
+            "cargo",
+            &[
+                "test",
+                "--quiet",
+                "--release",
+                "-p",
+                "kith-core",
+                "--test",
+                "simulation",
+            ],
+        )
     })?;
     if have("chromium", "--version").is_none() {
         step("chromium", || {
