@@ -302,8 +302,9 @@ fn export(
             Ok(Output::ok(
                 json!({ "out": path.display().to_string(), "count": contributions.len() }),
                 format!(
-                    "Wrote {} contributions to {}.",
+                    "Wrote {} contribution{} to {}.",
                     contributions.len(),
+                    if contributions.len() == 1 { "" } else { "s" },
                     path.display()
                 ),
             ))

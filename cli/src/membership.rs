@@ -27,7 +27,7 @@ pub fn run_cohort(command: CohortCommand) -> Result<Output> {
             ))
         }
         CohortCommand::List { data_dir } => {
-            let client = DataDir::new(&data_dir).load()?;
+            let client = fresh(&DataDir::new(&data_dir))?;
             let cohorts: Vec<_> = client
                 .membership()
                 .cohorts()
@@ -52,7 +52,7 @@ pub fn run_cohort(command: CohortCommand) -> Result<Output> {
 pub fn run_member(command: MemberCommand) -> Result<Output> {
     match command {
         MemberCommand::List { data_dir } => {
-            let client = DataDir::new(&data_dir).load()?;
+            let client = fresh(&DataDir::new(&data_dir))?;
             let members: Vec<_> = client
                 .membership()
                 .members()
@@ -138,7 +138,7 @@ pub fn run_device(command: DeviceCommand) -> Result<Output> {
             ))
         }
         DeviceCommand::List { data_dir } => {
-            let client = DataDir::new(&data_dir).load()?;
+            let client = fresh(&DataDir::new(&data_dir))?;
             let me = client.device_id();
             let devices: Vec<_> = client
                 .membership()
@@ -182,6 +182,16 @@ pub fn run_device(command: DeviceCommand) -> Result<Output> {
             ))
         }
     }
+}
+
+/// The device, brought up to date with the relay when it can be reached
+/// (a list should show who joined or left since); otherwise as saved.
+fn fresh(dir: &DataDir) -> Result<Client> {
+    let mut client = dir.load()?;
+    if let Err(e) = sync(&mut client, dir) {
+        eprintln!("kith: showing what this device last saw ({e:#})");
+    }
+    Ok(client)
 }
 
 /// A cohort by its name.
