@@ -264,16 +264,6 @@ impl Reader {
         self.docs.entry(id).or_default()
     }
 
-    /// All documents, by id.
-    pub fn docs_mut(&mut self) -> impl Iterator<Item = (&DocId, &mut ContributionDoc)> {
-        self.docs.iter_mut()
-    }
-
-    /// Whether a blob was applied.
-    pub fn has_applied(&self, id: &BlobId) -> bool {
-        self.applied.contains_key(id)
-    }
-
     /// The last batch applied from `device` in `scope`.
     pub fn chain_head(&self, device: DeviceId, scope: ScopeId) -> ChainHead {
         self.chains.head(&(device, scope))
