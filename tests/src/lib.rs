@@ -390,3 +390,20 @@ pub fn copy_blobs(from: &Path, to: &Path) {
         }
     }
 }
+
+/// `kith invite` from `steward` (with `extra` flags), then `kith join` into
+/// `dir` as `name`; returns the join's JSON output.
+pub fn invite_and_join(steward: &str, dir: &str, name: &str, extra: &[&str]) -> Value {
+    let mut args = vec!["invite", "--data-dir", steward];
+    args.extend_from_slice(extra);
+    let invite = kith(&args);
+    kith(&[
+        "join",
+        "--data-dir",
+        dir,
+        "--invite",
+        invite["invite"].as_str().unwrap(),
+        "--name",
+        name,
+    ])
+}

@@ -8,7 +8,7 @@
 
 use std::path::Path;
 
-use kith_tests::{Relay, RelayDb, copy_blobs, kith, kith_raw, stored_blobs};
+use kith_tests::{Relay, RelayDb, copy_blobs, invite_and_join, kith, kith_raw, stored_blobs};
 use serde_json::Value;
 
 struct World {
@@ -24,19 +24,8 @@ impl World {
 
     /// Invites and joins a member; returns their data folder and join output.
     fn join(&self, folder: &str, name: &str, extra: &[&str]) -> (String, Value) {
-        let mut args = vec!["invite", "--data-dir", &self.steward];
-        args.extend_from_slice(extra);
-        let invite = kith(&args);
         let dir = self.dir(folder);
-        let joined = kith(&[
-            "join",
-            "--data-dir",
-            &dir,
-            "--invite",
-            invite["invite"].as_str().unwrap(),
-            "--name",
-            name,
-        ]);
+        let joined = invite_and_join(&self.steward, &dir, name, extra);
         (dir, joined)
     }
 }

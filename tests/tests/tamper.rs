@@ -6,7 +6,7 @@
 
 use std::process::Output;
 
-use kith_tests::{Relay, RelayDb, kith, kith_raw};
+use kith_tests::{Relay, RelayDb, invite_and_join, kith, kith_raw};
 use serde_json::Value;
 
 struct Alliance {
@@ -26,16 +26,7 @@ impl Alliance {
         self.joined += 1;
         let name = format!("Newcomer {}", self.joined);
         let dir = self.dir(&format!("newcomer-{}", self.joined));
-        let invite = kith(&["invite", "--data-dir", &self.steward]);
-        let joined = kith(&[
-            "join",
-            "--data-dir",
-            &dir,
-            "--invite",
-            invite["invite"].as_str().unwrap(),
-            "--name",
-            &name,
-        ]);
+        let joined = invite_and_join(&self.steward, &dir, &name, &[]);
         (dir, joined["device_id"].as_str().unwrap().to_owned())
     }
 }
