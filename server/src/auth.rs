@@ -2,9 +2,6 @@
 //! [`Signed`] is an extractor that checks the signature, the clock and the
 //! nonce, and hands the handler the verified device and body.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
 use axum::http::HeaderMap;
@@ -72,7 +69,17 @@ impl<S: crate::storage::Storage> FromRequest<AppState<S>> for Signed {
                 "the request signature does not match",
             ));
         }
-        if !state.replay.first_use(&device, nonce, Timestamp(time), now) {
+        let mut nonce_bytes = [0u8; 16];
+        hex::decode_to_slice(nonce, &mut nonce_bytes).map_err(|_| {
+            AppError::Unauthenticated("the kith-nonce header must be 32 hex digits")
+        })?;
+        // Kept in storage, so a request replayed through another relay
+        // instance, or after a restart, is refused too.
+        if !state
+            .storage
+            .first_use(device, nonce_bytes, Timestamp(time))
+            .await?
+        {
             return Err(AppError::Unauthenticated(
                 "this request was already received (replayed)",
             ));
@@ -88,31 +95,4 @@ fn header<'a>(headers: &'a HeaderMap, name: &'static str) -> Result<&'a str, App
         .ok_or(AppError::Unauthenticated(
             "this request is not signed; use a Kith app or the kith command",
         ))
-}
-
-/// Remembers recently seen (device, nonce) pairs for as long as their time is
-/// inside the clock window, so a captured request cannot be sent again.
-/// Per relay instance; shared storage for several instances comes with them.
-#[derive(Default)]
-pub struct ReplayGuard {
-    seen: Mutex<HashMap<(DeviceId, String), u64>>,
-}
-
-impl ReplayGuard {
-    /// Records the pair; false if it was seen before.
-    pub fn first_use(
-        &self,
-        device: &DeviceId,
-        nonce: &str,
-        time: Timestamp,
-        now: Timestamp,
-    ) -> bool {
-        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
-        if seen.len() > 100_000 {
-            let horizon = now.millis().saturating_sub(api::MAX_CLOCK_SKEW_MS);
-            seen.retain(|_, t| *t >= horizon);
-        }
-        seen.insert((*device, nonce.to_ascii_lowercase()), time.millis())
-            .is_none()
-    }
 }

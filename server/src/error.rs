@@ -29,6 +29,11 @@ pub enum AppError {
     /// The body is too large.
     #[error("the request is too large (at most {0} bytes); send fewer or smaller blobs")]
     TooLarge(usize),
+    /// The alliance holds as much as the relay allows it.
+    #[error(
+        "this alliance has used all the storage this relay allows it ({0} bytes); ask the relay's operator for more"
+    )]
+    OverQuota(u64),
     /// The request is malformed.
     #[error("{0}")]
     BadRequest(String),
@@ -49,6 +54,7 @@ impl AppError {
             AppError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             AppError::Gone => (StatusCode::GONE, "expired"),
             AppError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
+            AppError::OverQuota(_) => (StatusCode::INSUFFICIENT_STORAGE, "over_quota"),
             AppError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
             AppError::Storage(_) => (StatusCode::SERVICE_UNAVAILABLE, "storage"),
             AppError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),

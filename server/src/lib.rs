@@ -23,34 +23,70 @@ use kith_core::Timestamp;
 use tokio::net::TcpListener;
 use tower_http::set_header::SetResponseHeaderLayer;
 
-use auth::ReplayGuard;
 use storage::Storage;
+
+/// Limits the relay enforces.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Bytes of blob data one alliance may hold.
+    pub alliance_quota_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            alliance_quota_bytes: 1 << 30,
+        }
+    }
+}
 
 /// Shared by every request.
 pub struct AppState<S> {
     /// Where blobs live.
     pub storage: Arc<S>,
-    /// Recently used request nonces.
-    pub replay: Arc<ReplayGuard>,
+    /// What the relay allows.
+    pub limits: Arc<Limits>,
 }
 
 impl<S> Clone for AppState<S> {
     fn clone(&self) -> Self {
         Self {
             storage: self.storage.clone(),
-            replay: self.replay.clone(),
+            limits: self.limits.clone(),
         }
     }
 }
 
 impl<S> AppState<S> {
-    /// State over `storage`.
+    /// State over `storage`, with default limits.
     pub fn new(storage: S) -> Self {
+        Self::with_limits(storage, Limits::default())
+    }
+
+    /// State over `storage` with `limits`.
+    pub fn with_limits(storage: S, limits: Limits) -> Self {
         Self {
             storage: Arc::new(storage),
-            replay: Arc::new(ReplayGuard::default()),
+            limits: Arc::new(limits),
         }
     }
+}
+
+/// Housekeeping every minute: forgets request nonces too old to be accepted
+/// again anyway.
+pub fn spawn_maintenance<S: Storage>(storage: Arc<S>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(std::time::Duration::from_secs(60));
+        loop {
+            every.tick().await;
+            let horizon = now()
+                .millis()
+                .saturating_sub(2 * kith_core::api::MAX_CLOCK_SKEW_MS);
+            if let Err(e) = storage.forget_nonces(Timestamp(horizon)).await {
+                tracing::warn!(error = %e, "cannot forget old request nonces");
+            }
+        }
+    })
 }
 
 /// The relay's clock.

@@ -16,7 +16,7 @@ use subtle::ConstantTimeEq;
 
 use crate::auth::Signed;
 use crate::error::AppError;
-use crate::storage::{Appended, DeviceAccess, LogAppend, Storage, StoredInvite};
+use crate::storage::{Append, Appended, DeviceAccess, LogAppend, Storage, StoredInvite};
 use crate::{AppState, now};
 
 /// The longest an invite may stay valid.
@@ -330,10 +330,27 @@ pub async fn append_blobs<S: Storage>(
     {
         return Err(AppError::TooLarge(api::MAX_BLOB_BYTES));
     }
-    let outcomes = state
+    let outcomes = match state
         .storage
-        .append(alliance, signed.device, &body.blobs)
-        .await?;
+        .append(
+            alliance,
+            signed.device,
+            &body.blobs,
+            state.limits.alliance_quota_bytes,
+        )
+        .await?
+    {
+        Append::Done(outcomes) => outcomes,
+        Append::NotActive => {
+            return Err(AppError::Forbidden(
+                "this device was removed from the alliance; ask a steward for a new invite",
+            ));
+        }
+        Append::OverQuota { used } => {
+            tracing::warn!(alliance = %alliance, used, "alliance storage quota reached");
+            return Err(AppError::OverQuota(state.limits.alliance_quota_bytes));
+        }
+    };
     if outcomes.contains(&Appended::Conflict) {
         return Err(AppError::Conflict(
             "a different blob with the same id is already stored",

@@ -58,20 +58,36 @@ pub struct Relay {
     /// Where its stdout and stderr go.
     pub log: PathBuf,
     web_dir: Option<PathBuf>,
+    database: Option<String>,
 }
 
 impl Relay {
-    /// Starts a relay in `dir` (data in `dir/relay-data`, log in `dir/relay.log`).
+    /// Starts a relay on SQLite in `dir` (data in `dir/relay-data`, log in `dir/relay.log`).
     pub fn start(dir: &Path) -> Self {
+        Self::start_on(dir, None)
+    }
+
+    /// Starts a relay on the PostgreSQL database at `url` (log in `dir/relay.log`).
+    pub fn start_postgres(dir: &Path, url: &str) -> Self {
+        Self::start_on(dir, Some(url.to_owned()))
+    }
+
+    fn start_on(dir: &Path, database: Option<String>) -> Self {
         let mut relay = Self {
             child: None,
             port: free_port(),
             data_dir: dir.join("relay-data"),
             log: dir.join("relay.log"),
             web_dir: None,
+            database,
         };
         relay.restart();
         relay
+    }
+
+    /// The process id of the running relay.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     /// The relay's base URL.
@@ -107,6 +123,9 @@ impl Relay {
         if let Some(web) = &self.web_dir {
             command.arg("--web-dir").arg(web);
         }
+        if let Some(url) = &self.database {
+            command.arg("--database").arg(url);
+        }
         self.child = Some(command.spawn().expect("kith-server starts"));
         let deadline = Instant::now() + Duration::from_secs(30);
         while ureq::get(format!("{}/healthz", self.url())).call().is_err() {
@@ -124,6 +143,61 @@ impl Drop for Relay {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// A fresh PostgreSQL database for one test, dropped when this is dropped.
+/// The server is the machine's (KITH_TEST_POSTGRES, default
+/// postgres://postgres@127.0.0.1:5432/test): a real database, never a mock.
+pub struct TestDatabase {
+    /// The new database's URL.
+    pub url: String,
+    admin: String,
+    name: String,
+}
+
+impl TestDatabase {
+    /// Creates a database with a unique name.
+    pub fn create() -> Self {
+        let admin = std::env::var("KITH_TEST_POSTGRES")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+        let mut suffix = [0u8; 6];
+        rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut suffix);
+        let name = format!("kith_test_{}", hex::encode(suffix));
+        admin_sql(&admin, &format!("CREATE DATABASE {name}"));
+        let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
+        Self {
+            url: format!("{base}/{name}"),
+            admin,
+            name,
+        }
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        admin_sql(
+            &self.admin,
+            &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
+        );
+    }
+}
+
+fn admin_sql(admin: &str, sql: &str) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        use sqlx::Connection;
+        let mut conn = sqlx::PgConnection::connect(admin)
+            .await
+            .unwrap_or_else(|e| {
+                panic!(
+                    "PostgreSQL at {admin} is needed for this test (set KITH_TEST_POSTGRES): {e}"
+                )
+            });
+        sqlx::query(sql).execute(&mut conn).await.unwrap();
+    });
 }
 
 /// Runs `kith ARGS --json`; returns its output.

@@ -1,14 +1,18 @@
 //! The storage trait: opaque ids and bytes, nothing the relay could read.
 
+mod postgres;
 mod sqlite;
 
 use std::future::Future;
+
+use tokio::sync::broadcast;
 
 use kith_core::{
     AllianceId, BlobRecord, DeviceId, InviteId, Membership, Role, ScopeId, SignedEntry, Timestamp,
     membership::Cutoff,
 };
 
+pub use postgres::PostgresStorage;
 pub use sqlite::SqliteStorage;
 
 /// A storage failure. Its detail goes to the log, never to a client.
@@ -40,6 +44,40 @@ pub enum Appended {
     Stored,
     /// A different blob already has this id.
     Conflict,
+}
+
+/// What an append did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Append {
+    /// Done: what happened to each blob, in order.
+    Done(Vec<Appended>),
+    /// The device is no longer active (removed while the request was on its way).
+    NotActive,
+    /// The alliance would hold more than its quota; nothing was stored.
+    OverQuota {
+        /// Bytes the alliance holds now.
+        used: u64,
+    },
+}
+
+/// Something changed in an alliance; devices connected for live updates
+/// are told, and sync. Carries no content, only which alliance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// New blobs or membership entries in this alliance.
+    Alliance(AllianceId),
+    /// Notices may have been lost (a database connection dropped): every
+    /// listener should sync.
+    Everything,
+}
+
+/// How many notices a slow listener may fall behind before it is told to
+/// sync everything.
+const CHANGE_BACKLOG: usize = 1024;
+
+/// A fresh change channel.
+fn change_channel() -> broadcast::Sender<Change> {
+    broadcast::channel(CHANGE_BACKLOG).0
 }
 
 /// What the relay derives from the membership log about one device.
@@ -154,13 +192,16 @@ pub trait Storage: Send + Sync + 'static {
         now: Timestamp,
     ) -> impl Future<Output = Result<bool, StorageError>> + Send;
 
-    /// Appends blobs idempotently on (alliance, blob id), in one transaction.
+    /// Appends blobs idempotently on (alliance, blob id), in one transaction,
+    /// if `device` is still active and the alliance stays within
+    /// `quota_bytes` of blob data. Listeners hear of it once committed.
     fn append(
         &self,
         alliance: AllianceId,
         device: DeviceId,
         blobs: &[BlobRecord],
-    ) -> impl Future<Output = Result<Vec<Appended>, StorageError>> + Send;
+        quota_bytes: u64,
+    ) -> impl Future<Output = Result<Append, StorageError>> + Send;
 
     /// Up to `limit` blobs after `after`, in append order: of every scope,
     /// or only of the scopes given, each also after its own position. A page
@@ -180,4 +221,43 @@ pub trait Storage: Send + Sync + 'static {
         alliance: AllianceId,
         scopes: &[(ScopeId, u64)],
     ) -> impl Future<Output = Result<Vec<BlobRecord>, StorageError>> + Send;
+
+    /// Records a request nonce; false when `device` used it before. Shared
+    /// by every relay instance on the same database.
+    fn first_use(
+        &self,
+        device: DeviceId,
+        nonce: [u8; 16],
+        time: Timestamp,
+    ) -> impl Future<Output = Result<bool, StorageError>> + Send;
+
+    /// Forgets nonces of requests made before `before` (they are refused as
+    /// stale anyway). Returns how many.
+    fn forget_nonces(
+        &self,
+        before: Timestamp,
+    ) -> impl Future<Output = Result<u64, StorageError>> + Send;
+
+    /// Whether the database answers.
+    fn ready(&self) -> impl Future<Output = Result<(), StorageError>> + Send;
+
+    /// Notices of changes, from this instance and (PostgreSQL) every other.
+    fn changes(&self) -> broadcast::Receiver<Change>;
+}
+
+/// Milliseconds as SQL stores them.
+fn ms(t: Timestamp) -> i64 {
+    i64::try_from(t.millis()).unwrap_or(i64::MAX)
+}
+
+/// A position or count as SQL stores it.
+fn position(p: u64) -> i64 {
+    i64::try_from(p).unwrap_or(i64::MAX)
+}
+
+/// A stored id of fixed length.
+fn array<const N: usize>(bytes: Vec<u8>) -> Result<[u8; N], StorageError> {
+    bytes
+        .try_into()
+        .map_err(|_| StorageError(sqlx::Error::Decode("stored id has the wrong length".into())))
 }

@@ -13,13 +13,19 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
-use super::{Appended, DeviceAccess, LogAppend, Page, Storage, StorageError, StoredInvite};
+use tokio::sync::broadcast;
+
+use super::{
+    Append, Appended, Change, DeviceAccess, LogAppend, Page, Storage, StorageError, StoredInvite,
+    array, change_channel, ms, position,
+};
 use kith_core::membership::Cutoff;
 
-/// The SQLite backend.
+/// The SQLite backend: one relay process per file.
 #[derive(Clone)]
 pub struct SqliteStorage {
     pool: SqlitePool,
+    changes: broadcast::Sender<Change>,
 }
 
 impl SqliteStorage {
@@ -41,7 +47,21 @@ impl SqliteStorage {
             .run(&pool)
             .await
             .map_err(|e| StorageError(e.into()))?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            changes: change_channel(),
+        })
+    }
+
+    /// A write transaction that holds SQLite's write lock from its start, so
+    /// what it checks cannot change before it commits.
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, StorageError> {
+        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    }
+
+    fn notify(&self, alliance: AllianceId) {
+        // No listener is fine.
+        let _ = self.changes.send(Change::Alliance(alliance));
     }
 }
 
@@ -93,16 +113,6 @@ async fn insert_entries(
         }
     }
     Ok(true)
-}
-
-fn ms(t: Timestamp) -> i64 {
-    i64::try_from(t.millis()).unwrap_or(i64::MAX)
-}
-
-fn array<const N: usize>(bytes: Vec<u8>) -> Result<[u8; N], StorageError> {
-    bytes
-        .try_into()
-        .map_err(|_| StorageError(sqlx::Error::Decode("stored id has the wrong length".into())))
 }
 
 impl Storage for SqliteStorage {
@@ -178,9 +188,8 @@ impl Storage for SqliteStorage {
         cutoffs: &[Cutoff],
         now: Timestamp,
     ) -> Result<LogAppend, StorageError> {
-        // BEGIN IMMEDIATE in effect: the first statement writes, so no
-        // batch can slip in between the cutoff check and the append.
-        let mut tx = self.pool.begin().await?;
+        // No batch can slip in between the cutoff check and the append.
+        let mut tx = self.begin_write().await?;
         if !insert_entries(&mut tx, &alliance.0, from, entries).await? {
             return Ok(LogAppend::Conflict);
         }
@@ -199,6 +208,7 @@ impl Storage for SqliteStorage {
         }
         record_devices(&mut tx, &alliance.0, devices, now).await?;
         tx.commit().await?;
+        self.notify(alliance);
         Ok(LogAppend::Appended)
     }
 
@@ -260,13 +270,30 @@ impl Storage for SqliteStorage {
         alliance: AllianceId,
         device: DeviceId,
         blobs: &[BlobRecord],
-    ) -> Result<Vec<Appended>, StorageError> {
-        let mut tx = self.pool.begin().await?;
+        quota_bytes: u64,
+    ) -> Result<Append, StorageError> {
+        let mut tx = self.begin_write().await?;
+        let active: Option<bool> = sqlx::query_scalar(
+            "SELECT active FROM devices WHERE alliance_id = ? AND device_id = ?",
+        )
+        .bind(&alliance.0[..])
+        .bind(&device.0[..])
+        .fetch_optional(&mut *tx)
+        .await?;
+        if active != Some(true) {
+            return Ok(Append::NotActive);
+        }
+        let used: i64 = sqlx::query_scalar("SELECT stored_bytes FROM alliances WHERE id = ?")
+            .bind(&alliance.0[..])
+            .fetch_one(&mut *tx)
+            .await?;
+        let used = u64::try_from(used).unwrap_or(0);
+        let mut added = 0u64;
         let mut out = Vec::with_capacity(blobs.len());
         for blob in blobs {
             let inserted = sqlx::query(
-                "INSERT INTO blobs (alliance_id, blob_id, doc_id, device_id, data, scope_id, covers, batch_seq) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (alliance_id, blob_id) DO NOTHING",
+                "INSERT INTO blobs (alliance_id, blob_id, doc_id, device_id, data, scope_id, covers, batch_seq, stored_at) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (alliance_id, blob_id) DO NOTHING",
             )
             .bind(&alliance.0[..])
             .bind(&blob.id.0[..])
@@ -276,11 +303,13 @@ impl Storage for SqliteStorage {
             .bind(&blob.scope.0[..])
             .bind(blob.covers.map(position))
             .bind(blob.seq.map(position))
+            .bind(ms(crate::now()))
             .execute(&mut *tx)
             .await?
             .rows_affected()
                 == 1;
             let outcome = if inserted {
+                added += blob.data.len() as u64;
                 Appended::Stored
             } else {
                 let existing = sqlx::query(
@@ -300,8 +329,20 @@ impl Storage for SqliteStorage {
             };
             out.push(outcome);
         }
+        if added > 0 && used + added > quota_bytes {
+            // Dropping the transaction rolls it back.
+            return Ok(Append::OverQuota { used });
+        }
+        sqlx::query("UPDATE alliances SET stored_bytes = stored_bytes + ? WHERE id = ?")
+            .bind(position(added))
+            .bind(&alliance.0[..])
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
-        Ok(out)
+        if added > 0 {
+            self.notify(alliance);
+        }
+        Ok(Append::Done(out))
     }
 
     async fn fetch(
@@ -364,10 +405,41 @@ impl Storage for SqliteStorage {
         }
         Ok(found)
     }
-}
 
-fn position(p: u64) -> i64 {
-    i64::try_from(p).unwrap_or(i64::MAX)
+    async fn first_use(
+        &self,
+        device: DeviceId,
+        nonce: [u8; 16],
+        time: Timestamp,
+    ) -> Result<bool, StorageError> {
+        let inserted = sqlx::query(
+            "INSERT INTO request_nonces (device_id, nonce, time) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+        )
+        .bind(&device.0[..])
+        .bind(&nonce[..])
+        .bind(ms(time))
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(inserted == 1)
+    }
+
+    async fn forget_nonces(&self, before: Timestamp) -> Result<u64, StorageError> {
+        Ok(sqlx::query("DELETE FROM request_nonces WHERE time < ?")
+            .bind(ms(before))
+            .execute(&self.pool)
+            .await?
+            .rows_affected())
+    }
+
+    async fn ready(&self) -> Result<(), StorageError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    fn changes(&self) -> broadcast::Receiver<Change> {
+        self.changes.subscribe()
+    }
 }
 
 /// A blob row (seq, blob_id, doc_id, data, scope_id, covers, batch_seq) as a record.
