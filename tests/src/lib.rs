@@ -182,22 +182,29 @@ impl Drop for TestDatabase {
     }
 }
 
+/// Runs one statement on the admin database, on its own thread so it works
+/// from inside an async test too.
 fn admin_sql(admin: &str, sql: &str) {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        use sqlx::Connection;
-        let mut conn = sqlx::PgConnection::connect(admin)
-            .await
-            .unwrap_or_else(|e| {
-                panic!(
-                    "PostgreSQL at {admin} is needed for this test (set KITH_TEST_POSTGRES): {e}"
-                )
-            });
-        sqlx::query(sql).execute(&mut conn).await.unwrap();
-    });
+    let (admin, sql) = (admin.to_owned(), sql.to_owned());
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            use sqlx::Connection;
+            let mut conn = sqlx::PgConnection::connect(&admin)
+                .await
+                .unwrap_or_else(|e| {
+                    panic!(
+                        "PostgreSQL at {admin} is needed for this test (set KITH_TEST_POSTGRES): {e}"
+                    )
+                });
+            sqlx::query(&sql).execute(&mut conn).await.unwrap();
+        });
+    })
+    .join()
+    .expect("the database statement ran");
 }
 
 /// Runs `kith ARGS --json`; returns its output.

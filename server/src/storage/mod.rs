@@ -60,6 +60,15 @@ pub enum Append {
     },
 }
 
+/// What a purge deleted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Purged {
+    /// Blobs deleted.
+    pub blobs: u64,
+    /// Bytes of blob data deleted.
+    pub bytes: u64,
+}
+
 /// Something changed in an alliance; devices connected for live updates
 /// are told, and sync. Carries no content, only which alliance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -221,6 +230,26 @@ pub trait Storage: Send + Sync + 'static {
         alliance: AllianceId,
         scopes: &[(ScopeId, u64)],
     ) -> impl Future<Output = Result<Vec<BlobRecord>, StorageError>> + Send;
+
+    /// Deletes every blob `devices` wrote in `alliance` (a member's
+    /// withdrawal). Call [`Storage::scrub`] after it so the bytes leave the files.
+    fn purge_written_by(
+        &self,
+        alliance: AllianceId,
+        devices: &[DeviceId],
+    ) -> impl Future<Output = Result<Purged, StorageError>> + Send;
+
+    /// Deletes, in every alliance, the batches and older checkpoints that a
+    /// checkpoint stored before `stored_before` covers (devices fetch the
+    /// checkpoint instead). Call [`Storage::scrub`] after it.
+    fn purge_superseded(
+        &self,
+        stored_before: Timestamp,
+    ) -> impl Future<Output = Result<Purged, StorageError>> + Send;
+
+    /// Makes deleted bytes unrecoverable from the database's files (how
+    /// depends on the backend; see docs/OPERATIONS.md).
+    fn scrub(&self) -> impl Future<Output = Result<(), StorageError>> + Send;
 
     /// Records a request nonce; false when `device` used it before. Shared
     /// by every relay instance on the same database.

@@ -15,8 +15,8 @@ use sqlx::postgres::{PgListener, PgPool, PgPoolOptions, PgRow};
 use tokio::sync::broadcast;
 
 use super::{
-    Append, Appended, Change, DeviceAccess, LogAppend, Page, Storage, StorageError, StoredInvite,
-    array, change_channel, ms, position,
+    Append, Appended, Change, DeviceAccess, LogAppend, Page, Purged, Storage, StorageError,
+    StoredInvite, array, change_channel, ms, position,
 };
 
 /// The channel every instance listens on; a notice's payload is an alliance id in hex.
@@ -451,6 +451,74 @@ impl Storage for PostgresStorage {
             }
         }
         Ok(found)
+    }
+
+    async fn purge_written_by(
+        &self,
+        alliance: AllianceId,
+        devices: &[DeviceId],
+    ) -> Result<Purged, StorageError> {
+        let mut tx = self.pool.begin().await?;
+        let mut purged = Purged::default();
+        for device in devices {
+            let sizes: Vec<i64> = sqlx::query_scalar(
+                "DELETE FROM blobs WHERE alliance_id = $1 AND device_id = $2 RETURNING CAST(LENGTH(data) AS BIGINT)",
+            )
+            .bind(&alliance.0[..])
+            .bind(&device.0[..])
+            .fetch_all(&mut *tx)
+            .await?;
+            purged.blobs += sizes.len() as u64;
+            purged.bytes += sizes
+                .iter()
+                .map(|&n| u64::try_from(n).unwrap_or(0))
+                .sum::<u64>();
+        }
+        sqlx::query("UPDATE alliances SET stored_bytes = stored_bytes - $1 WHERE id = $2")
+            .bind(position(purged.bytes))
+            .bind(&alliance.0[..])
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(purged)
+    }
+
+    async fn purge_superseded(&self, stored_before: Timestamp) -> Result<Purged, StorageError> {
+        let mut tx = self.pool.begin().await?;
+        // A blob is superseded when a checkpoint of its scope, old enough for
+        // devices to have fetched what it covers, covers its position (older
+        // checkpoints included).
+        let rows = sqlx::query(
+            "DELETE FROM blobs AS b WHERE EXISTS (SELECT 1 FROM blobs AS c WHERE c.alliance_id = b.alliance_id AND c.scope_id = b.scope_id AND c.covers IS NOT NULL AND c.stored_at < $1 AND ((b.covers IS NULL AND b.seq <= c.covers) OR b.covers < c.covers)) RETURNING alliance_id, CAST(LENGTH(data) AS BIGINT)",
+        )
+        .bind(ms(stored_before))
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut purged = Purged::default();
+        let mut by_alliance: std::collections::BTreeMap<Vec<u8>, u64> = Default::default();
+        for row in rows {
+            let bytes = u64::try_from(row.get::<i64, _>(1)).unwrap_or(0);
+            purged.blobs += 1;
+            purged.bytes += bytes;
+            *by_alliance.entry(row.get(0)).or_default() += bytes;
+        }
+        for (alliance, bytes) in by_alliance {
+            sqlx::query("UPDATE alliances SET stored_bytes = stored_bytes - $1 WHERE id = $2")
+                .bind(position(bytes))
+                .bind(alliance)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(purged)
+    }
+
+    async fn scrub(&self) -> Result<(), StorageError> {
+        // PostgreSQL never overwrites a deleted row in place: VACUUM FULL
+        // writes the table (and its TOAST table) into new files and removes
+        // the old ones. It locks the table while it runs.
+        sqlx::query("VACUUM FULL blobs").execute(&self.pool).await?;
+        Ok(())
     }
 
     async fn first_use(

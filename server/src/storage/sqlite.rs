@@ -16,8 +16,8 @@ use sqlx::sqlite::{
 use tokio::sync::broadcast;
 
 use super::{
-    Append, Appended, Change, DeviceAccess, LogAppend, Page, Storage, StorageError, StoredInvite,
-    array, change_channel, ms, position,
+    Append, Appended, Change, DeviceAccess, LogAppend, Page, Purged, Storage, StorageError,
+    StoredInvite, array, change_channel, ms, position,
 };
 use kith_core::membership::Cutoff;
 
@@ -404,6 +404,84 @@ impl Storage for SqliteStorage {
             }
         }
         Ok(found)
+    }
+
+    async fn purge_written_by(
+        &self,
+        alliance: AllianceId,
+        devices: &[DeviceId],
+    ) -> Result<Purged, StorageError> {
+        let mut tx = self.begin_write().await?;
+        let mut purged = Purged::default();
+        for device in devices {
+            let sizes: Vec<i64> = sqlx::query_scalar(
+                "DELETE FROM blobs WHERE alliance_id = ? AND device_id = ? RETURNING CAST(LENGTH(data) AS BIGINT)",
+            )
+            .bind(&alliance.0[..])
+            .bind(&device.0[..])
+            .fetch_all(&mut *tx)
+            .await?;
+            purged.blobs += sizes.len() as u64;
+            purged.bytes += sizes
+                .iter()
+                .map(|&n| u64::try_from(n).unwrap_or(0))
+                .sum::<u64>();
+        }
+        sqlx::query("UPDATE alliances SET stored_bytes = stored_bytes - ? WHERE id = ?")
+            .bind(position(purged.bytes))
+            .bind(&alliance.0[..])
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(purged)
+    }
+
+    async fn purge_superseded(&self, stored_before: Timestamp) -> Result<Purged, StorageError> {
+        let mut tx = self.begin_write().await?;
+        // A blob is superseded when a checkpoint of its scope, old enough for
+        // devices to have fetched what it covers, covers its position (older
+        // checkpoints included).
+        let rows = sqlx::query(
+            "DELETE FROM blobs AS b WHERE EXISTS (SELECT 1 FROM blobs AS c WHERE c.alliance_id = b.alliance_id AND c.scope_id = b.scope_id AND c.covers IS NOT NULL AND c.stored_at < ? AND ((b.covers IS NULL AND b.seq <= c.covers) OR b.covers < c.covers)) RETURNING alliance_id, CAST(LENGTH(data) AS BIGINT)",
+        )
+        .bind(ms(stored_before))
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut purged = Purged::default();
+        let mut by_alliance: std::collections::BTreeMap<Vec<u8>, u64> = Default::default();
+        for row in rows {
+            let bytes = u64::try_from(row.get::<i64, _>(1)).unwrap_or(0);
+            purged.blobs += 1;
+            purged.bytes += bytes;
+            *by_alliance.entry(row.get(0)).or_default() += bytes;
+        }
+        for (alliance, bytes) in by_alliance {
+            sqlx::query("UPDATE alliances SET stored_bytes = stored_bytes - ? WHERE id = ?")
+                .bind(position(bytes))
+                .bind(alliance)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(purged)
+    }
+
+    async fn scrub(&self) -> Result<(), StorageError> {
+        // secure_delete has already overwritten deleted rows in the database
+        // file; the write-ahead log still holds the old pages until it is
+        // checkpointed and truncated. Readers can hold it back: retry.
+        for _ in 0..50 {
+            let busy: i64 = sqlx::query_scalar("PRAGMA wal_checkpoint(TRUNCATE)")
+                .fetch_one(&self.pool)
+                .await?;
+            if busy == 0 {
+                return Ok(());
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        Err(StorageError(sqlx::Error::Protocol(
+            "the write-ahead log stayed busy; purged bytes may remain in it until the next checkpoint".into(),
+        )))
     }
 
     async fn first_use(
