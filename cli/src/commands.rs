@@ -8,7 +8,8 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use kith_core::{
-    AgeIdentity, Client, ContributionView, Joining, NewAlliance, Recipient, Role, WriteScope,
+    AgeIdentity, Client, ContributionView, Joining, NewAlliance, Recipient, Role, SyncReport,
+    WriteScope,
 };
 use rand_core::OsRng;
 use serde_json::json;
@@ -16,6 +17,7 @@ use serde_json::json;
 use crate::membership::{cohort_by_name, run_cohort, run_device, run_member};
 use crate::relay::{Relay, join_relay, now, publish, sync};
 use crate::store::{DataDir, owner_only, write_atomic};
+use crate::watch::{Mode, watch};
 use crate::{Command, ExportFormat, Output, ScopeArg};
 
 const DAY_MS: u64 = 24 * 60 * 60 * 1000;
@@ -65,7 +67,14 @@ pub fn run(command: Command, json_output: bool) -> Result<Output> {
         Command::Cohort(command) => run_cohort(command),
         Command::Member(command) => run_member(command),
         Command::Device(command) => run_device(command),
-        Command::Sync { data_dir } => sync_command(&DataDir::new(&data_dir)),
+        Command::Sync {
+            data_dir,
+            watch: false,
+            ..
+        } => sync_command(&DataDir::new(&data_dir)),
+        Command::Sync { data_dir, poll, .. } => {
+            watch_command(&DataDir::new(&data_dir), poll, json_output)
+        }
         Command::List { data_dir } => {
             let client = DataDir::new(&data_dir).load()?;
             for gap in client.gaps() {
@@ -216,6 +225,31 @@ fn sync_command(dir: &DataDir) -> Result<Output> {
         out.exit = ExitCode::from(EXIT_RELAY_MISBEHAVED);
     }
     Ok(out)
+}
+
+fn watch_command(dir: &DataDir, poll: bool, json_output: bool) -> Result<Output> {
+    let mut client = dir.load()?;
+    let mode = if poll { Mode::Poll } else { Mode::Stream };
+    let mut report = |report: &SyncReport| {
+        let rejected: Vec<String> = report.rejected.iter().map(ToString::to_string).collect();
+        let missing: Vec<String> = report.missing.iter().map(ToString::to_string).collect();
+        if json_output {
+            let line = json!({
+                "sent": report.sent,
+                "received": report.received,
+                "rejected": rejected,
+                "missing": missing,
+            });
+            println!("{line}");
+        } else {
+            println!("Sent {}, received {}.", report.sent, report.received);
+        }
+        if !report.is_clean() {
+            warn_about_relay(&rejected, &missing);
+        }
+    };
+    watch(&mut client, dir, mode, &mut report)?;
+    Ok(Output::ok(json!({}), ""))
 }
 
 /// Says on stderr what the relay got wrong, and what to do.

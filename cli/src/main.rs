@@ -7,6 +7,7 @@ mod commands;
 mod membership;
 mod relay;
 mod store;
+mod watch;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -102,6 +103,14 @@ enum Command {
     Sync {
         #[arg(long)]
         data_dir: PathBuf,
+        /// Keep going: sync again whenever the relay says something changed
+        /// (one line, or with --json one JSON object, per sync). Stop with Ctrl-C.
+        #[arg(long)]
+        watch: bool,
+        /// With --watch: ask the relay every few seconds instead of keeping a
+        /// stream open (for networks that hold streamed answers back).
+        #[arg(long, requires = "watch")]
+        poll: bool,
     },
     /// Show every contribution this device can read.
     List {

@@ -78,6 +78,34 @@ impl Relay {
     }
 }
 
+impl Relay {
+    /// Opens a long-lived answer (live updates); the body may take up to
+    /// `limit` to arrive in full.
+    pub fn open_stream(
+        &self,
+        request: &HttpRequest,
+        limit: Duration,
+    ) -> Result<ureq::http::Response<ureq::Body>> {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_connect(Some(Duration::from_secs(15)))
+            .timeout_recv_response(Some(Duration::from_secs(30)))
+            .timeout_recv_body(Some(limit))
+            .build()
+            .into();
+        let mut builder = agent.get(format!("{}{}", self.base, request.path));
+        for (name, value) in &request.headers {
+            builder = builder.header(*name, value);
+        }
+        builder.call().with_context(|| {
+            format!(
+                "cannot reach the relay at {}; check the address and your connection",
+                self.base
+            )
+        })
+    }
+}
+
 /// Runs one full sync, persisting as it goes.
 pub fn sync(client: &mut Client, dir: &DataDir) -> Result<SyncReport> {
     let relay = Relay::new(&client.profile().relay);

@@ -323,6 +323,24 @@ pub mod paths {
         }
         path
     }
+    /// Live updates as server-sent events: `ready`, then `changed` whenever
+    /// the alliance changes.
+    pub fn events(alliance: AllianceId) -> String {
+        format!("/v1/alliances/{alliance}/events")
+    }
+    /// A long poll: like [`blobs_after`], but when nothing is there yet the
+    /// relay waits up to `wait_secs` for something to arrive.
+    pub fn wait_for_blobs(
+        alliance: AllianceId,
+        after: u64,
+        scopes: Option<&[(ScopeId, u64)]>,
+        wait_secs: u64,
+    ) -> String {
+        format!(
+            "{}&wait={wait_secs}",
+            blobs_after(alliance, after, 1, scopes)
+        )
+    }
     /// The newest checkpoint of each scope past the position given.
     pub fn checkpoints(alliance: AllianceId, scopes: &[(ScopeId, u64)]) -> String {
         format!(

@@ -326,6 +326,32 @@ impl Client {
         Reader::new(self.profile.alliance, Vec::new(), vec![identity])
     }
 
+    /// A signed request for live updates (server-sent events): the device
+    /// syncs at `ready` and at each `changed`.
+    pub fn events_request(&self, now: Timestamp, rng: &mut impl CryptoRngCore) -> HttpRequest {
+        let path = api::paths::events(self.profile.alliance);
+        self.sign_request("GET", path, Vec::new(), now, rng)
+    }
+
+    /// A signed long poll, for networks that hold streamed answers back: it
+    /// is answered when something this device reads arrives after what it
+    /// has, or empty after `wait_secs`. Either way, sync next.
+    pub fn wait_request(
+        &self,
+        wait_secs: u64,
+        now: Timestamp,
+        rng: &mut impl CryptoRngCore,
+    ) -> HttpRequest {
+        let scopes = self.fetch_scopes();
+        let path = api::paths::wait_for_blobs(
+            self.profile.alliance,
+            self.cursor,
+            scopes.as_deref(),
+            wait_secs,
+        );
+        self.sign_request("GET", path, Vec::new(), now, rng)
+    }
+
     /// Signs a request to the relay as this device.
     pub fn sign_request(
         &self,

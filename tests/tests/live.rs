@@ -1,0 +1,182 @@
+//! Several relay instances on one PostgreSQL database, and live updates
+//! between them: real relay processes on a fresh database of the machine's
+//! PostgreSQL, real `kith` commands. A member watching through one instance
+//! hears of what the steward sent through the other, without polling, and
+//! so does a member on the long-poll fallback.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use kith_tests::{Relay, TestDatabase, bin, kith};
+use serde_json::Value;
+
+fn dir(base: &tempfile::TempDir, name: &str) -> String {
+    base.path().join(name).to_str().unwrap().to_owned()
+}
+
+/// `kith sync --watch --json` running, its stdout lines arriving on a channel.
+struct Watch {
+    child: Child,
+    lines: mpsc::Receiver<Value>,
+}
+
+impl Watch {
+    fn start(data_dir: &str, extra: &[&str]) -> Self {
+        let mut child = Command::new(bin("kith"))
+            .args(["sync", "--watch", "--json", "--data-dir", data_dir])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("kith runs");
+        let stdout = child.stdout.take().unwrap();
+        let (send, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { return };
+                let value: Value = serde_json::from_str(&line)
+                    .unwrap_or_else(|e| panic!("one JSON object per line, not {line:?}: {e}"));
+                if send.send(value).is_err() {
+                    return;
+                }
+            }
+        });
+        Self { child, lines }
+    }
+
+    /// Waits (up to a generous bound; this is not a timing test) for a sync
+    /// that received something; returns how long it took.
+    fn until_received(&self, bound: Duration) -> Duration {
+        let start = Instant::now();
+        loop {
+            let left = bound.saturating_sub(start.elapsed());
+            let report = self
+                .lines
+                .recv_timeout(left)
+                .expect("the watching device heard of the change and synced");
+            assert_eq!(report["rejected"], Value::Array(vec![]), "{report}");
+            if report["received"].as_u64().unwrap() > 0 {
+                return start.elapsed();
+            }
+        }
+    }
+
+    /// The first sync (at `ready`): the watch is listening from then on.
+    fn until_listening(&self) {
+        self.lines
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the watch syncs once when it starts listening");
+    }
+
+    fn quiet_for(&self, time: Duration) -> bool {
+        self.lines.recv_timeout(time).is_err()
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn texts(data_dir: &str) -> Vec<String> {
+    let listed = kith(&["list", "--data-dir", data_dir]);
+    let mut texts: Vec<String> = listed["contributions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["text"].as_str().unwrap().to_owned())
+        .collect();
+    texts.sort();
+    texts
+}
+
+/// The invite link, pointed at another relay instance (they share one database).
+fn through(link: &str, relay: &Relay) -> String {
+    let (_, code) = link.split_once("/#join=").unwrap();
+    format!("{}/#join={code}", relay.url())
+}
+
+#[test]
+fn two_instances_on_one_database_push_changes_to_each_other() {
+    let db = TestDatabase::create();
+    let base = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(base.path().join("a")).unwrap();
+    std::fs::create_dir_all(base.path().join("b")).unwrap();
+    let relay_a = Relay::start_postgres(&base.path().join("a"), &db.url);
+    let relay_b = Relay::start_postgres(&base.path().join("b"), &db.url);
+    let (steward, alex, blake) = (
+        dir(&base, "steward"),
+        dir(&base, "alex"),
+        dir(&base, "blake"),
+    );
+
+    // The steward works through instance A; Alex and Blake join and sync
+    // through instance B.
+    kith(&[
+        "init",
+        "--data-dir",
+        &steward,
+        "--relay",
+        &relay_a.url(),
+        "--alliance",
+        "Relations study",
+        "--cohort",
+        "Parents",
+        "--name",
+        "Sam",
+    ]);
+    for (who, name) in [(&alex, "Alex"), (&blake, "Blake")] {
+        let invite = kith(&["invite", "--data-dir", &steward, "--cohort", "Parents"]);
+        let link = through(invite["invite"].as_str().unwrap(), &relay_b);
+        kith(&["join", "--data-dir", who, "--invite", &link, "--name", name]);
+    }
+
+    let alex_watch = Watch::start(&alex, &[]);
+    let blake_poll = Watch::start(&blake, &["--poll"]);
+    alex_watch.until_listening();
+    blake_poll.until_listening();
+    // Nothing new: the stream stays quiet (a watch that polled would sync
+    // again and print).
+    assert!(
+        alex_watch.quiet_for(Duration::from_secs(3)),
+        "no sync without a change"
+    );
+
+    kith(&[
+        "contribute",
+        "--data-dir",
+        &steward,
+        "--text",
+        "Welcome, everyone.",
+    ]);
+    let sent = kith(&["sync", "--data-dir", &steward]);
+    assert_eq!(sent["sent"], 1);
+    let streamed = alex_watch.until_received(Duration::from_secs(30));
+    let polled = blake_poll.until_received(Duration::from_secs(60));
+    eprintln!(
+        "heard through the other instance after {} ms (stream) and {} ms (long poll)",
+        streamed.as_millis(),
+        polled.as_millis()
+    );
+    drop(alex_watch);
+    drop(blake_poll);
+    assert_eq!(texts(&alex), vec!["Welcome, everyone.".to_owned()]);
+    assert_eq!(texts(&blake), vec!["Welcome, everyone.".to_owned()]);
+
+    // And the other way: Alex writes through B; the steward, watching
+    // through A, hears of it.
+    let steward_watch = Watch::start(&steward, &[]);
+    steward_watch.until_listening();
+    kith(&["contribute", "--data-dir", &alex, "--text", "Glad to be here."]);
+    kith(&["sync", "--data-dir", &alex]);
+    steward_watch.until_received(Duration::from_secs(30));
+    drop(steward_watch);
+    assert_eq!(
+        texts(&steward),
+        vec!["Glad to be here.".to_owned(), "Welcome, everyone.".to_owned()]
+    );
+}
