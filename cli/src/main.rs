@@ -165,6 +165,15 @@ enum MemberCommand {
         #[arg(long)]
         member: String,
     },
+    /// For a member who withdrew from the study: remove them (if not yet
+    /// removed) and delete everything they wrote from the relay.
+    Withdraw {
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// The member: their pseudonym, or the id `kith member list` shows.
+        #[arg(long)]
+        member: String,
+    },
 }
 
 #[derive(Subcommand)]

@@ -1,11 +1,15 @@
 //! Commands that read or change the membership: cohorts, members, devices.
 
-use anyhow::{Result, bail};
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+use kith_core::api::Withdrawn;
 use kith_core::{Client, DeviceId, Joining, MemberId, ScopeId};
 use rand_core::OsRng;
 use serde_json::json;
 
-use crate::relay::{change, join_relay, now, publish, sync};
+use crate::commands::message;
+use crate::relay::{Relay, change, join_relay, now, publish, sync};
 use crate::store::DataDir;
 use crate::{CohortCommand, DeviceCommand, MemberCommand, Output};
 
@@ -88,6 +92,7 @@ pub fn run_member(command: MemberCommand) -> Result<Output> {
                 .join("\n");
             Ok(Output::ok(json!({ "members": members }), text))
         }
+        MemberCommand::Withdraw { data_dir, member } => withdraw(&data_dir, &member),
         MemberCommand::Remove { data_dir, member } => {
             let dir = DataDir::new(&data_dir);
             let mut client = dir.load()?;
@@ -104,6 +109,42 @@ pub fn run_member(command: MemberCommand) -> Result<Output> {
             ))
         }
     }
+}
+
+/// Removes a member who withdrew (if still present), then has the relay
+/// delete everything their devices wrote.
+fn withdraw(data_dir: &Path, member: &str) -> Result<Output> {
+    let dir = DataDir::new(data_dir);
+    let mut client = dir.load()?;
+    sync(&mut client, &dir)?;
+    let id = member_by_name(&client, member)?;
+    let present = client
+        .membership()
+        .devices()
+        .any(|(_, d)| d.member == id && d.active);
+    if present {
+        change(&mut client, &dir, |c| {
+            c.remove_member(id, now(), &mut OsRng)
+        })?;
+    }
+    let relay = Relay::new(&client.profile().relay);
+    let response = relay.send(&client.withdrawal_request(id, now(), &mut OsRng))?;
+    if !(200..300).contains(&response.status) {
+        bail!(
+            "the relay did not delete {member}'s writing: {}",
+            message(&response.body)
+        );
+    }
+    let done: Withdrawn = serde_json::from_slice(&response.body)
+        .context("the relay's answer to the withdrawal was not understood")?;
+    Ok(Output::ok(
+        json!({ "removed": id.to_string(), "deleted_blobs": done.blobs, "deleted_bytes": done.bytes }),
+        format!(
+            "Removed {member} and deleted everything they wrote from the relay ({} pieces). \
+             Copies already on members' devices and in exports stay there: ask those people to delete them.",
+            done.blobs
+        ),
+    ))
 }
 
 pub fn run_device(command: DeviceCommand) -> Result<Output> {

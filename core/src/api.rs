@@ -10,7 +10,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use sha2::{Digest, Sha256};
 
-use crate::ids::{AllianceId, BlobId, DeviceId, DocId, InviteId, ScopeId};
+use crate::ids::{AllianceId, BlobId, DeviceId, DocId, InviteId, MemberId, ScopeId};
 use crate::keys::{DeviceKeys, verify};
 use crate::membership::SignedEntry;
 use crate::time::Timestamp;
@@ -279,6 +279,24 @@ pub struct BlobPage {
     pub more: bool,
 }
 
+/// `POST /v1/alliances/{alliance}/withdrawals`, from a steward: delete from
+/// the relay everything a removed member's devices wrote (the member
+/// withdrew from the study).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Withdraw {
+    /// The member.
+    pub member: MemberId,
+}
+
+/// What the relay deleted for a withdrawal.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+pub struct Withdrawn {
+    /// Blobs deleted.
+    pub blobs: u64,
+    /// Bytes deleted.
+    pub bytes: u64,
+}
+
 /// Every error the relay sends: a message a person can act on.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ErrorBody {
@@ -322,6 +340,10 @@ pub mod paths {
             path.push_str(&scope_list(scopes));
         }
         path
+    }
+    /// Delete a removed member's writing.
+    pub fn withdrawals(alliance: AllianceId) -> String {
+        format!("/v1/alliances/{alliance}/withdrawals")
     }
     /// Live updates as server-sent events: `ready`, then `changed` whenever
     /// the alliance changes.

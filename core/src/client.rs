@@ -352,6 +352,19 @@ impl Client {
         self.sign_request("GET", path, Vec::new(), now, rng)
     }
 
+    /// A signed request asking the relay to delete everything a removed
+    /// member wrote (a steward's, after the member withdrew).
+    pub fn withdrawal_request(
+        &self,
+        member: MemberId,
+        now: Timestamp,
+        rng: &mut impl CryptoRngCore,
+    ) -> HttpRequest {
+        let body = serde_json::to_vec(&api::Withdraw { member }).expect("serialises");
+        let path = api::paths::withdrawals(self.profile.alliance);
+        self.sign_request("POST", path, body, now, rng)
+    }
+
     /// Signs a request to the relay as this device.
     pub fn sign_request(
         &self,
