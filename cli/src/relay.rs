@@ -106,8 +106,24 @@ impl Relay {
     }
 }
 
-/// Runs one full sync, persisting as it goes.
+/// Runs a full sync, persisting as it goes. When batches are missing at
+/// the end, runs once more: that run starts from the newest checkpoints, so
+/// batches the relay deleted because a checkpoint superseded them (a device
+/// offline for a long time) are found there.
 pub fn sync(client: &mut Client, dir: &DataDir) -> Result<SyncReport> {
+    let first = sync_once(client, dir)?;
+    if first.missing.is_empty() {
+        return Ok(first);
+    }
+    let mut again = sync_once(client, dir)?;
+    again.sent += first.sent;
+    again.received += first.received;
+    again.rejected.extend(first.rejected);
+    again.rejected.dedup();
+    Ok(again)
+}
+
+fn sync_once(client: &mut Client, dir: &DataDir) -> Result<SyncReport> {
     let relay = Relay::new(&client.profile().relay);
     client.sync_start();
     while let Some(request) = client.sync_next(now(), &mut OsRng) {
