@@ -7,7 +7,10 @@
 #![forbid(unsafe_code)]
 
 pub mod auth;
+pub mod config;
 pub mod error;
+pub mod metrics;
+pub mod ops;
 pub mod routes;
 pub mod storage;
 pub mod web;
@@ -99,6 +102,7 @@ pub fn now() -> Timestamp {
 
 /// The whole HTTP surface.
 pub fn app<S: Storage>(state: AppState<S>, web_dir: Option<PathBuf>) -> Router {
+    let stats = metrics::Metrics::new();
     let api = Router::new()
         .route("/v1/alliances", post(routes::register_alliance::<S>))
         .route(
@@ -122,8 +126,12 @@ pub fn app<S: Storage>(state: AppState<S>, web_dir: Option<PathBuf>) -> Router {
             post(routes::append_blobs::<S>).get(routes::fetch_blobs::<S>),
         )
         .route("/healthz", get(routes::healthz))
+        .route("/readyz", get(ops::readyz::<S>))
+        .route("/metrics", get(metrics::serve).with_state(stats.clone()))
+        .route("/openapi.json", get(ops::openapi))
         .with_state(state);
     api.merge(web::routes(web_dir))
+        .layer(axum::middleware::from_fn_with_state(stats, metrics::track))
         // On every answer: no framing (clickjacking), no MIME sniffing, no
         // referrer, so no address of ours leaks to another site.
         .layer(SetResponseHeaderLayer::overriding(

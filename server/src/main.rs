@@ -1,100 +1,119 @@
 //! `kith-server`: reads its configuration, opens storage, serves.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
+use kith_server::config::{Config, Flags, LogFormat};
 use kith_server::storage::{PostgresStorage, SqliteStorage, Storage};
-use kith_server::{AppState, app, run, spawn_maintenance};
+use kith_server::{AppState, app, run_with, spawn_maintenance};
 
 /// The Kith relay: stores encrypted blobs it cannot read, and serves the Kith app.
+///
+/// Every setting is a flag, an environment variable or a key in the config
+/// file (snake_case: data_dir = "/var/lib/kith"); a flag beats the
+/// environment, which beats the file.
 #[derive(Parser)]
 #[command(version)]
 struct Args {
-    /// Address to listen on.
-    #[arg(long, env = "KITH_LISTEN", default_value = "127.0.0.1:8080")]
-    listen: SocketAddr,
-    /// Folder for the relay's SQLite database (created if missing), when no
-    /// --database is given.
-    #[arg(long, env = "KITH_DATA_DIR", default_value = "kith-data")]
-    data_dir: PathBuf,
-    /// A PostgreSQL database (postgres://user@host/db) shared by any number
-    /// of relay instances, instead of SQLite.
-    #[arg(long, env = "KITH_DATABASE_URL", value_name = "URL")]
-    database: Option<String>,
-    /// Folder of the built app to serve at `/` (default: web/app/dist if present).
-    #[arg(long, env = "KITH_WEB_DIR")]
-    web_dir: Option<PathBuf>,
+    /// A TOML file of settings.
+    #[arg(long, env = "KITH_CONFIG", value_name = "FILE", hide_env_values = true)]
+    config: Option<PathBuf>,
+    #[command(flatten)]
+    settings: Flags,
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
     let args = Args::parse();
-    match serve(args).await {
+    let config = match Config::load(args.settings, args.config.as_deref()) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("kith-server: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let config_format = config.log_format;
+    init_logging(config_format);
+    match serve(config).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
-            eprintln!("kith-server: {message}");
+            // Keep a JSON log all JSON.
+            match config_format {
+                LogFormat::Text => eprintln!("kith-server: {message}"),
+                LogFormat::Json => tracing::error!("{message}"),
+            }
             ExitCode::FAILURE
         }
     }
 }
 
-async fn serve(args: Args) -> Result<(), String> {
-    match args.database.as_deref() {
+/// Logs to standard error at RUST_LOG's levels (default `info`).
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let shown = filter.to_string();
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => logs
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+        LogFormat::Json => logs.json().init(),
+    }
+    tracing::debug!(filter = %shown, "logging");
+}
+
+async fn serve(config: Config) -> Result<(), String> {
+    match config.database.as_ref().map(|url| url.expose()) {
         Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
             let storage = PostgresStorage::connect(url).await.map_err(|e| {
                 // The URL may hold a password: never repeat it.
-                format!("cannot open the PostgreSQL database given by --database: {e}")
+                format!("cannot open the PostgreSQL database given by database (--database or KITH_DATABASE_URL): {e}")
             })?;
             tracing::info!("storage: PostgreSQL");
-            serve_with(storage, args).await
+            serve_with(storage, config).await
         }
         Some(_) => Err(
-            "--database takes a postgres:// URL; for SQLite, leave it out and use --data-dir"
+            "database takes a postgres:// URL; for SQLite, leave it out and set data_dir (--data-dir)"
                 .into(),
         ),
         None => {
-            std::fs::create_dir_all(&args.data_dir).map_err(|e| {
-                format!(
-                    "cannot create the data folder {}: {e}",
-                    args.data_dir.display()
-                )
+            let dir = &config.data_dir;
+            std::fs::create_dir_all(dir)
+                .map_err(|e| format!("cannot create the data folder {}: {e}", dir.display()))?;
+            let storage = SqliteStorage::open(dir).await.map_err(|e| {
+                format!("cannot open the database in {}: {e}", dir.display())
             })?;
-            let storage = SqliteStorage::open(&args.data_dir).await.map_err(|e| {
-                format!(
-                    "cannot open the database in {}: {e}",
-                    args.data_dir.display()
-                )
-            })?;
-            tracing::info!(data_dir = %args.data_dir.display(), "storage: SQLite");
-            serve_with(storage, args).await
+            tracing::info!(data_dir = %dir.display(), "storage: SQLite");
+            serve_with(storage, config).await
         }
     }
 }
 
-async fn serve_with<S: Storage>(storage: S, args: Args) -> Result<(), String> {
-    let web_dir = args.web_dir.or_else(|| Some(PathBuf::from("web/app/dist")));
-    let listener = tokio::net::TcpListener::bind(args.listen)
+async fn serve_with<S: Storage>(storage: S, config: Config) -> Result<(), String> {
+    let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| {
             format!(
                 "cannot listen on {}: {e} (is another relay running?)",
-                args.listen
+                config.listen
             )
         })?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    let state = AppState::new(storage);
-    spawn_maintenance(state.storage.clone());
+    let state = AppState::with_limits(storage, config.limits.clone());
+    spawn_maintenance(&state);
     tracing::info!("Kith relay listening on http://{addr}");
-    run(listener, app(state, web_dir), shutdown_signal())
+    let live = state.live.clone();
+    let app = app(state, Some(config.web_dir));
+    let shutdown = async move {
+        shutdown_signal().await;
+        // Live-update streams never finish by themselves: end them, so
+        // devices reconnect (to another instance, or when this one is back).
+        live.close();
+    };
+    run_with(listener, app, &config.limits, shutdown)
         .await
         .map_err(|e| format!("the server stopped: {e}"))
 }

@@ -357,6 +357,7 @@ pub async fn append_blobs<S: Storage>(
         ));
     }
     tracing::debug!(alliance = %alliance, count = body.blobs.len(), "blobs appended");
+    crate::metrics::blobs_appended(&body.blobs);
     Ok(Json(AppendedBody {
         stored: body.blobs.iter().map(|b| b.id).collect(),
     }))

@@ -59,6 +59,7 @@ pub struct Relay {
     pub log: PathBuf,
     web_dir: Option<PathBuf>,
     database: Option<String>,
+    env: Vec<(String, String)>,
 }
 
 impl Relay {
@@ -72,7 +73,17 @@ impl Relay {
         Self::start_on(dir, Some(url.to_owned()))
     }
 
+    /// Starts a relay (on PostgreSQL when `database` is given) with more
+    /// environment variables, e.g. `RUST_LOG=trace` or `KITH_LOG_FORMAT=json`.
+    pub fn start_with_env(dir: &Path, database: Option<&str>, env: &[(&str, &str)]) -> Self {
+        Self::start_with(dir, database.map(str::to_owned), env)
+    }
+
     fn start_on(dir: &Path, database: Option<String>) -> Self {
+        Self::start_with(dir, database, &[])
+    }
+
+    fn start_with(dir: &Path, database: Option<String>, env: &[(&str, &str)]) -> Self {
         let mut relay = Self {
             child: None,
             port: free_port(),
@@ -80,6 +91,10 @@ impl Relay {
             log: dir.join("relay.log"),
             web_dir: None,
             database,
+            env: env
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
         };
         relay.restart();
         relay
@@ -126,6 +141,7 @@ impl Relay {
         if let Some(url) = &self.database {
             command.arg("--database").arg(url);
         }
+        command.envs(self.env.iter().map(|(k, v)| (k, v)));
         self.child = Some(command.spawn().expect("kith-server starts"));
         let deadline = Instant::now() + Duration::from_secs(30);
         while ureq::get(format!("{}/healthz", self.url())).call().is_err() {
@@ -239,7 +255,11 @@ pub fn kith(args: &[&str]) -> Value {
 /// The forms a secret string could take in a file: raw, hex, base64 at each
 /// byte alignment (standard and URL-safe alphabets).
 pub fn encodings_of(secret: &str) -> Vec<Vec<u8>> {
-    let raw = secret.as_bytes();
+    encodings_of_bytes(secret.as_bytes())
+}
+
+/// [`encodings_of`] for bytes that need not be text (keys, ciphertext).
+pub fn encodings_of_bytes(raw: &[u8]) -> Vec<Vec<u8>> {
     let mut forms = vec![
         raw.to_vec(),
         hex::encode(raw).into_bytes(),
