@@ -21,6 +21,21 @@ struct Args {
     config: Option<PathBuf>,
     #[command(flatten)]
     settings: Flags,
+    #[command(subcommand)]
+    task: Option<Task>,
+}
+
+/// Instead of serving: one task on the same database, then exit.
+#[derive(clap::Subcommand, Clone, Copy)]
+enum Task {
+    /// Delete now the batches that checkpoints superseded more than DAYS ago
+    /// (the relay does this every hour after superseded_retention_days), and
+    /// scrub the deleted bytes from the database files.
+    PurgeSuperseded {
+        /// How old a checkpoint must be for what it covers to go.
+        #[arg(long, value_name = "DAYS")]
+        older_than_days: u64,
+    },
 }
 
 #[tokio::main]
@@ -35,7 +50,7 @@ async fn main() -> ExitCode {
     };
     let config_format = config.log_format;
     init_logging(config_format);
-    match serve(config).await {
+    match serve(config, args.task).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             // Keep a JSON log all JSON.
@@ -65,7 +80,7 @@ fn init_logging(format: LogFormat) {
     tracing::debug!(filter = %shown, "logging");
 }
 
-async fn serve(config: Config) -> Result<(), String> {
+async fn serve(config: Config, task: Option<Task>) -> Result<(), String> {
     match config.database.as_ref().map(|url| url.expose()) {
         Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
             let storage = PostgresStorage::connect(url).await.map_err(|e| {
@@ -73,7 +88,7 @@ async fn serve(config: Config) -> Result<(), String> {
                 format!("cannot open the PostgreSQL database given by database (--database or KITH_DATABASE_URL): {e}")
             })?;
             tracing::info!("storage: PostgreSQL");
-            serve_with(storage, config).await
+            serve_with(storage, config, task).await
         }
         Some(_) => Err(
             "database takes a postgres:// URL; for SQLite, leave it out and set data_dir (--data-dir)"
@@ -87,12 +102,26 @@ async fn serve(config: Config) -> Result<(), String> {
                 format!("cannot open the database in {}: {e}", dir.display())
             })?;
             tracing::info!(data_dir = %dir.display(), "storage: SQLite");
-            serve_with(storage, config).await
+            serve_with(storage, config, task).await
         }
     }
 }
 
-async fn serve_with<S: Storage>(storage: S, config: Config) -> Result<(), String> {
+async fn serve_with<S: Storage>(
+    storage: S,
+    config: Config,
+    task: Option<Task>,
+) -> Result<(), String> {
+    if let Some(Task::PurgeSuperseded { older_than_days }) = task {
+        let purged = kith_server::purge::superseded(&storage, older_than_days * 24 * 3600)
+            .await
+            .map_err(|e| format!("could not delete superseded batches: {e}"))?;
+        println!(
+            "Deleted {} batches ({} bytes) that checkpoints superseded, and scrubbed them from the database files.",
+            purged.blobs, purged.bytes
+        );
+        return Ok(());
+    }
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| {
