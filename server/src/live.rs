@@ -33,6 +33,8 @@ use crate::storage::{Change, Storage};
 const STREAM_LIFETIME: Duration = Duration::from_secs(10 * 60);
 /// A comment line this often keeps proxies from closing a quiet stream.
 const KEEP_ALIVE: Duration = Duration::from_secs(20);
+/// How often a stream checks that its device is still in the alliance.
+const MEMBERSHIP_RECHECK: Duration = Duration::from_secs(30);
 /// The longest long poll.
 pub const MAX_WAIT_SECS: u64 = 30;
 
@@ -59,6 +61,17 @@ impl Live {
     fn closing(&self) -> watch::Receiver<bool> {
         self.closing.subscribe()
     }
+}
+
+/// One open stream.
+struct Listener<S> {
+    /// `None` once the stream has said its last.
+    changes: Option<broadcast::Receiver<Change>>,
+    closing: watch::Receiver<bool>,
+    state: AppState<S>,
+    started: bool,
+    /// When the device's membership was last checked.
+    checked: Instant,
 }
 
 /// Waits until `alliance` changes, the relay closes, or `deadline`. True if
@@ -103,29 +116,35 @@ pub async fn events<S: Storage>(
     let deadline = Instant::now() + STREAM_LIFETIME;
     let device = signed.device;
     tracing::debug!(alliance = %alliance, "live updates stream opened");
-    let stream = futures_util::stream::unfold(
-        (Some(changes), closing, state, false),
-        move |(changes, mut closing, state, started)| async move {
-            if !started {
-                let ready = Event::default().event("ready").data("{}");
-                return Some((Ok(ready), (changes, closing, state, true)));
+    let listener = Listener {
+        changes: Some(changes),
+        closing,
+        state,
+        started: false,
+        checked: Instant::now(),
+    };
+    let stream = futures_util::stream::unfold(listener, move |mut l| async move {
+        if !l.started {
+            l.started = true;
+            return Some((Ok(Event::default().event("ready").data("{}")), l));
+        }
+        let mut changes = l.changes.take()?;
+        if !changed(&mut changes, &mut l.closing, alliance, deadline).await {
+            return None;
+        }
+        // A device removed meanwhile hears no more. Checked now and then,
+        // not at every notice: a removed device's next sync is refused anyway.
+        if l.checked.elapsed() > MEMBERSHIP_RECHECK {
+            l.checked = Instant::now();
+            if require_member(&l.state, alliance, device).await.is_err() {
+                return Some((Ok(Event::default().event("removed").data("{}")), l));
             }
-            let mut changes = changes?;
-            if !changed(&mut changes, &mut closing, alliance, deadline).await {
-                return None;
-            }
-            // A device removed meanwhile hears no more.
-            let still_member = require_member(&state, alliance, device).await.is_ok();
-            if !still_member {
-                let gone = Event::default().event("removed").data("{}");
-                return Some((Ok(gone), (None, closing, state, true)));
-            }
-            // Coalesce a burst of notices into one.
-            while changes.try_recv().is_ok() {}
-            let event = Event::default().event("changed").data("{}");
-            Some((Ok(event), (Some(changes), closing, state, true)))
-        },
-    );
+        }
+        // Coalesce a burst of notices into one.
+        while changes.try_recv().is_ok() {}
+        l.changes = Some(changes);
+        Some((Ok(Event::default().event("changed").data("{}")), l))
+    });
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(KEEP_ALIVE)))
 }
 
