@@ -2,9 +2,12 @@
 //! [`Signed`] is an extractor that checks the signature, the clock and the
 //! nonce, and hands the handler the verified device and body.
 
-use axum::body::Bytes;
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
 use axum::extract::{FromRequest, Request};
 use axum::http::HeaderMap;
+use http_body_util::LengthLimitError;
 use kith_core::api::{self, HEADER_DEVICE, HEADER_NONCE, HEADER_SIGNATURE, HEADER_TIME};
 use kith_core::{DeviceId, Timestamp};
 
@@ -52,9 +55,11 @@ impl<S: crate::storage::Storage> FromRequest<AppState<S>> for Signed {
                 "the request's time is too far from the relay's clock; check this device's date and time",
             ));
         }
-        let body = axum::body::to_bytes(body, api::MAX_REQUEST_BYTES)
-            .await
-            .map_err(|_| AppError::TooLarge(api::MAX_REQUEST_BYTES))?;
+        let body = read_body(
+            body,
+            Duration::from_secs(state.limits.body_read_timeout_secs),
+        )
+        .await?;
         let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
         if !api::verify_request(
             &device,
@@ -66,9 +71,16 @@ impl<S: crate::storage::Storage> FromRequest<AppState<S>> for Signed {
             &body,
         ) {
             return Err(AppError::Unauthenticated(
-                "the request signature does not match",
+                "the request signature does not match; send it again from a Kith app, and if this goes on, check that nothing between this device and the relay (a proxy) alters requests",
             ));
         }
+        // Counted only once the signature checks out, so no one can spend
+        // another device's allowance; and before the nonce is kept, so a
+        // refused request can be sent again as it is.
+        state
+            .rate
+            .take(device)
+            .map_err(|wait| AppError::RateLimited(whole_seconds(wait)))?;
         let mut nonce_bytes = [0u8; 16];
         hex::decode_to_slice(nonce, &mut nonce_bytes).map_err(|_| {
             AppError::Unauthenticated("the kith-nonce header must be 32 hex digits")
@@ -81,11 +93,39 @@ impl<S: crate::storage::Storage> FromRequest<AppState<S>> for Signed {
             .await?
         {
             return Err(AppError::Unauthenticated(
-                "this request was already received (replayed)",
+                "this request was already received (replayed); send a new request (a Kith app signs each one afresh)",
             ));
         }
         Ok(Signed { device, body })
     }
+}
+
+/// Reads a body of at most [`api::MAX_REQUEST_BYTES`] within `timeout`, so
+/// a client that sends it too slowly is cut off (408). Only the body: a
+/// response that streams for long once its headers are sent is not limited.
+async fn read_body(body: Body, timeout: Duration) -> Result<Bytes, AppError> {
+    match tokio::time::timeout(timeout, axum::body::to_bytes(body, api::MAX_REQUEST_BYTES)).await {
+        Err(_) => Err(AppError::TimedOut(whole_seconds(timeout))),
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(e)) => {
+            let error = e.into_inner();
+            if error.downcast_ref::<LengthLimitError>().is_some() {
+                Err(AppError::TooLarge(api::MAX_REQUEST_BYTES))
+            } else {
+                tracing::debug!(error = %error, "request body unreadable");
+                Err(AppError::BadRequest(
+                    "the request body could not be read (the connection broke?); try again".into(),
+                ))
+            }
+        }
+    }
+}
+
+/// Seconds to tell a client, rounded up and at least 1.
+fn whole_seconds(d: Duration) -> u64 {
+    d.as_secs()
+        .saturating_add(u64::from(d.subsec_nanos() > 0))
+        .max(1)
 }
 
 fn header<'a>(headers: &'a HeaderMap, name: &'static str) -> Result<&'a str, AppError> {

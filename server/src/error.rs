@@ -2,7 +2,7 @@
 //! saying what was wrong and what to do. Internal detail stays in the log.
 
 use axum::Json;
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use kith_core::api::ErrorBody;
 
@@ -34,6 +34,17 @@ pub enum AppError {
         "this alliance has used all the storage this relay allows it ({0} bytes); ask the relay's operator for more"
     )]
     OverQuota(u64),
+    /// This device sent more requests than the relay allows it for now;
+    /// it may try again after the number of seconds given.
+    #[error(
+        "this device sent too many requests; wait {0} seconds, then try again (a Kith app does this by itself)"
+    )]
+    RateLimited(u64),
+    /// The request body did not arrive in time (a slow or stalled client).
+    #[error(
+        "the request body did not arrive in time (the relay waits {0} seconds for it); check the connection and try again"
+    )]
+    TimedOut(u64),
     /// The request is malformed.
     #[error("{0}")]
     BadRequest(String),
@@ -55,6 +66,8 @@ impl AppError {
             AppError::Gone => (StatusCode::GONE, "expired"),
             AppError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
             AppError::OverQuota(_) => (StatusCode::INSUFFICIENT_STORAGE, "over_quota"),
+            AppError::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+            AppError::TimedOut(_) => (StatusCode::REQUEST_TIMEOUT, "timeout"),
             AppError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
             AppError::Storage(_) => (StatusCode::SERVICE_UNAVAILABLE, "storage"),
             AppError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
@@ -74,6 +87,12 @@ impl IntoResponse for AppError {
             error: code.into(),
             message: self.to_string(),
         };
-        (status, Json(body)).into_response()
+        let mut response = (status, Json(body)).into_response();
+        if let AppError::RateLimited(seconds) = self {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        response
     }
 }

@@ -9,6 +9,7 @@
 pub mod auth;
 pub mod config;
 pub mod error;
+pub mod limits;
 pub mod metrics;
 pub mod ops;
 pub mod routes;
@@ -22,23 +23,55 @@ use std::sync::Arc;
 use axum::Router;
 use axum::http::{HeaderValue, header};
 use axum::routing::{get, post};
-use kith_core::Timestamp;
+use kith_core::{Timestamp, api};
 use tokio::net::TcpListener;
 use tower_http::set_header::SetResponseHeaderLayer;
 
 use storage::Storage;
 
-/// Limits the relay enforces.
+/// Limits the relay enforces. Every one is answered with a status and a
+/// message saying what to do (docs/PROTOCOL.md, "Limits").
 #[derive(Debug, Clone)]
 pub struct Limits {
-    /// Bytes of blob data one alliance may hold.
+    /// Bytes of blob data one alliance may hold (507 past it).
     pub alliance_quota_bytes: u64,
+    /// Requests one device may send at once before it must slow down (429);
+    /// 0 turns the per-device limit off.
+    pub device_burst: u32,
+    /// Requests per minute a device's allowance refills by.
+    pub device_refill_per_minute: u32,
+    /// Seconds a client has to send a request's headers, and the longest a
+    /// kept-alive connection waits for the next request; then it is closed.
+    pub header_read_timeout_secs: u64,
+    /// Seconds a client has to send a request's body (408 past it).
+    pub body_read_timeout_secs: u64,
+    /// Seconds requests in flight get to finish at shutdown; then their
+    /// connections are closed (a live-updates stream would never finish).
+    pub shutdown_grace_secs: u64,
 }
+
+/// A big alliance's whole history, in blobs: the first sync of a new device
+/// should never meet the rate limit.
+const BIG_HISTORY_BLOBS: u32 = 65_536;
 
 impl Default for Limits {
     fn default() -> Self {
         Self {
             alliance_quota_bytes: 1 << 30,
+            // The first sync of a big history in the smallest pages (64
+            // blobs an upload; fetches take 256), with no wait at all: 1,024
+            // requests.
+            device_burst: BIG_HISTORY_BLOBS / api::MAX_BLOBS_PER_APPEND as u32,
+            // Then 32 requests a second, 2,048 blobs a second in 64-blob
+            // pages: more than a phone opens (about 0.25 ms each on a desktop
+            // core, docs/BENCHMARKS.md), so only a runaway or hostile client
+            // waits.
+            device_refill_per_minute: 32 * 60,
+            // hyper's own default; headers are a few hundred bytes.
+            header_read_timeout_secs: 30,
+            // The largest body (2 MiB) at 256 kbit/s takes about 66 s.
+            body_read_timeout_secs: 120,
+            shutdown_grace_secs: 30,
         }
     }
 }
@@ -49,6 +82,8 @@ pub struct AppState<S> {
     pub storage: Arc<S>,
     /// What the relay allows.
     pub limits: Arc<Limits>,
+    /// Each device's request allowance (this instance's).
+    pub rate: Arc<limits::DeviceRate>,
 }
 
 impl<S> Clone for AppState<S> {
@@ -56,6 +91,7 @@ impl<S> Clone for AppState<S> {
         Self {
             storage: self.storage.clone(),
             limits: self.limits.clone(),
+            rate: self.rate.clone(),
         }
     }
 }
@@ -70,6 +106,10 @@ impl<S> AppState<S> {
     pub fn with_limits(storage: S, limits: Limits) -> Self {
         Self {
             storage: Arc::new(storage),
+            rate: Arc::new(limits::DeviceRate::new(
+                limits.device_burst,
+                limits.device_refill_per_minute,
+            )),
             limits: Arc::new(limits),
         }
     }
@@ -129,6 +169,10 @@ pub fn app<S: Storage>(state: AppState<S>, web_dir: Option<PathBuf>) -> Router {
         .route("/readyz", get(ops::readyz::<S>))
         .route("/metrics", get(metrics::serve).with_state(stats.clone()))
         .route("/openapi.json", get(ops::openapi))
+        .layer(axum::middleware::from_fn_with_state(
+            state.limits.clone(),
+            limits::refuse_oversized_bodies,
+        ))
         .with_state(state);
     api.merge(web::routes(web_dir))
         .layer(axum::middleware::from_fn_with_state(stats, metrics::track))
@@ -154,14 +198,87 @@ pub fn app<S: Storage>(state: AppState<S>, web_dir: Option<PathBuf>) -> Router {
         ))
 }
 
-/// Serves `app` on `listener` until `shutdown` resolves, then finishes the
-/// requests in flight.
+/// Serves `app` on `listener` with the default [`Limits`]; see [`run_with`].
 pub async fn run(
     listener: TcpListener,
     app: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
+    run_with(listener, app, &Limits::default(), shutdown).await
+}
+
+/// Serves `app` on `listener` (HTTP/1.1) until `shutdown` resolves, then
+/// finishes the requests in flight, for at most `limits.shutdown_grace_secs`.
+///
+/// Not `axum::serve`: it sets no header-read timeout, so a client sending
+/// its headers a byte at a time (slowloris) would hold a connection forever.
+/// HTTP/1.1 only, as hyper's HTTP/2 has no such timeout; browsers' HTTP/2
+/// ends at the TLS proxy in front of the relay.
+pub async fn run_with(
+    listener: TcpListener,
+    app: Router,
+    limits: &Limits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use std::time::Duration;
+
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(limits.header_read_timeout_secs));
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    let mut connections = tokio::task::JoinSet::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (stream, _peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of file descriptors, say: wait rather than spin.
+                    tracing::warn!(error = %e, "cannot accept a connection");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        while connections.try_join_next().is_some() {}
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        let connection = http
+            .serve_connection(TokioIo::new(stream), service)
+            .with_upgrades();
+        let mut stopping = stopping.clone();
+        connections.spawn(async move {
+            let mut connection = std::pin::pin!(connection);
+            tokio::select! {
+                result = connection.as_mut() => {
+                    if let Err(e) = result {
+                        tracing::debug!(error = %e, "connection ended");
+                    }
+                    return;
+                }
+                _ = stopping.wait_for(|s| *s) => {}
+            }
+            // Answer the request in flight, then close.
+            connection.as_mut().graceful_shutdown();
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, "connection ended");
+            }
+        });
+    }
+    drop(listener);
+    let _ = stop.send(true);
+    let grace = Duration::from_secs(limits.shutdown_grace_secs);
+    let finished = tokio::time::timeout(grace, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    if finished.is_err() {
+        tracing::warn!(
+            open = connections.len(),
+            "requests still in flight after the shutdown grace period; closing their connections"
+        );
+        connections.shutdown().await;
+    }
+    Ok(())
 }

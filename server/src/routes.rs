@@ -224,8 +224,17 @@ pub async fn redeem_invite<S: Storage>(
     }
     match stored.used_by {
         // The same device asking again (its first answer was lost, or the
-        // membership moved before its join) gets the same answer.
-        Some(device) if device == signed.device => {}
+        // membership moved before its join) gets the same answer; unless
+        // it joined and was removed since: the log would show it everyone
+        // who joined after it left.
+        Some(device) if device == signed.device => {
+            let access = state.storage.device_access(stored.alliance, device).await?;
+            if access.is_some_and(|a| !a.active) {
+                return Err(AppError::Forbidden(
+                    "this device was removed from the alliance; ask a steward for a new invite",
+                ));
+            }
+        }
         Some(_) => {
             return Err(AppError::Conflict(
                 "this invite was already used; ask for a new one",
