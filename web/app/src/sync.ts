@@ -1,6 +1,9 @@
 // Drives the core's sans-IO sync: one run at a time; retries with backoff
 // when offline or when the relay fails; runs on start, after each save, when
-// the phone comes back online, and every 30 seconds while the app is open.
+// the phone comes back online, and whenever the relay's live updates say
+// something changed (live.ts). A regular run every 5 minutes while the app is
+// open and visible is only a safety net, for when live updates cannot get
+// through.
 
 import { OfflineError, send } from './relay';
 import type { Storage } from './storage';
@@ -24,7 +27,7 @@ export interface SyncState {
   last?: SyncReport;
 }
 
-const POLL_MS = 30_000;
+const POLL_MS = 5 * 60_000;
 const FIRST_RETRY_MS = 2_000;
 const MAX_RETRY_MS = 60_000;
 
@@ -36,6 +39,8 @@ export class Syncer {
   private retryTimer: ReturnType<typeof setTimeout> | undefined;
   private pollTimer: ReturnType<typeof setInterval> | undefined;
   private stopped = true;
+  /** Told, at the end of the current run, whether it went through. */
+  private waiters: ((ok: boolean) => void)[] = [];
 
   constructor(
     private readonly device: KithDevice,
@@ -76,6 +81,17 @@ export class Syncer {
     void this.run();
   }
 
+  /**
+   * Starts a run like `kick()`, and resolves when a run that began after
+   * this call is over: true if it went through.
+   */
+  synced(): Promise<boolean> {
+    if (this.stopped) return Promise.resolve(false);
+    const done = new Promise<boolean>((resolve) => this.waiters.push(resolve));
+    this.kick();
+    return done;
+  }
+
   private readonly onOnline = () => {
     this.failures = 0;
     this.kick();
@@ -99,6 +115,7 @@ export class Syncer {
 
   private async run(): Promise<void> {
     this.running = true;
+    let ok = false;
     this.set({ ...this.state, phase: 'running', error: undefined });
     try {
       do {
@@ -107,6 +124,7 @@ export class Syncer {
         this.failures = 0;
         this.set({ phase: 'running', last: report });
       } while (this.again && !this.stopped);
+      ok = !this.again;
       this.set({ ...this.state, phase: 'idle' });
     } catch (e) {
       if (e instanceof OfflineError) {
@@ -123,6 +141,9 @@ export class Syncer {
       }
     } finally {
       this.running = false;
+      const waiting = this.waiters;
+      this.waiters = [];
+      for (const resolve of waiting) resolve(ok);
     }
   }
 

@@ -68,6 +68,16 @@ export function receive(device: KithDevice, status: number, body: Uint8Array): S
   return device.syncReceive(status, body) as SyncStep;
 }
 
+/** A freshly signed request for the relay's live updates (server-sent events). */
+export function eventsRequest(device: KithDevice): RelayRequest {
+  return device.eventsRequest() as RelayRequest;
+}
+
+/** A freshly signed long poll: answered when something new arrives, or empty after `waitSecs`. */
+export function waitRequest(device: KithDevice, waitSecs: number): RelayRequest {
+  return device.waitRequest(waitSecs) as RelayRequest;
+}
+
 /** Who may read a reflection. */
 export type Audience = 'cohort' | 'research';
 

@@ -1,7 +1,9 @@
 // End-to-end test of the built PWA against the real relay and the real CLI:
 // join from an invite link, keep working offline through the service worker,
 // save a reflection that never touches storage as plaintext, send it when the
-// phone is back online, and read it back with the research team's key.
+// phone is back online, and read it back with the research team's key; and
+// hear, while the app is open, of what others write (live updates, or long
+// polls where the stream cannot get through).
 //
 // Needs: web/app/dist (npm run build), target/debug/kith and kith-server
 // (cargo build), and Debian's /usr/bin/chromium (or CHROMIUM=/path).
@@ -32,6 +34,8 @@ const AXE = join(appDir, 'node_modules', 'axe-core', 'axe.min.js');
 const ALLIANCE = 'Kitchen Table Alliance';
 const PSEUDONYM = 'Robin';
 const SLOW = 60_000;
+/** Live updates reach an open page well within this; the app's regular check is every 5 minutes. */
+const LIVE_BOUND = 20_000;
 
 /** A free loopback port. */
 function freePort() {
@@ -148,14 +152,46 @@ describe('Kith PWA in Chromium, against the real relay', () => {
   });
 
   /** A fresh profile, like a phone that never opened Kith. */
-  async function freshPage() {
-    const context = await browser.newContext({ viewport: { width: 360, height: 740 }, locale: 'en-GB' });
+  async function freshPage(options = {}) {
+    const context = await browser.newContext({ viewport: { width: 360, height: 740 }, locale: 'en-GB', ...options });
     const page = await context.newPage();
     page.setDefaultTimeout(SLOW);
     return { context, page };
   }
 
   const statusText = (page) => page.getByRole('status').textContent();
+
+  /** Joins from a new invite into the steward's cohort, and waits for the first sync. */
+  async function joinAs(page, name) {
+    const { invite } = await kith('invite', '--data-dir', stewardDir);
+    await page.goto(invite);
+    await page.getByLabel('Choose a name others will see (not your real name)').fill(name);
+    await page.getByRole('button', { name: 'Join' }).click();
+    await page.getByText(`You are ${name}`).waitFor();
+    await until('the first sync to finish', async () => (await statusText(page)).startsWith('All sent.'));
+  }
+
+  /**
+   * The steward writes for its cohort (the CLI's default audience) and sends
+   * it; returns how long the member's open page took to show it. The app's
+   * regular check is every 5 minutes: well under LIVE_BOUND, it was heard live.
+   */
+  async function stewardWritesAndPageShows(page) {
+    const text = `The steward says hello to the group. ${randomUUID()}`;
+    // The page is not reloaded: this mark would be gone.
+    await page.evaluate(() => {
+      window.kithTestMark = true;
+    });
+    await kith('contribute', '--data-dir', stewardDir, '--text', text);
+    const start = Date.now();
+    await kith('sync', '--data-dir', stewardDir);
+    await page.getByRole('listitem').filter({ hasText: text }).waitFor({ timeout: LIVE_BOUND });
+    const took = Date.now() - start;
+    assert.equal(await page.evaluate(() => window.kithTestMark), true, 'the page was not reloaded');
+    const item = page.getByRole('listitem').filter({ hasText: text });
+    assert.equal(await item.getByText('Only the research team can read this.').count(), 0);
+    return took;
+  }
 
   test('join, go offline, save, come back online, and the research team can read it', { timeout: 300_000 }, async () => {
     const { invite } = await kith('invite', '--data-dir', stewardDir);
@@ -310,6 +346,104 @@ describe('Kith PWA in Chromium, against the real relay', () => {
       await page.screenshot({ path: join(tmpdir(), 'kith-browser-failure.png') }).catch(() => {});
       console.error(`relay log (tail):\n${relayLog.slice(-4000)}`);
       throw e;
+    } finally {
+      await context.close();
+    }
+  });
+
+  test('what the steward writes appears on an open page without reloading (live updates)', { timeout: 180_000 }, async () => {
+    const { context, page } = await freshPage();
+    const errors = [];
+    page.on('pageerror', (e) => errors.push(e.message));
+    const streams = [];
+    page.on('response', (r) => {
+      if (new URL(r.url()).pathname.endsWith('/events')) streams.push(r);
+    });
+    try {
+      await joinAs(page, 'Kim');
+      // The page listens on the relay's event stream.
+      const stream = await until('the page to open the live updates stream', () => streams.find((r) => r.status() === 200));
+      assert.match(await stream.headerValue('content-type'), /^text\/event-stream/);
+
+      const took = await stewardWritesAndPageShows(page);
+      console.log(`live update (event stream): shown ${took} ms after the steward's sync`);
+      // And again, on the same stream.
+      const again = await stewardWritesAndPageShows(page);
+      console.log(`live update (event stream), second: shown ${again} ms after the steward's sync`);
+      assert.equal(streams.filter((r) => r.status() === 200).length, 1, 'one stream stayed open throughout');
+      assert.deepEqual(errors, [], 'no uncaught errors in the page');
+    } catch (e) {
+      await page.screenshot({ path: join(tmpdir(), 'kith-browser-live-failure.png') }).catch(() => {});
+      console.error(`relay log (tail):\n${relayLog.slice(-4000)}`);
+      throw e;
+    } finally {
+      await context.close();
+    }
+  });
+
+  test('where a proxy refuses the event stream, long polls bring the news instead', { timeout: 180_000 }, async () => {
+    // No service worker between the page and the network, so the route sees every request.
+    const { context, page } = await freshPage({ serviceWorkers: 'block' });
+    const errors = [];
+    page.on('pageerror', (e) => errors.push(e.message));
+    let refused = 0;
+    await page.route('**/events', (route) => {
+      refused += 1;
+      return route.fulfill({ status: 502, contentType: 'text/plain', body: 'Bad Gateway' });
+    });
+    const polls = [];
+    page.on('request', (r) => {
+      if (new URL(r.url()).searchParams.has('wait')) polls.push(r);
+    });
+    try {
+      await joinAs(page, 'Sasha');
+      await until('the page to try the stream', () => refused > 0);
+      await until('the page to wait at the relay (long poll)', () => polls.length > 0);
+
+      const took = await stewardWritesAndPageShows(page);
+      console.log(`live update (long poll): shown ${took} ms after the steward's sync`);
+      assert.equal(refused, 1, 'after one refusal it long-polls and does not keep asking for the stream');
+      assert.deepEqual(errors, [], 'no uncaught errors in the page');
+    } catch (e) {
+      await page.screenshot({ path: join(tmpdir(), 'kith-browser-poll-failure.png') }).catch(() => {});
+      console.error(`relay log (tail):\n${relayLog.slice(-4000)}`);
+      throw e;
+    } finally {
+      await context.close();
+    }
+  });
+
+  test('it stops listening while the page is hidden or offline, and listens again after', { timeout: 180_000 }, async () => {
+    const { context, page } = await freshPage();
+    const opened = [];
+    const ended = [];
+    page.on('request', (r) => {
+      if (new URL(r.url()).pathname.endsWith('/events')) opened.push(r);
+    });
+    page.on('requestfailed', (r) => {
+      if (new URL(r.url()).pathname.endsWith('/events')) ended.push(r.failure()?.errorText);
+    });
+    /** What a phone does when the app goes to the background and back. */
+    const show = (state) =>
+      page.evaluate((state) => {
+        Object.defineProperty(document, 'visibilityState', { configurable: true, get: () => state });
+        document.dispatchEvent(new Event('visibilitychange'));
+      }, state);
+    try {
+      await joinAs(page, 'Jo');
+      await until('the stream to open', () => opened.length === 1);
+      await show('hidden');
+      await until('the stream to close when hidden', () => ended.length === 1);
+      await new Promise((r) => setTimeout(r, 2_000));
+      assert.equal(opened.length, 1, 'no stream while the page is hidden');
+      await show('visible');
+      await until('the stream to open again when visible', () => opened.length === 2);
+      await context.setOffline(true);
+      await until('the stream to close when offline', () => ended.length === 2);
+      await context.setOffline(false);
+      await until('the stream to open again when online', () => opened.length === 3);
+      // And it still works.
+      await stewardWritesAndPageShows(page);
     } finally {
       await context.close();
     }

@@ -94,6 +94,28 @@ impl KithDevice {
         }
     }
 
+    /// A signed request `{ method, path, headers, body }` for the relay's
+    /// live updates: a stream of server-sent events, `ready` first, then
+    /// `changed` whenever the alliance changes (sync at each), or `removed`.
+    /// Each call signs anew; a request is good for one use.
+    #[wasm_bindgen(js_name = eventsRequest)]
+    pub fn events_request(&self) -> JsValue {
+        request(&self.inner.events_request(now(), &mut OsRng))
+    }
+
+    /// A signed long poll `{ method, path, headers, body }`, for networks
+    /// that hold streamed answers back: the relay answers when something
+    /// this device reads arrives, or with an empty page after `wait_secs`.
+    /// Either way, sync next. Each call signs anew.
+    #[wasm_bindgen(js_name = waitRequest)]
+    pub fn wait_request(&self, wait_secs: u32) -> JsValue {
+        request(
+            &self
+                .inner
+                .wait_request(u64::from(wait_secs), now(), &mut OsRng),
+        )
+    }
+
     /// Feeds the answer. Returns `{ ops, finished? : { sent, received, rejected } }`.
     #[wasm_bindgen(js_name = syncReceive)]
     pub fn sync_receive(&mut self, status: u16, body: &[u8]) -> Result<JsValue, JsError> {

@@ -1,4 +1,5 @@
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
+import { Live } from '../live';
 import { statusText } from '../status';
 import type { Storage } from '../storage';
 import { Syncer, type SyncState } from '../sync';
@@ -39,11 +40,15 @@ export function MainScreen({ device, storage, note, onStorageError }: Props) {
     );
     syncer.current = s;
     s.start();
+    // The relay says when something changed; then the syncer runs.
+    const live = new Live(device, me.relay, s);
+    live.start();
     const up = () => setOnline(true);
     const down = () => setOnline(false);
     window.addEventListener('online', up);
     window.addEventListener('offline', down);
     return () => {
+      live.stop();
       s.stop();
       window.removeEventListener('online', up);
       window.removeEventListener('offline', down);
