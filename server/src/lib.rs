@@ -10,8 +10,10 @@ pub mod auth;
 pub mod config;
 pub mod error;
 pub mod limits;
+pub mod live;
 pub mod metrics;
 pub mod ops;
+pub mod purge;
 pub mod routes;
 pub mod storage;
 pub mod web;
@@ -45,6 +47,9 @@ pub struct Limits {
     pub header_read_timeout_secs: u64,
     /// Seconds a client has to send a request's body (408 past it).
     pub body_read_timeout_secs: u64,
+    /// Days a batch stays after a checkpoint supersedes it, so devices that
+    /// were offline fetch it rather than the checkpoint; 0 keeps them all.
+    pub superseded_retention_days: u64,
     /// Seconds requests in flight get to finish at shutdown; then their
     /// connections are closed (a live-updates stream would never finish).
     pub shutdown_grace_secs: u64,
@@ -72,6 +77,7 @@ impl Default for Limits {
             // The largest body (2 MiB) at 256 kbit/s takes about 66 s.
             body_read_timeout_secs: 120,
             shutdown_grace_secs: 30,
+            superseded_retention_days: 30,
         }
     }
 }
@@ -84,6 +90,8 @@ pub struct AppState<S> {
     pub limits: Arc<Limits>,
     /// Each device's request allowance (this instance's).
     pub rate: Arc<limits::DeviceRate>,
+    /// Live-update streams, ended when the relay shuts down.
+    pub live: Arc<live::Live>,
 }
 
 impl<S> Clone for AppState<S> {
@@ -92,6 +100,7 @@ impl<S> Clone for AppState<S> {
             storage: self.storage.clone(),
             limits: self.limits.clone(),
             rate: self.rate.clone(),
+            live: self.live.clone(),
         }
     }
 }
@@ -111,22 +120,31 @@ impl<S> AppState<S> {
                 limits.device_refill_per_minute,
             )),
             limits: Arc::new(limits),
+            live: Arc::new(live::Live::default()),
         }
     }
 }
 
-/// Housekeeping every minute: forgets request nonces too old to be accepted
-/// again anyway.
-pub fn spawn_maintenance<S: Storage>(storage: Arc<S>) -> tokio::task::JoinHandle<()> {
+/// Housekeeping: every minute, forgets request nonces too old to be
+/// accepted again anyway; every hour, deletes batches that checkpoints
+/// superseded more than `Limits::superseded_retention_days` ago.
+pub fn spawn_maintenance<S: Storage>(state: &AppState<S>) -> tokio::task::JoinHandle<()> {
+    let (storage, limits) = (state.storage.clone(), state.limits.clone());
     tokio::spawn(async move {
         let mut every = tokio::time::interval(std::time::Duration::from_secs(60));
-        loop {
+        for minute in 0u64.. {
             every.tick().await;
             let horizon = now()
                 .millis()
                 .saturating_sub(2 * kith_core::api::MAX_CLOCK_SKEW_MS);
             if let Err(e) = storage.forget_nonces(Timestamp(horizon)).await {
                 tracing::warn!(error = %e, "cannot forget old request nonces");
+            }
+            let days = limits.superseded_retention_days;
+            if days > 0 && minute % 60 == 0 {
+                if let Err(e) = purge::superseded(&*storage, days * 24 * 3600).await {
+                    tracing::warn!(error = %e, "cannot delete superseded batches");
+                }
             }
         }
     })
@@ -165,6 +183,11 @@ pub fn app<S: Storage>(state: AppState<S>, web_dir: Option<PathBuf>) -> Router {
             "/v1/alliances/{alliance}/blobs",
             post(routes::append_blobs::<S>).get(routes::fetch_blobs::<S>),
         )
+        .route(
+            "/v1/alliances/{alliance}/withdrawals",
+            post(purge::withdraw::<S>),
+        )
+        .route("/v1/alliances/{alliance}/events", get(live::events::<S>))
         .route("/healthz", get(routes::healthz))
         .route("/readyz", get(ops::readyz::<S>))
         .route("/metrics", get(metrics::serve).with_state(stats.clone()))

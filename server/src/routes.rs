@@ -24,12 +24,12 @@ const MAX_INVITE_MS: u64 = 30 * 24 * 60 * 60 * 1000;
 /// The largest invite package.
 const MAX_PACKAGE_BYTES: usize = 64 * 1024;
 
-fn alliance_id(raw: &str) -> Result<AllianceId, AppError> {
+pub(crate) fn alliance_id(raw: &str) -> Result<AllianceId, AppError> {
     raw.parse()
         .map_err(|_| AppError::NotFound("no such alliance; check the link or the alliance id"))
 }
 
-async fn require_member<S: Storage>(
+pub(crate) async fn require_member<S: Storage>(
     state: &AppState<S>,
     alliance: AllianceId,
     device: DeviceId,
@@ -57,7 +57,7 @@ fn log_refusal(error: LogError) -> AppError {
 }
 
 /// The alliance's membership, replayed from the stored log.
-async fn membership<S: Storage>(
+pub(crate) async fn membership<S: Storage>(
     state: &AppState<S>,
     alliance: AllianceId,
 ) -> Result<Membership, AppError> {
@@ -379,6 +379,9 @@ pub struct After {
     after: u64,
     limit: Option<usize>,
     scopes: Option<String>,
+    /// Seconds to wait for something new when there is nothing (a long poll).
+    #[serde(default)]
+    wait: u64,
 }
 
 fn scope_list(text: &str) -> Result<Vec<(kith_core::ScopeId, u64)>, AppError> {
@@ -387,7 +390,7 @@ fn scope_list(text: &str) -> Result<Vec<(kith_core::ScopeId, u64)>, AppError> {
     ))
 }
 
-/// `GET /v1/alliances/{alliance}/blobs?after=N&limit=M[&scopes=S:P,...]`
+/// `GET /v1/alliances/{alliance}/blobs?after=N&limit=M[&scopes=S:P,...][&wait=S]`
 pub async fn fetch_blobs<S: Storage>(
     State(state): State<AppState<S>>,
     Path(alliance): Path<String>,
@@ -401,10 +404,19 @@ pub async fn fetch_blobs<S: Storage>(
         .unwrap_or(api::MAX_BLOBS_PER_FETCH)
         .clamp(1, api::MAX_BLOBS_PER_FETCH);
     let scopes = query.scopes.as_deref().map(scope_list).transpose()?;
-    let page = state
+    // Listen before looking, so nothing arriving in between is missed.
+    let changes = (query.wait > 0).then(|| state.storage.changes());
+    let mut page = state
         .storage
         .fetch(alliance, query.after, limit, scopes.as_deref())
         .await?;
+    if let Some(changes) = changes.filter(|_| page.blobs.is_empty()) {
+        crate::live::wait_for_change(&state, changes, alliance, query.wait).await;
+        page = state
+            .storage
+            .fetch(alliance, query.after, limit, scopes.as_deref())
+            .await?;
+    }
     Ok(Json(BlobPage {
         blobs: page.blobs,
         next: page.next,
