@@ -171,12 +171,21 @@ fn two_instances_on_one_database_push_changes_to_each_other() {
     // through A, hears of it.
     let steward_watch = Watch::start(&steward, &[]);
     steward_watch.until_listening();
-    kith(&["contribute", "--data-dir", &alex, "--text", "Glad to be here."]);
+    kith(&[
+        "contribute",
+        "--data-dir",
+        &alex,
+        "--text",
+        "Glad to be here.",
+    ]);
     kith(&["sync", "--data-dir", &alex]);
     steward_watch.until_received(Duration::from_secs(30));
     drop(steward_watch);
     assert_eq!(
         texts(&steward),
-        vec!["Glad to be here.".to_owned(), "Welcome, everyone.".to_owned()]
+        vec![
+            "Glad to be here.".to_owned(),
+            "Welcome, everyone.".to_owned()
+        ]
     );
 }
