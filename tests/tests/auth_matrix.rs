@@ -40,6 +40,10 @@ enum Endpoint {
     FetchBlobs,
     /// `POST /v1/alliances/{a}/blobs`
     AppendBlobs,
+    /// `POST /v1/alliances/{a}/withdrawals`
+    Withdraw,
+    /// `GET /v1/alliances/{a}/events` (a stream: only its status is read)
+    Events,
 }
 
 /// What is wrong with the request.
@@ -154,6 +158,16 @@ const MATRIX: &[(Endpoint, &[(Case, Refusal)])] = &[
         (Stale, STALE), (FromTheFuture, STALE),
         (OtherAlliance, NOT_A_MEMBER), (Removed, REMOVED),
     ]),
+    (Withdraw, &[
+        (Unsigned, NOT_SIGNED), (BadSignature, BAD_SIGNATURE), (Replayed, REPLAYED),
+        (Stale, STALE), (FromTheFuture, STALE),
+        (OtherAlliance, NOT_A_MEMBER), (Removed, REMOVED),
+    ]),
+    (Events, &[
+        (Unsigned, NOT_SIGNED), (BadSignature, BAD_SIGNATURE), (Replayed, REPLAYED),
+        (Stale, STALE), (FromTheFuture, STALE),
+        (OtherAlliance, NOT_A_MEMBER), (Removed, REMOVED),
+    ]),
 ];
 
 /// The cases every endpoint must have a row for.
@@ -186,7 +200,7 @@ fn the_matrix_on_postgres() {
 
 #[test]
 fn the_matrix_covers_every_endpoint_and_case() {
-    assert_eq!(MATRIX.len(), 8, "one row per signed endpoint");
+    assert_eq!(MATRIX.len(), 10, "one row per signed endpoint");
     for (endpoint, row) in MATRIX {
         for case in EVERY_ENDPOINT_CASES {
             assert!(
@@ -206,7 +220,7 @@ fn run_matrix(relay: &Relay, db: &Db) {
             checked += 1;
         }
     }
-    assert_eq!(checked, 59);
+    assert_eq!(checked, 73);
 }
 
 /// A request served by one relay instance is refused as a replay by another
@@ -367,17 +381,17 @@ impl World {
         let what = format!("{endpoint:?} / {case:?}");
         let attempt = self.attempt(db, endpoint, case);
         if let Some(first) = &attempt.first {
-            let (status, body) = send(&self.url, first);
+            let (status, body) = deliver(&self.url, first);
             assert!(status < 300, "{what}: the first request: {status} {body}");
         }
         let before = db.stored();
-        expect(send(&self.url, &attempt.bad), refusal, &what);
+        expect(deliver(&self.url, &attempt.bad), refusal, &what);
         assert_eq!(db.stored(), before, "{what}: the refusal changed something");
         if let Some(invite) = attempt.renew {
             db.set_expiry(invite, now().millis() + HOUR_MS);
         }
         if let Some(after) = &attempt.after {
-            let (status, body) = send(&self.url, after);
+            let (status, body) = deliver(&self.url, after);
             assert!(status < 300, "{what}: made properly: {status} {body}");
         }
     }
@@ -529,6 +543,14 @@ impl World {
                 vec![],
             ),
             AppendBlobs => owner("POST", api::paths::blobs(alliance), append_body()),
+            Withdraw => {
+                let body = serde_json::to_vec(&api::Withdraw {
+                    member: self.removed.profile().member,
+                })
+                .unwrap();
+                owner("POST", api::paths::withdrawals(alliance), body)
+            }
+            Events => owner("GET", api::paths::events(alliance), vec![]),
         }
     }
 
@@ -560,6 +582,29 @@ fn signed_as(client: &Client, proper: &Proper) -> HttpRequest {
         now(),
         &mut OsRng,
     )
+}
+
+/// Sends `request`; for the live-updates stream, which never ends by
+/// itself, reads only the status of a success (and the body of a refusal).
+fn deliver(url: &str, request: &HttpRequest) -> (u16, Value) {
+    if !request.path.ends_with("/events") {
+        return send(url, request);
+    }
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let mut call = agent.get(format!("{url}{}", request.path));
+    for (name, value) in &request.headers {
+        call = call.header(*name, value);
+    }
+    let mut response = call.call().expect("the relay answers");
+    let status = response.status().as_u16();
+    if status == 200 {
+        return (status, Value::Null);
+    }
+    let body = response.body_mut().read_to_vec().unwrap();
+    (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
 }
 
 /// Asserts the answer is `refusal`: status, error code and message.
