@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use kith_tests::{Relay, TestDatabase, bin, kith};
+use kith_tests::{Relay, TestDatabase, bin, encodings_of, kith};
 use serde_json::Value;
 
 fn dir(base: &tempfile::TempDir, name: &str) -> String {
@@ -188,4 +188,52 @@ fn two_instances_on_one_database_push_changes_to_each_other() {
             "Welcome, everyone.".to_owned()
         ]
     );
+
+    // What PostgreSQL holds is ciphertext and opaque ids: no text and no
+    // name, in any encoding (bytea reads back as hex here), in any table.
+    let dump = table_dump(&db.url);
+    let lower = dump.to_lowercase();
+    let long = ["Welcome, everyone.", "Glad to be here.", "Relations study"];
+    for secret in long {
+        for form in encodings_of(secret) {
+            let form = String::from_utf8(form).unwrap().to_lowercase();
+            assert!(!lower.contains(&form), "{secret:?} found as {form:?}");
+        }
+    }
+    // Short names: as themselves and as hex (their base64 would be too
+    // short to tell from chance).
+    for name in ["Parents", "Alex", "Blake", "Sam"] {
+        for form in [name.to_lowercase(), hex::encode(name)] {
+            assert!(!lower.contains(&form), "{name:?} found as {form:?}");
+        }
+    }
+}
+
+/// Every row of every table of the database, as text.
+fn table_dump(url: &str) -> String {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            let pool = sqlx::PgPool::connect(url).await.unwrap();
+            let tables: Vec<String> = sqlx::query_scalar(
+                "SELECT tablename::text FROM pg_tables WHERE schemaname = 'public'",
+            )
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+            assert!(tables.iter().any(|t| t == "blobs"), "{tables:?}");
+            let mut dump = String::new();
+            for table in tables {
+                let rows: Vec<String> =
+                    sqlx::query_scalar(&format!("SELECT t::text FROM \"{table}\" AS t"))
+                        .fetch_all(&pool)
+                        .await
+                        .unwrap();
+                dump.push_str(&rows.join("\n"));
+            }
+            assert!(dump.len() > 10_000, "the dump holds the blobs");
+            dump
+        })
 }
