@@ -358,7 +358,16 @@ fn graceful_shutdown_finishes_requests_in_flight(relay: &mut Relay, backend: &st
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         match TcpStream::connect(("127.0.0.1", relay.port)) {
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => break,
+            // Refused; or reset, when the connection reached the listen
+            // queue just as the relay closed its listener.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::ConnectionReset
+                ) =>
+            {
+                break;
+            }
             Err(e) => panic!("{backend}: connecting after SIGTERM failed otherwise: {e}"),
             Ok(_) => {
                 assert!(
