@@ -1,6 +1,7 @@
 //! The storage trait: opaque ids and bytes, nothing the relay could read.
 
 mod postgres;
+mod shared;
 mod sqlite;
 
 use std::future::Future;
