@@ -113,6 +113,10 @@ fn listen(
         sync(client, dir)?;
         anyhow::bail!("the relay refused the live updates ({status})");
     }
+    if status >= 500 || status == 429 {
+        // Passing (a relay restarting, a busy proxy): try again after a pause.
+        anyhow::bail!("the relay could not open live updates just now ({status})");
+    }
     if !(200..300).contains(&status) || !is_stream {
         return Ok(Stopped::NoStream);
     }
@@ -144,8 +148,9 @@ fn poll(
         let request = client.wait_request(POLL_WAIT_SECS, now(), &mut OsRng);
         let response = relay.send(&request)?;
         if !(200..300).contains(&response.status) {
-            // Sync next time round says what is wrong, in the relay's words.
-            sync(client, dir)?;
+            // The caller pauses before trying again (the next sync says
+            // what is wrong, in the relay's words, if it lasts).
+            anyhow::bail!("the relay did not answer the poll ({})", response.status);
         }
     }
 }

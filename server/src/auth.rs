@@ -74,13 +74,6 @@ impl<S: crate::storage::Storage> FromRequest<AppState<S>> for Signed {
                 "the request signature does not match; send it again from a Kith app, and if this goes on, check that nothing between this device and the relay (a proxy) alters requests",
             ));
         }
-        // Counted only once the signature checks out, so no one can spend
-        // another device's allowance; and before the nonce is kept, so a
-        // refused request can be sent again as it is.
-        state
-            .rate
-            .take(device)
-            .map_err(|wait| AppError::RateLimited(whole_seconds(wait)))?;
         let mut nonce_bytes = [0u8; 16];
         hex::decode_to_slice(nonce, &mut nonce_bytes).map_err(|_| {
             AppError::Unauthenticated("the kith-nonce header must be 32 hex digits")
@@ -96,6 +89,14 @@ impl<S: crate::storage::Storage> FromRequest<AppState<S>> for Signed {
                 "this request was already received (replayed); send a new request (a Kith app signs each one afresh)",
             ));
         }
+        // Counted only for a request whose signature checks out and that is
+        // new, so no one can spend another device's allowance, not even by
+        // replaying a request they captured. (Kith apps sign each retry
+        // afresh, so a refused request's nonce is not needed again.)
+        state
+            .rate
+            .take(device)
+            .map_err(|wait| AppError::RateLimited(whole_seconds(wait)))?;
         Ok(Signed { device, body })
     }
 }

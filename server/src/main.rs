@@ -113,9 +113,10 @@ async fn serve_with<S: Storage>(
     task: Option<Task>,
 ) -> Result<(), String> {
     if let Some(Task::PurgeSuperseded { older_than_days }) = task {
-        let purged = kith_server::purge::superseded(&storage, older_than_days * 24 * 3600)
-            .await
-            .map_err(|e| format!("could not delete superseded batches: {e}"))?;
+        let purged =
+            kith_server::purge::superseded(&storage, older_than_days.saturating_mul(24 * 3600))
+                .await
+                .map_err(|e| format!("could not delete superseded batches: {e}"))?;
         println!(
             "Deleted {} batches ({} bytes) that checkpoints superseded, and scrubbed them from the database files.",
             purged.blobs, purged.bytes

@@ -46,8 +46,15 @@ pub async fn withdraw<S: Storage>(
         ));
     }
     let ids: Vec<DeviceId> = devices.into_iter().map(|(id, _)| id).collect();
-    let purged = state.storage.purge_written_by(alliance, &ids).await?;
-    state.storage.scrub().await?;
+    let private = membership.research_scopes_of(&body.member);
+    let purged = state
+        .storage
+        .purge_written_by(alliance, &ids, &private)
+        .await?;
+    // Scrubbing can lock the table (PostgreSQL): only when something went.
+    if purged.blobs > 0 {
+        state.storage.scrub().await?;
+    }
     tracing::info!(
         alliance = %alliance,
         blobs = purged.blobs,
@@ -64,7 +71,11 @@ pub async fn withdraw<S: Storage>(
 /// `retention_secs` ago (devices offline longer fetch the checkpoint
 /// instead), then scrubs. Returns what was deleted.
 pub async fn superseded<S: Storage>(storage: &S, retention_secs: u64) -> Result<Purged, AppError> {
-    let before = Timestamp(now().millis().saturating_sub(retention_secs * 1000));
+    let before = Timestamp(
+        now()
+            .millis()
+            .saturating_sub(retention_secs.saturating_mul(1000)),
+    );
     let purged = storage.purge_superseded(before).await?;
     if purged.blobs > 0 {
         storage.scrub().await?;

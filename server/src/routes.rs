@@ -339,6 +339,21 @@ pub async fn append_blobs<S: Storage>(
     {
         return Err(AppError::TooLarge(api::MAX_BLOB_BYTES));
     }
+    // Only a device that may summarise a scope writes its checkpoints: the
+    // relay picks checkpoints for new devices and deletes what they supersede.
+    if body.blobs.iter().any(|b| b.covers.is_some()) {
+        let membership = membership(&state, alliance).await?;
+        let allowed = body
+            .blobs
+            .iter()
+            .filter(|b| b.covers.is_some())
+            .all(|b| membership.may_checkpoint(&signed.device, &b.scope));
+        if !allowed {
+            return Err(AppError::Forbidden(
+                "only the scope's facilitator or steward (or, for research-only writing, its author) may write its checkpoint",
+            ));
+        }
+    }
     let outcomes = match state
         .storage
         .append(
@@ -353,6 +368,11 @@ pub async fn append_blobs<S: Storage>(
         Append::NotActive => {
             return Err(AppError::Forbidden(
                 "this device was removed from the alliance; ask a steward for a new invite",
+            ));
+        }
+        Append::CoversAhead => {
+            return Err(AppError::BadRequest(
+                "a checkpoint cannot cover blobs the relay does not have yet; sync, then write it again".into(),
             ));
         }
         Append::OverQuota { used } => {

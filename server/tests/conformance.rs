@@ -79,6 +79,7 @@ conformance!(
     fetch_pages_in_order,
     checkpoints_and_superseded_blobs,
     withdrawal,
+    refused_appends_store_nothing,
     nonces,
     change_notices,
     concurrent_appends_are_never_skipped,
@@ -342,7 +343,7 @@ async fn quota<S: Storage>(s: &Arc<S>) {
         Append::Done(_)
     ));
     // Purging frees the space.
-    let purged = s.purge_written_by(a, &[device(2)]).await.unwrap();
+    let purged = s.purge_written_by(a, &[device(2)], &[]).await.unwrap();
     assert_eq!(
         purged,
         Purged {
@@ -448,6 +449,14 @@ async fn checkpoints_and_superseded_blobs<S: Storage>(s: &Arc<S>) {
     assert_eq!(purged.blobs, 7, "six batches and the older checkpoint");
     assert_eq!(all_ids(&**s, a).await, vec![blob_id(20), blob_id(51)]);
     s.scrub().await.unwrap();
+    // The space they took is free again: only the newest checkpoint (10
+    // bytes) and the other scope's batch (11) count.
+    assert_eq!(
+        s.append(a, device(2), &[blob(8, 2, &[8; 69])], 100)
+            .await
+            .unwrap(),
+        Append::Done(vec![Appended::Stored])
+    );
     // Later batches stay.
     append_ok(&**s, a, 2, &[blob(7, 1, b"after")]).await;
     assert_eq!(
@@ -463,17 +472,67 @@ async fn withdrawal<S: Storage>(s: &Arc<S>) {
     setup(&**s, a).await;
     append_ok(&**s, a, 1, &[blob(1, 1, b"steward")]).await;
     append_ok(&**s, a, 2, &[blob(2, 1, b"member"), blob(3, 2, b"member2")]).await;
-    let purged = s.purge_written_by(a, &[device(2)]).await.unwrap();
-    assert_eq!(
-        purged,
-        Purged {
-            blobs: 2,
-            bytes: 13
-        }
-    );
-    assert_eq!(all_ids(&**s, a).await, vec![blob_id(1)]);
+    let last = s.fetch(a, 0, 10, None).await.unwrap().next;
+    // The member's checkpoints: of a shared scope (1), and of their own (2).
+    let checkpoint = |id: u16, scope_n: u8| BlobRecord {
+        covers: Some(last),
+        seq: None,
+        ..blob(id, scope_n, b"checkpoint")
+    };
+    append_ok(&**s, a, 2, &[checkpoint(10, 1), checkpoint(11, 2)]).await;
+    let purged = s
+        .purge_written_by(a, &[device(2)], &[scope(2)])
+        .await
+        .unwrap();
+    assert_eq!(purged.blobs, 3, "two batches and the private checkpoint");
+    assert_eq!(purged.bytes, 6 + 7 + 10);
+    // The shared checkpoint holds others' writing too: it stays.
+    assert_eq!(all_ids(&**s, a).await, vec![blob_id(1), blob_id(10)]);
     s.scrub().await.unwrap();
-    assert_eq!(all_ids(&**s, a).await, vec![blob_id(1)]);
+    assert_eq!(all_ids(&**s, a).await, vec![blob_id(1), blob_id(10)]);
+}
+
+/// A checkpoint cannot claim positions the relay has not reached (it would
+/// hide real checkpoints and have their batches deleted); and an append
+/// with a conflicting blob stores none of its blobs.
+async fn refused_appends_store_nothing<S: Storage>(s: &Arc<S>) {
+    let a = alliance(1);
+    setup(&**s, a).await;
+    append_ok(&**s, a, 2, &[blob(1, 1, b"one")]).await;
+    let last = s.fetch(a, 0, 10, None).await.unwrap().next;
+    let ahead = BlobRecord {
+        covers: Some(last + 1_000),
+        seq: None,
+        ..blob(50, 1, b"checkpoint")
+    };
+    let mut changes = s.changes();
+    assert_eq!(
+        s.append(a, device(1), &[blob(2, 1, b"two"), ahead], QUOTA)
+            .await
+            .unwrap(),
+        Append::CoversAhead
+    );
+    let forged = BlobRecord {
+        data: b"other bytes".to_vec(),
+        ..blob(1, 1, b"")
+    };
+    match s
+        .append(a, device(2), &[blob(3, 1, b"three"), forged], QUOTA)
+        .await
+        .unwrap()
+    {
+        Append::Done(outcomes) => assert_eq!(outcomes, vec![Appended::Stored, Appended::Conflict]),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(all_ids(&**s, a).await, vec![blob_id(1)], "nothing stored");
+    assert!(changes.try_recv().is_err(), "and nothing announced");
+    // The quota counts only what is stored.
+    assert!(matches!(
+        s.append(a, device(2), &[blob(4, 1, &[4; 997])], 1000)
+            .await
+            .unwrap(),
+        Append::Done(_)
+    ));
 }
 
 async fn nonces<S: Storage>(s: &Arc<S>) {

@@ -282,15 +282,17 @@ async fn a_device_sending_too_fast_is_told_when_to_try_again() {
         message.contains(&format!("wait {retry} seconds")),
         "{message}"
     );
-    // The refused request's nonce was not kept: it may be sent again as it is.
+    // Its nonce was kept: nonces are checked before the allowance is
+    // counted, so a replayed request is refused as a replay and spends none
+    // of the device's allowance.
     let device = owner.device_id();
     let nonce: [u8; 16] = hex::decode(header_of(&refused, api::HEADER_NONCE))
         .unwrap()
         .try_into()
         .unwrap();
     assert!(
-        relay.storage.first_use(device, nonce, now()).await.unwrap(),
-        "a request refused for its rate must not use up its nonce"
+        !relay.storage.first_use(device, nonce, now()).await.unwrap(),
+        "the nonce is checked (and kept) before the allowance is counted"
     );
     // A bad signature in the device's name is refused as such (401), and
     // spends nothing: the allowance is counted only once a signature checks out.

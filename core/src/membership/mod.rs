@@ -572,6 +572,15 @@ impl Membership {
             .collect()
     }
 
+    /// The member's own research-only scopes, whether or not they have left.
+    pub fn research_scopes_of(&self, member: &MemberId) -> Vec<ScopeId> {
+        self.scopes
+            .iter()
+            .filter(|(_, s)| s.kind == ScopeKind::Research(*member))
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
     /// The scopes a member reads.
     pub fn scopes_of(&self, member: &MemberId) -> Vec<ScopeId> {
         self.scopes

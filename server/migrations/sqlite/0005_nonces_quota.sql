@@ -17,3 +17,6 @@ UPDATE alliances SET stored_bytes =
 -- When each blob arrived, so superseded blobs are purged only after devices
 -- had time to fetch them.
 ALTER TABLE blobs ADD COLUMN stored_at INTEGER NOT NULL DEFAULT 0;
+-- Blobs stored before this column count as stored now, so the retention
+-- period runs from the upgrade rather than deleting at once.
+UPDATE blobs SET stored_at = CAST(strftime('%s', 'now') AS INTEGER) * 1000;

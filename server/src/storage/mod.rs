@@ -54,6 +54,9 @@ pub enum Append {
     Done(Vec<Appended>),
     /// The device is no longer active (removed while the request was on its way).
     NotActive,
+    /// A checkpoint claims to cover positions the relay has not reached;
+    /// nothing was stored.
+    CoversAhead,
     /// The alliance would hold more than its quota; nothing was stored.
     OverQuota {
         /// Bytes the alliance holds now.
@@ -203,8 +206,10 @@ pub trait Storage: Send + Sync + 'static {
     ) -> impl Future<Output = Result<bool, StorageError>> + Send;
 
     /// Appends blobs idempotently on (alliance, blob id), in one transaction,
-    /// if `device` is still active and the alliance stays within
-    /// `quota_bytes` of blob data. Listeners hear of it once committed.
+    /// if `device` is still active, no checkpoint covers a position past the
+    /// alliance's last, and the alliance stays within `quota_bytes` of blob
+    /// data. When any blob conflicts, nothing is stored. Listeners hear of
+    /// it once committed.
     fn append(
         &self,
         alliance: AllianceId,
@@ -232,12 +237,16 @@ pub trait Storage: Send + Sync + 'static {
         scopes: &[(ScopeId, u64)],
     ) -> impl Future<Output = Result<Vec<BlobRecord>, StorageError>> + Send;
 
-    /// Deletes every blob `devices` wrote in `alliance` (a member's
-    /// withdrawal). Call [`Storage::scrub`] after it so the bytes leave the files.
+    /// Deletes what `devices` wrote in `alliance` (a member's withdrawal):
+    /// their batches, and their checkpoints of `private` scopes (the
+    /// member's own). Their checkpoints of shared scopes stay: they hold
+    /// other members' writing, whose batches may already be gone. Call
+    /// [`Storage::scrub`] after it so the bytes leave the files.
     fn purge_written_by(
         &self,
         alliance: AllianceId,
         devices: &[DeviceId],
+        private: &[ScopeId],
     ) -> impl Future<Output = Result<Purged, StorageError>> + Send;
 
     /// Deletes, in every alliance, the batches and older checkpoints that a
@@ -290,4 +299,10 @@ fn array<const N: usize>(bytes: Vec<u8>) -> Result<[u8; N], StorageError> {
     bytes
         .try_into()
         .map_err(|_| StorageError(sqlx::Error::Decode("stored id has the wrong length".into())))
+}
+
+/// Whether a checkpoint among `blobs` claims to cover a position past
+/// `last`, the alliance's newest (a device checkpoints what it has fetched).
+fn covers_ahead(blobs: &[BlobRecord], last: u64) -> bool {
+    blobs.iter().any(|b| b.covers.is_some_and(|c| c > last))
 }

@@ -17,7 +17,7 @@ use tokio::sync::broadcast;
 use super::shared::{shared_helpers, shared_methods};
 use super::{
     Append, Appended, Change, DeviceAccess, LogAppend, Page, Purged, Storage, StorageError,
-    StoredInvite, array, change_channel, ms, position,
+    StoredInvite, array, change_channel, covers_ahead, ms, position,
 };
 
 /// The channel every instance listens on; a notice's payload is an alliance id in hex.
@@ -80,20 +80,37 @@ impl PostgresStorage {
 /// Passes notices from the database to this instance's listeners. When the
 /// connection drops, notices may be lost, so everyone is told to sync.
 async fn forward_notices(mut listener: PgListener, changes: broadcast::Sender<Change>) {
+    // Everyone is told twice per outage: when it starts, and at the first
+    // notice after it (not every second while it lasts, which would make
+    // every device sync every second).
+    let mut lost = false;
     loop {
         match listener.try_recv().await {
             Ok(Some(notice)) => {
+                if lost {
+                    lost = false;
+                    let _ = changes.send(Change::Everything);
+                }
                 if let Ok(alliance) = notice.payload().parse() {
                     let _ = changes.send(Change::Alliance(alliance));
                 }
             }
             Ok(None) => {
                 tracing::warn!("lost the database connection for change notices; reconnecting");
-                let _ = changes.send(Change::Everything);
+                if lost {
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                } else {
+                    lost = true;
+                    let _ = changes.send(Change::Everything);
+                }
             }
+            Err(sqlx::Error::PoolClosed) => return,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot listen for change notices; retrying in 1 s");
-                let _ = changes.send(Change::Everything);
+                if !lost {
+                    lost = true;
+                    let _ = changes.send(Change::Everything);
+                }
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
         }
@@ -175,6 +192,9 @@ impl Storage for PostgresStorage {
         if active != Some(true) {
             return Ok(Append::NotActive);
         }
+        if covers_ahead(blobs, last) {
+            return Ok(Append::CoversAhead);
+        }
         let stored_at = ms(crate::now());
         let mut added = 0u64;
         let mut out = Vec::with_capacity(blobs.len());
@@ -206,7 +226,8 @@ impl Storage for PostgresStorage {
             };
             out.push(outcome);
         }
-        if added == 0 {
+        // Returning before the commit rolls back: a refused append stores nothing.
+        if added == 0 || out.contains(&Appended::Conflict) {
             return Ok(Append::Done(out));
         }
         if used + added > quota_bytes {

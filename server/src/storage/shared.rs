@@ -280,23 +280,39 @@ macro_rules! shared_methods {
             &self,
             alliance: AllianceId,
             devices: &[DeviceId],
+            private: &[ScopeId],
         ) -> Result<Purged, StorageError> {
             let mut tx = self.begin_write().await?;
-            let mut purged = Purged::default();
+            let mut sizes: Vec<i64> = Vec::new();
             for device in devices {
-                let sizes: Vec<i64> = sqlx::query_scalar(
-                    "DELETE FROM blobs WHERE alliance_id = $1 AND device_id = $2 RETURNING CAST(LENGTH(data) AS BIGINT)",
-                )
-                .bind(&alliance.0[..])
-                .bind(&device.0[..])
-                .fetch_all(&mut *tx)
-                .await?;
-                purged.blobs += sizes.len() as u64;
-                purged.bytes += sizes
-                    .iter()
-                    .map(|&n| u64::try_from(n).unwrap_or(0))
-                    .sum::<u64>();
+                sizes.extend(
+                    sqlx::query_scalar::<_, i64>(
+                        "DELETE FROM blobs WHERE alliance_id = $1 AND device_id = $2 AND covers IS NULL \
+                         RETURNING CAST(LENGTH(data) AS BIGINT)",
+                    )
+                    .bind(&alliance.0[..])
+                    .bind(&device.0[..])
+                    .fetch_all(&mut *tx)
+                    .await?,
+                );
+                for scope in private {
+                    sizes.extend(
+                        sqlx::query_scalar::<_, i64>(
+                            "DELETE FROM blobs WHERE alliance_id = $1 AND device_id = $2 AND scope_id = $3 \
+                             RETURNING CAST(LENGTH(data) AS BIGINT)",
+                        )
+                        .bind(&alliance.0[..])
+                        .bind(&device.0[..])
+                        .bind(&scope.0[..])
+                        .fetch_all(&mut *tx)
+                        .await?,
+                    );
+                }
             }
+            let purged = Purged {
+                blobs: sizes.len() as u64,
+                bytes: sizes.iter().map(|&n| u64::try_from(n).unwrap_or(0)).sum(),
+            };
             sqlx::query("UPDATE alliances SET stored_bytes = stored_bytes - $1 WHERE id = $2")
                 .bind(position(purged.bytes))
                 .bind(&alliance.0[..])

@@ -18,7 +18,7 @@ use tokio::sync::broadcast;
 use super::shared::{shared_helpers, shared_methods};
 use super::{
     Append, Appended, Change, DeviceAccess, LogAppend, Page, Purged, Storage, StorageError,
-    StoredInvite, array, change_channel, ms, position,
+    StoredInvite, array, change_channel, covers_ahead, ms, position,
 };
 use kith_core::membership::Cutoff;
 
@@ -127,6 +127,14 @@ impl Storage for SqliteStorage {
             .fetch_one(&mut *tx)
             .await?;
         let used = u64::try_from(used).unwrap_or(0);
+        let last: i64 =
+            sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM blobs WHERE alliance_id = ?")
+                .bind(&alliance.0[..])
+                .fetch_one(&mut *tx)
+                .await?;
+        if covers_ahead(blobs, u64::try_from(last).unwrap_or(0)) {
+            return Ok(Append::CoversAhead);
+        }
         let mut added = 0u64;
         let mut out = Vec::with_capacity(blobs.len());
         for blob in blobs {
@@ -155,8 +163,11 @@ impl Storage for SqliteStorage {
             };
             out.push(outcome);
         }
+        // Dropping the transaction rolls it back: a refused append stores nothing.
+        if out.contains(&Appended::Conflict) {
+            return Ok(Append::Done(out));
+        }
         if added > 0 && used + added > quota_bytes {
-            // Dropping the transaction rolls it back.
             return Ok(Append::OverQuota { used });
         }
         sqlx::query("UPDATE alliances SET stored_bytes = stored_bytes + ? WHERE id = ?")
