@@ -508,3 +508,43 @@ pub fn invite_and_join(steward: &str, dir: &str, name: &str, extra: &[&str]) -> 
         name,
     ])
 }
+
+/// Brings a device's view of the membership and blobs up to date, as a sync
+/// does (one run, in this process).
+pub fn catch_up(device: &mut kith_core::Client, url: &str) {
+    device.sync_start();
+    while let Some(request) = device.sync_next(device::now(), &mut rand_core::OsRng) {
+        let (status, body) = send(url, &request);
+        let step = device
+            .sync_receive(answer(status, &body), device::now(), &mut rand_core::OsRng)
+            .unwrap();
+        if step.finished.is_some() {
+            break;
+        }
+    }
+}
+
+/// The answer `send` gave, as the core takes it.
+pub fn answer(status: u16, body: &Value) -> kith_core::HttpResponse {
+    kith_core::HttpResponse {
+        status,
+        body: serde_json::to_vec(body).unwrap(),
+    }
+}
+
+/// What `kith list` shows in the data folder `dir`: its texts, sorted.
+pub fn shown(dir: &str) -> Vec<String> {
+    texts_of(&kith(&["list", "--data-dir", dir]))
+}
+
+/// The texts of `kith list` or `kith export` output, sorted.
+pub fn texts_of(output: &Value) -> Vec<String> {
+    let mut texts: Vec<String> = output["contributions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["text"].as_str().unwrap().to_owned())
+        .collect();
+    texts.sort();
+    texts
+}

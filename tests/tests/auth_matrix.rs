@@ -13,10 +13,10 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use kith_core::api::{self, AppendBlobs, AppendLog, BlobRecord, HttpRequest, PublishInvite};
 use kith_core::{
-    BlobId, Client, DeviceKeys, DocId, HttpResponse, Invite, InviteId, Joining, NewAlliance, Role,
-    ScopeId, Timestamp,
+    BlobId, Client, DeviceKeys, DocId, Invite, InviteId, Joining, NewAlliance, Role, ScopeId,
+    Timestamp,
 };
-use kith_tests::{Relay, TestDatabase, send};
+use kith_tests::{Relay, TestDatabase, answer, catch_up, send};
 use rand_core::{OsRng, RngCore};
 use serde_json::Value;
 use sqlx::Row;
@@ -695,27 +695,6 @@ fn append_body() -> Vec<u8> {
         }],
     })
     .unwrap()
-}
-
-/// Brings a device's view of the membership and blobs up to date, as a sync does.
-fn catch_up(device: &mut Client, url: &str) {
-    device.sync_start();
-    while let Some(request) = device.sync_next(now(), &mut OsRng) {
-        let (status, body) = send(url, &request);
-        let step = device
-            .sync_receive(answer(status, &body), now(), &mut OsRng)
-            .unwrap();
-        if step.finished.is_some() {
-            break;
-        }
-    }
-}
-
-fn answer(status: u16, body: &Value) -> HttpResponse {
-    HttpResponse {
-        status,
-        body: serde_json::to_vec(body).unwrap(),
-    }
 }
 
 /// The relay's database, read beside it: what a refusal must leave alone.

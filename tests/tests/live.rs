@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use kith_tests::{Relay, TestDatabase, bin, encodings_of, kith};
+use kith_tests::{Relay, TestDatabase, bin, encodings_of, kith, shown};
 use serde_json::Value;
 
 fn dir(base: &tempfile::TempDir, name: &str) -> String {
@@ -80,18 +80,6 @@ impl Drop for Watch {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn texts(data_dir: &str) -> Vec<String> {
-    let listed = kith(&["list", "--data-dir", data_dir]);
-    let mut texts: Vec<String> = listed["contributions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["text"].as_str().unwrap().to_owned())
-        .collect();
-    texts.sort();
-    texts
 }
 
 /// The invite link, pointed at another relay instance (they share one database).
@@ -166,8 +154,8 @@ fn two_instances_on_one_database_push_changes_to_each_other() {
     );
     drop(alex_watch);
     drop(blake_poll);
-    assert_eq!(texts(&alex), vec!["Welcome, everyone.".to_owned()]);
-    assert_eq!(texts(&blake), vec!["Welcome, everyone.".to_owned()]);
+    assert_eq!(shown(&alex), vec!["Welcome, everyone.".to_owned()]);
+    assert_eq!(shown(&blake), vec!["Welcome, everyone.".to_owned()]);
 
     // And the other way: Alex writes through B; the steward, watching
     // through A, hears of it.
@@ -184,7 +172,7 @@ fn two_instances_on_one_database_push_changes_to_each_other() {
     steward_watch.until_received(Duration::from_secs(30));
     drop(steward_watch);
     assert_eq!(
-        texts(&steward),
+        shown(&steward),
         vec![
             "Glad to be here.".to_owned(),
             "Welcome, everyone.".to_owned()

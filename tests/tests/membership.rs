@@ -8,7 +8,9 @@
 
 use std::path::Path;
 
-use kith_tests::{Relay, RelayDb, copy_blobs, invite_and_join, kith, kith_raw, stored_blobs};
+use kith_tests::{
+    Relay, RelayDb, copy_blobs, invite_and_join, kith, kith_raw, shown, stored_blobs, texts_of,
+};
 use serde_json::Value;
 
 struct World {
@@ -46,23 +48,7 @@ fn sync(dir: &str) {
     kith(&["sync", "--data-dir", dir]);
 }
 
-/// The texts a device shows, sorted.
-fn shown(dir: &str) -> Vec<String> {
-    texts_of(&kith(&["list", "--data-dir", dir]))
-}
-
-/// The texts of `kith list` or `kith export` output, sorted.
-fn texts_of(output: &Value) -> Vec<String> {
-    let mut texts: Vec<String> = output["contributions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["text"].as_str().unwrap().to_owned())
-        .collect();
-    texts.sort();
-    texts
-}
-
+/// `texts`, sorted, to compare with what a device shows.
 fn sorted(texts: &[&str]) -> Vec<String> {
     let mut out: Vec<String> = texts.iter().map(|t| t.to_string()).collect();
     out.sort();

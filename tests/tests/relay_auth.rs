@@ -6,9 +6,9 @@
 
 use kith_core::api::{self, AppendBlobs, BlobRecord, HttpRequest};
 use kith_core::{
-    BlobId, Client, DeviceKeys, DocId, HttpResponse, Joining, NewAlliance, Role, ScopeId, Timestamp,
+    BlobId, Client, DeviceKeys, DocId, Joining, NewAlliance, Role, ScopeId, Timestamp,
 };
-use kith_tests::{Relay, send};
+use kith_tests::{Relay, answer, catch_up, send};
 use rand_core::OsRng;
 use serde_json::Value;
 
@@ -255,27 +255,6 @@ fn the_relay_refuses_what_it_must_and_changes_nothing() {
         ),
     ] {
         assert_refused(send(&url, &request), 403, "removed");
-    }
-}
-
-/// Brings a device's view of the membership and blobs up to date, as a sync does.
-fn catch_up(device: &mut Client, url: &str) {
-    device.sync_start();
-    while let Some(request) = device.sync_next(now(), &mut OsRng) {
-        let (status, body) = send(url, &request);
-        let step = device
-            .sync_receive(answer(status, &body), now(), &mut OsRng)
-            .unwrap();
-        if step.finished.is_some() {
-            break;
-        }
-    }
-}
-
-fn answer(status: u16, body: &Value) -> HttpResponse {
-    HttpResponse {
-        status,
-        body: serde_json::to_vec(body).unwrap(),
     }
 }
 
