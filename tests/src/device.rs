@@ -10,6 +10,13 @@ use kith_core::{
 };
 use rand_core::OsRng;
 
+/// A fresh request nonce.
+pub fn nonce() -> [u8; 16] {
+    let mut n = [0u8; 16];
+    rand_core::RngCore::fill_bytes(&mut OsRng, &mut n);
+    n
+}
+
 /// The wall clock, as the core takes it.
 pub fn now() -> Timestamp {
     let ms = SystemTime::now()

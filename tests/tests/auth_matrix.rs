@@ -16,6 +16,7 @@ use kith_core::{
     BlobId, Client, DeviceKeys, DocId, Invite, InviteId, Joining, NewAlliance, Role, ScopeId,
     Timestamp,
 };
+use kith_tests::device::{nonce, now};
 use kith_tests::{Relay, TestDatabase, answer, catch_up, send};
 use rand_core::{OsRng, RngCore};
 use serde_json::Value;
@@ -637,21 +638,6 @@ fn with_bad_signature(request: &HttpRequest) -> HttpRequest {
 }
 
 const HOUR_MS: u64 = 3_600_000;
-
-fn now() -> Timestamp {
-    Timestamp(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_millis() as u64,
-    )
-}
-
-fn nonce() -> [u8; 16] {
-    let mut n = [0u8; 16];
-    OsRng.fill_bytes(&mut n);
-    n
-}
 
 fn new_alliance(relay: &str) -> NewAlliance {
     NewAlliance {

@@ -8,24 +8,10 @@ use kith_core::api::{self, AppendBlobs, BlobRecord, HttpRequest};
 use kith_core::{
     BlobId, Client, DeviceKeys, DocId, Joining, NewAlliance, Role, ScopeId, Timestamp,
 };
+use kith_tests::device::{nonce, now};
 use kith_tests::{Relay, answer, catch_up, send};
 use rand_core::OsRng;
 use serde_json::Value;
-
-fn now() -> Timestamp {
-    Timestamp(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_millis() as u64,
-    )
-}
-
-fn nonce() -> [u8; 16] {
-    let mut n = [0u8; 16];
-    rand_core::RngCore::fill_bytes(&mut OsRng, &mut n);
-    n
-}
 
 fn steward(relay: &Relay) -> Client {
     let (client, _) = Client::create_alliance(

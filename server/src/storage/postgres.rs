@@ -152,18 +152,8 @@ impl Storage for PostgresStorage {
         {
             return Ok(LogAppend::Conflict);
         }
-        for cutoff in cutoffs {
-            let held: Option<i64> = sqlx::query_scalar(
-                "SELECT MAX(batch_seq) FROM blobs WHERE alliance_id = $1 AND device_id = $2 AND scope_id = $3",
-            )
-            .bind(&alliance.0[..])
-            .bind(&cutoff.device.0[..])
-            .bind(&cutoff.scope.0[..])
-            .fetch_one(&mut *tx)
-            .await?;
-            if held.is_some_and(|h| h > position(cutoff.seq)) {
-                return Ok(LogAppend::CutoffBehind);
-            }
+        if cutoff_behind(&mut tx, alliance, cutoffs).await? {
+            return Ok(LogAppend::CutoffBehind);
         }
         record_devices(&mut tx, &alliance.0, devices, now).await?;
         notify(&mut tx, alliance).await?;

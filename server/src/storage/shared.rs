@@ -54,6 +54,30 @@ macro_rules! shared_helpers {
             Ok(true)
         }
 
+        /// Whether a removed device holds a batch numbered past the cutoff a
+        /// removal gives for its scope (the removal would refuse writing the
+        /// relay already acknowledged).
+        async fn cutoff_behind(
+            tx: &mut sqlx::Transaction<'_, $db>,
+            alliance: AllianceId,
+            cutoffs: &[Cutoff],
+        ) -> Result<bool, StorageError> {
+            for cutoff in cutoffs {
+                let held: Option<i64> = sqlx::query_scalar(
+                    "SELECT MAX(batch_seq) FROM blobs WHERE alliance_id = $1 AND device_id = $2 AND scope_id = $3",
+                )
+                .bind(&alliance.0[..])
+                .bind(&cutoff.device.0[..])
+                .bind(&cutoff.scope.0[..])
+                .fetch_one(&mut **tx)
+                .await?;
+                if held.is_some_and(|h| h > position(cutoff.seq)) {
+                    return Ok(true);
+                }
+            }
+            Ok(false)
+        }
+
         /// For a blob whose id is taken: a retry (same document and bytes),
         /// or a different blob under that id.
         async fn already_stored(
