@@ -324,10 +324,9 @@ fn export(
         );
     }
     let contributions = reader.contributions(client.membership());
+    let document = json!({ "contributions": contributions });
     let bytes = match format {
-        ExportFormat::Json => {
-            serde_json::to_vec_pretty(&json!({ "contributions": contributions }))?
-        }
+        ExportFormat::Json => serde_json::to_vec_pretty(&document)?,
         ExportFormat::Csv => csv_bytes(&contributions)?,
     };
     match out {
@@ -343,8 +342,12 @@ fn export(
                 ),
             ))
         }
-        None if format == ExportFormat::Json => Ok(listing(&contributions)),
-        None if json_output => bail!("with --json, CSV needs --out FILE"),
+        // Without --out, --format alone decides what reaches stdout.
+        None if format == ExportFormat::Json => Ok(Output::ok(document, String::from_utf8(bytes)?)),
+        None if json_output => bail!(
+            "--json prints one JSON object, so CSV cannot go to stdout with it: \
+             add --out FILE, or leave out --json"
+        ),
         None => Ok(Output::ok(
             json!({}),
             String::from_utf8(bytes)?.trim_end().to_owned(),

@@ -233,6 +233,21 @@ pub fn kith_raw(args: &[&str]) -> Output {
         .expect("kith runs")
 }
 
+/// Runs `kith ARGS` as a person would (no `--json`), asserts success; returns stdout.
+pub fn kith_plain(args: &[&str]) -> String {
+    let out = Command::new(bin("kith"))
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("kith runs");
+    assert!(
+        out.status.success(),
+        "kith {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
 /// Runs `kith ARGS --json`, asserts success and that stdout is one JSON object.
 pub fn kith(args: &[&str]) -> Value {
     let out = kith_raw(args);

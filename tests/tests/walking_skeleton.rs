@@ -3,7 +3,7 @@
 //! while the relay is down; the researcher's export holds exactly what was
 //! written; no plaintext reaches the relay's files or its log.
 
-use kith_tests::{Relay, encodings_of, files_containing, kith, kith_raw};
+use kith_tests::{Relay, encodings_of, files_containing, kith, kith_plain, kith_raw};
 use serde_json::Value;
 
 fn dir(base: &tempfile::TempDir, name: &str) -> String {
@@ -136,6 +136,26 @@ fn a_reflection_written_offline_reaches_only_the_people_chosen() {
         assert_eq!(c["id"].as_str().unwrap().len(), 32);
         assert!(c["created_at"].as_str().unwrap().ends_with('Z'));
     }
+
+    // Without --out and without --json, --format still decides what stdout holds.
+    let export_args = |format| {
+        [
+            "export",
+            "--data-dir",
+            researcher.as_str(),
+            "--identity",
+            key.as_str(),
+            "--format",
+            format,
+        ]
+    };
+    let printed: Value = serde_json::from_str(&kith_plain(&export_args("json")))
+        .expect("--format json prints JSON on stdout");
+    assert_eq!(texts(&printed), expected);
+    let printed_csv = kith_plain(&export_args("csv"));
+    assert!(printed_csv.starts_with("id,author,text,created_at,research_only\n"));
+    assert!(printed_csv.contains(&canary));
+    assert_eq!(printed_csv.lines().count(), 3, "a header and two rows");
 
     let csv_path = dir(&base, "export.csv");
     let wrote = kith(&[

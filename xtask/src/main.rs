@@ -4,10 +4,14 @@
 //! - `cargo xtask ci`   installs what is missing and runs every check and test
 //! - `cargo xtask wasm` builds the core to wasm for the app
 //! - `cargo xtask web`  builds the app (wasm included)
+//! - `cargo xtask fresh-copy` runs the wasm set-up in a copy with nothing beside it
 //!
 //! No dependencies: it only runs other programs, and says which one failed.
 
 #![forbid(unsafe_code)]
+
+mod fresh_copy;
+mod toolchain;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -22,7 +26,8 @@ fn main() -> ExitCode {
         Some("ci") => ci(),
         Some("wasm") => setup_wasm().and_then(|()| wasm()),
         Some("web") => setup_wasm().and_then(|()| setup_npm()).and_then(|()| web()),
-        _ => Err("usage: cargo xtask run [relay flags] | ci | wasm | web".into()),
+        Some("fresh-copy") => fresh_copy::check(),
+        _ => Err("usage: cargo xtask run [relay flags] | ci | wasm | web | fresh-copy".into()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -38,6 +43,14 @@ fn root() -> PathBuf {
         .parent()
         .unwrap()
         .to_owned()
+}
+
+/// Cargo's build folder: `CARGO_TARGET_DIR` when set, else `target/`.
+fn target_dir() -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) => root().join(dir), // an absolute path replaces the root
+        None => root().join("target"),
+    }
 }
 
 fn app_dir() -> PathBuf {
@@ -110,7 +123,7 @@ fn wasm_bindgen_version() -> Result<String> {
 /// The wasm target and the pinned wasm-bindgen CLI.
 fn setup_wasm() -> Result {
     step("wasm tools", || {
-        sh("bash", &["../shared/toolchain/ensure-wasm-target.sh"])?;
+        toolchain::ensure_wasm_target()?;
         let version = wasm_bindgen_version()?;
         if have("wasm-bindgen", "--version").is_none_or(|v| !v.ends_with(&version)) {
             sh(
@@ -164,7 +177,7 @@ fn wasm() -> Result {
             ],
         )?;
         let out = app_dir().join("src/wasm/pkg");
-        let input = root().join("target/wasm32-unknown-unknown/wasm-release/kith_wasm.wasm");
+        let input = target_dir().join("wasm32-unknown-unknown/wasm-release/kith_wasm.wasm");
         sh(
             "wasm-bindgen",
             &[
@@ -225,11 +238,12 @@ fn run(relay_args: &[String]) -> Result {
     eprintln!(
         "\nxtask: Kith is starting at http://localhost:8080 (data in ./kith-data). Stop it with Ctrl+C."
     );
-    eprintln!("xtask: the kith command line is at target/release/kith");
-    sh(
-        root().join("target/release/kith-server").to_str().unwrap(),
-        &args,
-    )
+    let release = target_dir().join("release");
+    eprintln!(
+        "xtask: the kith command line is at {}",
+        release.join("kith").display()
+    );
+    sh(release.join("kith-server").to_str().unwrap(), &args)
 }
 
 /// `cargo xtask ci`: every check and test, with everything they need installed.
@@ -251,6 +265,10 @@ fn ci() -> Result {
         )
     })?;
     setup_wasm()?;
+    step(
+        "set-up from a copy with nothing beside it",
+        fresh_copy::check,
+    )?;
     step("lint (wasm)", || {
         sh(
             "cargo",
