@@ -497,15 +497,16 @@ async fn withdrawal<S: Storage>(s: &Arc<S>) {
 /// with a conflicting blob stores none of its blobs.
 async fn refused_appends_store_nothing<S: Storage>(s: &Arc<S>) {
     let a = alliance(1);
+    let mut notices = Notices::subscribe(&**s).await;
     setup(&**s, a).await;
     append_ok(&**s, a, 2, &[blob(1, 1, b"one")]).await;
+    assert_eq!(notices.since_last(&**s).await, vec![Change::Alliance(a)]);
     let last = s.fetch(a, 0, 10, None).await.unwrap().next;
     let ahead = BlobRecord {
         covers: Some(last + 1_000),
         seq: None,
         ..blob(50, 1, b"checkpoint")
     };
-    let mut changes = s.changes();
     assert_eq!(
         s.append(a, device(1), &[blob(2, 1, b"two"), ahead], QUOTA)
             .await
@@ -525,7 +526,11 @@ async fn refused_appends_store_nothing<S: Storage>(s: &Arc<S>) {
         other => panic!("{other:?}"),
     }
     assert_eq!(all_ids(&**s, a).await, vec![blob_id(1)], "nothing stored");
-    assert!(changes.try_recv().is_err(), "and nothing announced");
+    assert_eq!(
+        notices.since_last(&**s).await,
+        vec![],
+        "and nothing announced"
+    );
     // The quota counts only what is stored.
     assert!(matches!(
         s.append(a, device(2), &[blob(4, 1, &[4; 997])], 1000)
@@ -555,22 +560,74 @@ async fn next_change(changes: &mut tokio::sync::broadcast::Receiver<Change>) -> 
         .unwrap()
 }
 
+/// Notices arrive some time after their commit (on PostgreSQL through
+/// LISTEN/NOTIFY, on another connection), so "nothing was announced" cannot
+/// be checked with `try_recv`: a late notice of an earlier write would fail
+/// it, and a wrong notice still on its way would pass it. Instead each check
+/// commits a write to a separate marker alliance and collects every notice
+/// that arrives before the marker's own. Notices are delivered in commit
+/// order, so that list is exactly what the writes since the last marker
+/// announced.
+struct Notices {
+    changes: tokio::sync::broadcast::Receiver<Change>,
+    marker: AllianceId,
+    markers_sent: u16,
+}
+
+impl Notices {
+    /// Subscribes, then creates the marker alliance (`alliance(200)`) and
+    /// drains what came before it.
+    async fn subscribe<S: Storage>(s: &S) -> Self {
+        let mut notices = Self {
+            changes: s.changes(),
+            marker: alliance(200),
+            markers_sent: 0,
+        };
+        setup(s, notices.marker).await;
+        notices.since_last(s).await;
+        notices
+    }
+
+    /// What was announced since the last call, in order.
+    async fn since_last<S: Storage>(&mut self, s: &S) -> Vec<Change> {
+        self.markers_sent += 1;
+        let marker = blob(self.markers_sent, 1, b"marker");
+        append_ok(s, self.marker, 2, &[marker]).await;
+        let mut before = Vec::new();
+        loop {
+            match next_change(&mut self.changes).await {
+                Change::Alliance(a) if a == self.marker => return before,
+                other => before.push(other),
+            }
+        }
+    }
+}
+
 async fn change_notices<S: Storage>(s: &Arc<S>) {
     let a = alliance(1);
+    let mut notices = Notices::subscribe(&**s).await;
     setup(&**s, a).await;
-    let mut changes = s.changes();
+    notices.since_last(&**s).await;
     append_ok(&**s, a, 2, &[blob(1, 1, b"new")]).await;
-    assert_eq!(next_change(&mut changes).await, Change::Alliance(a));
+    assert_eq!(notices.since_last(&**s).await, vec![Change::Alliance(a)]);
     let steward = [access(1, Role::Steward, true)];
     s.append_log(a, 2, &[entry(3)], &steward, &[], now())
         .await
         .unwrap();
-    assert_eq!(next_change(&mut changes).await, Change::Alliance(a));
+    assert_eq!(notices.since_last(&**s).await, vec![Change::Alliance(a)]);
     // A retried append that stores nothing new is not news.
     append_ok(&**s, a, 2, &[blob(1, 1, b"new")]).await;
+    assert_eq!(
+        notices.since_last(&**s).await,
+        vec![],
+        "a retry is not news"
+    );
     append_ok(&**s, a, 2, &[blob(2, 1, b"newer")]).await;
-    assert_eq!(next_change(&mut changes).await, Change::Alliance(a));
-    assert!(changes.try_recv().is_err(), "one notice per append");
+    assert_eq!(
+        notices.since_last(&**s).await,
+        vec![Change::Alliance(a)],
+        "one notice per append"
+    );
 }
 
 /// Writers at once and a reader paging behind them: the reader sees every
