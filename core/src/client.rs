@@ -12,14 +12,15 @@ use crate::chain::{ChainHead, Gap};
 use crate::document::ContributionView;
 use crate::envelope::{BLOB_LABEL, seal};
 use crate::error::Error;
-use crate::ids::{BlobId, ContributionId, DeviceId, MemberId, ScopeId};
+use crate::ids::{BlobId, ContributionId, DeviceId, DocId, MemberId, ScopeId};
 use crate::keys::{AgeIdentity, DeviceKeys, EpochKey, Recipient};
+use crate::kinds::Kind;
 use crate::membership::{Membership, SignedEntry};
-use crate::payload::{Batch, BlobPayload, Content, Grant};
+use crate::payload::{Batch, BlobPayload, Content, Grant, Writing};
 use crate::reader::Reader;
 use crate::state::{
-    Profile, Saved, SavedPending, StoreOp, decode_blob, doc_for, encode_blob, load_identity,
-    load_keys, save_keys,
+    Profile, Saved, SavedPending, StoreOp, decode_blob, encode_blob, load_identity, load_keys,
+    save_keys,
 };
 use crate::sync::SyncRun;
 use crate::time::Timestamp;
@@ -278,20 +279,47 @@ impl Client {
             ));
         }
         let scope = self.write_scope(scope)?;
-        // The newest key this device holds: it must read its own writing back
-        // (after a restart too). Until a new key reaches it after a removal,
-        // it writes with the one it has; see the threat model.
+        let id = ContributionId::random(rng);
+        let doc = DocId::own(self.profile.member, scope);
+        let device = self.device_id();
+        // Checked before the document changes: nothing is half written.
+        self.writing_key(scope)?;
+        let changes = self
+            .reader
+            .doc_mut(doc)
+            .contribute(&device, id, text, now)?;
+        let writing = |batch| {
+            Content::Writing(Writing {
+                kind: Kind::Reflection,
+                batch,
+            })
+        };
+        let ops = self.commit_batch(doc, scope, writing, changes, now, rng)?;
+        Ok((id, ops))
+    }
+
+    /// The newest key this device holds for `scope`: it must read its own
+    /// writing back (after a restart too). Until a new key reaches it after a
+    /// removal, it writes with the one it has; see the threat model.
+    fn writing_key(&self, scope: ScopeId) -> Result<(u32, Recipient), Error> {
         let key = self.reader.newest_key(scope).ok_or(Error::Misuse(
             "this device does not hold the key for that space yet; sync first",
         ))?;
-        let (epoch, recipient) = (key.epoch, key.identity.recipient());
-        let id = ContributionId::random(rng);
-        let doc = doc_for(self.profile.member, scope);
-        let device = self.device_id();
-        let changes =
-            self.reader
-                .doc_mut(doc)
-                .contribute(&device, id, &self.profile.pseudonym, text, now)?;
+        Ok((key.epoch, key.identity.recipient()))
+    }
+
+    /// Seals `changes` (already in the local document) as this device's next
+    /// batch in `scope`, and queues it to send.
+    fn commit_batch(
+        &mut self,
+        doc: DocId,
+        scope: ScopeId,
+        content: impl FnOnce(Batch) -> Content,
+        changes: Vec<u8>,
+        now: Timestamp,
+        rng: &mut impl CryptoRngCore,
+    ) -> Result<Vec<StoreOp>, Error> {
+        let (epoch, recipient) = self.writing_key(scope)?;
         let head = self.own_chains.get(&scope).copied().unwrap_or_default();
         let batch = Batch {
             scope,
@@ -301,22 +329,43 @@ impl Client {
             created_at: now,
             changes,
         };
-        let (blob, hash) = self.seal_blob(doc, Content::Batch(batch), &[&recipient], rng)?;
+        let (blob, hash) = self.seal_blob(doc, content(batch), &[&recipient], rng)?;
         let head = ChainHead {
             seq: head.seq + 1,
             hash,
         };
         self.own_chains.insert(scope, head);
+        let device = self.device_id();
         self.reader
-            .record_own_batch(blob.id, doc, device, scope, head);
+            .record_own_batch(blob.id, doc, (self.profile.member, device), scope, head);
         self.outbox.push(blob.clone());
-        Ok((
-            id,
-            vec![
-                StoreOp::PutBlob(blob),
-                StoreOp::PutState(self.saved().encode()),
-            ],
-        ))
+        Ok(vec![
+            StoreOp::PutBlob(blob),
+            StoreOp::PutState(self.saved().encode()),
+        ])
+    }
+
+    /// For tests of what readers refuse, and only with the `hostile-client`
+    /// feature: what a changed client could send. Seals `changes` (any
+    /// Automerge changes, made by anyone) as this device's next batch in its
+    /// cohort, for `owner`'s document there, as a batch of `kind` (or, with
+    /// `None`, in the legacy reflection format). Nothing is checked.
+    #[cfg(feature = "hostile-client")]
+    pub fn forge_batch(
+        &mut self,
+        owner: MemberId,
+        kind: Option<Kind>,
+        changes: Vec<u8>,
+        now: Timestamp,
+        rng: &mut impl CryptoRngCore,
+    ) -> Result<Vec<StoreOp>, Error> {
+        let scope = self.write_scope(WriteScope::Cohort)?;
+        let doc = DocId::own(owner, scope);
+        let content = |batch| match kind {
+            Some(kind) => Content::Writing(Writing { kind, batch }),
+            None => Content::Batch(batch),
+        };
+        self.commit_batch(doc, scope, content, changes, now, rng)
     }
 
     /// A reader for a researcher: opens key grants with their own identity

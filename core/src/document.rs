@@ -4,7 +4,7 @@
 //! so concurrent writers (two devices of one member) never race for a key.
 
 use automerge::{
-    ActorId, AutoCommit, ChangeHash, ObjType, ReadDoc, ScalarValue, Value,
+    ActorId, AutoCommit, Change, ChangeHash, ObjType, ReadDoc, ScalarValue, Value,
     transaction::Transactable,
 };
 use serde::Serialize;
@@ -18,7 +18,8 @@ use crate::time::Timestamp;
 pub struct ContributionView {
     /// Its id.
     pub id: ContributionId,
-    /// The author's pseudonym.
+    /// The author's pseudonym, as the membership log names the member whose
+    /// device signed it (empty when read straight from a document).
     pub author: String,
     /// What they wrote.
     pub text: String,
@@ -59,7 +60,6 @@ impl ContributionDoc {
         &mut self,
         device: &DeviceId,
         id: ContributionId,
-        author: &str,
         text: &str,
         created_at: Timestamp,
     ) -> Result<Vec<u8>, Error> {
@@ -68,7 +68,6 @@ impl ContributionDoc {
         let entry = self
             .doc
             .put_object(automerge::ROOT, id.to_string(), ObjType::Map)?;
-        self.doc.put(&entry, "author", author)?;
         self.doc.put(&entry, "text", text)?;
         self.doc.put(
             &entry,
@@ -103,7 +102,7 @@ impl ContributionDoc {
                     millis,
                     ContributionView {
                         id,
-                        author: text_of("author")?,
+                        author: String::new(),
                         text: text_of("text")?,
                         created_at: rfc3339(millis),
                         research_only: false,
@@ -114,6 +113,21 @@ impl ContributionDoc {
             .collect();
         out.sort_by_key(|a| (a.0, a.1.id));
         out.into_iter().map(|(_, view)| view).collect()
+    }
+
+    /// Merges another copy of this document (a checkpoint's) into this one.
+    pub(crate) fn merge(&mut self, other: &mut Self) -> Result<(), Error> {
+        self.doc.merge(&mut other.doc)?;
+        Ok(())
+    }
+
+    /// The actor of every change in the document: the devices that wrote it.
+    pub(crate) fn writers(&mut self) -> std::collections::BTreeSet<ActorId> {
+        self.doc
+            .get_changes(&[])
+            .iter()
+            .map(|change| change.actor_id().clone())
+            .collect()
     }
 
     /// The whole document, saved (compressed), for a checkpoint.
@@ -134,6 +148,41 @@ impl ContributionDoc {
             _ => None,
         }
     }
+}
+
+/// The changes in a batch, one by one: a batch holds change chunks only (a
+/// whole saved document is refused), each of which must decode.
+pub(crate) fn parse_changes(bytes: &[u8]) -> Option<Vec<Change>> {
+    let mut changes = Vec::new();
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        let len = chunk_len(rest)?;
+        let (chunk, after) = rest.split_at(len);
+        changes.push(Change::try_from(chunk).ok()?);
+        rest = after;
+    }
+    Some(changes)
+}
+
+/// The length of the Automerge chunk at the start of `bytes`: magic (4),
+/// checksum (4), type (1), body length (LEB128), body.
+fn chunk_len(bytes: &[u8]) -> Option<usize> {
+    const MAGIC: [u8; 4] = [0x85, 0x6f, 0x4a, 0x83];
+    if bytes.get(..4)? != MAGIC {
+        return None;
+    }
+    let mut body_len: u64 = 0;
+    let mut at = 9;
+    for shift in (0..64).step_by(7) {
+        let byte = *bytes.get(at)?;
+        at += 1;
+        body_len |= u64::from(byte & 0x7f) << shift;
+        if byte & 0x80 == 0 {
+            let end = at.checked_add(usize::try_from(body_len).ok()?)?;
+            return (end <= bytes.len()).then_some(end);
+        }
+    }
+    None
 }
 
 /// Milliseconds since the epoch as `YYYY-MM-DDTHH:MM:SS.mmmZ` (proleptic Gregorian, UTC).
@@ -177,7 +226,7 @@ mod tests {
         let mut mine = ContributionDoc::default();
         let id = ContributionId([2; 16]);
         let changes = mine
-            .contribute(&device, id, "Robin", "it went well", Timestamp(5))
+            .contribute(&device, id, "it went well", Timestamp(5))
             .unwrap();
         let mut theirs = ContributionDoc::default();
         theirs.apply(&changes).unwrap();
@@ -185,7 +234,6 @@ mod tests {
         let seen = theirs.contributions();
         assert_eq!(seen.len(), 1);
         assert_eq!(seen[0].text, "it went well");
-        assert_eq!(seen[0].author, "Robin");
         assert_eq!(mine.heads(), theirs.heads());
     }
 }

@@ -65,6 +65,12 @@ pub enum Error {
          nothing was changed here. Tell your steward: the relay may have been tampered with"
     )]
     LogFork,
+    /// Another member of the alliance already goes by this pseudonym.
+    #[error(
+        "someone in this alliance already goes by \"{0}\"; choose another name \
+         (add an initial or a number, say) and try again"
+    )]
+    NameTaken(String),
     /// An Automerge operation failed.
     #[error("document error: {0}")]
     Document(String),

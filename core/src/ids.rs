@@ -136,6 +136,19 @@ fn parse_hex<const N: usize>(s: &str, what: &'static str) -> Result<[u8; N], Err
     Ok(out)
 }
 
+impl DocId {
+    /// The document holding one member's own writing in one scope. Derived,
+    /// so each of a member's devices writes to the same document, and every
+    /// reader can tell whose document a batch is for.
+    pub fn own(member: MemberId, scope: ScopeId) -> Self {
+        use sha2::{Digest, Sha256};
+        let digest = Sha256::digest([b"kith/doc/v1\n".as_slice(), &member.0, &scope.0].concat());
+        let mut id = [0u8; 16];
+        id.copy_from_slice(&digest[..16]);
+        DocId(id)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -18,7 +18,7 @@ use crate::error::Error;
 use crate::invite::{Invite, InvitePackage};
 use crate::keys::{DeviceKeys, EpochKey};
 use crate::membership::{Action, Membership, ScopeKind, SignedEntry, join_proof_message};
-use crate::names::seal_name;
+use crate::names::{seal_name, taken};
 use crate::state::{Profile, StoreOp};
 use crate::sync::relay_error;
 use crate::time::Timestamp;
@@ -235,6 +235,9 @@ impl Joining {
             (_, _, true) => return Err(invalid("it is for a new member; use kith join")),
             (_, _, false) => return Err(invalid("it adds a device; use kith device add")),
         };
+        if new_member && taken(&pseudonym, &membership, &keys) {
+            return Err(Error::NameTaken(pseudonym));
+        }
         let sealed_pseudonym = if new_member {
             let scope = membership
                 .alliance_scope()

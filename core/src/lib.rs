@@ -47,6 +47,7 @@ mod ids;
 mod invite;
 mod join;
 mod keys;
+pub mod kinds;
 pub mod membership;
 mod names;
 mod padding;

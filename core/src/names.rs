@@ -2,9 +2,12 @@
 //! members' pseudonyms) sit in the membership log sealed to the alliance
 //! scope: a standard age file to its current epoch recipient.
 
+use std::collections::HashMap;
+
 use crate::envelope::{decrypt, encrypt};
 use crate::error::Error;
-use crate::keys::{AgeIdentity, Recipient};
+use crate::ids::MemberId;
+use crate::keys::{AgeIdentity, EpochKey, Recipient};
 use crate::membership::Membership;
 use crate::reader::Reader;
 
@@ -28,4 +31,72 @@ pub(crate) fn open_name(sealed: &[u8], membership: &Membership, reader: &Reader)
         .collect();
     let plain = decrypt(sealed, &identities).ok()?;
     String::from_utf8(plain).ok()
+}
+
+/// Whether a member of `membership` already goes by `name` (compared as
+/// [`comparable`]), as far as the alliance-scope keys in `keys` can tell.
+pub(crate) fn taken(name: &str, membership: &Membership, keys: &[EpochKey]) -> bool {
+    let Some(scope) = membership.alliance_scope() else {
+        return false;
+    };
+    let identities: Vec<&AgeIdentity> = keys
+        .iter()
+        .filter(|k| k.scope == scope)
+        .map(|k| &k.identity)
+        .collect();
+    let wanted = comparable(name);
+    membership.members().any(|(_, info)| {
+        !info.sealed_pseudonym.is_empty()
+            && decrypt(&info.sealed_pseudonym, &identities)
+                .ok()
+                .and_then(|plain| String::from_utf8(plain).ok())
+                .is_some_and(|theirs| comparable(&theirs) == wanted)
+    })
+}
+
+/// A pseudonym as compared for uniqueness: Unicode compatibility
+/// normalisation (NFKC), then lower case, with runs of spaces made one. So
+/// "Alex", "ALEX", "Ａｌｅｘ" and "alex " are the same name.
+pub(crate) fn comparable(name: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    let folded: String = name.nfkc().flat_map(char::to_lowercase).collect();
+    folded.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// The names shown for members, opened from the membership log in the order
+/// members joined. Pseudonyms are unique (a join with a taken name is
+/// refused), but a changed client could skip that check: a later member whose
+/// name matches an earlier one's is shown as "Alex (2)", so no one can pass
+/// for someone else. A name this reader cannot open is shown as "a member".
+pub(crate) struct ShownNames {
+    names: HashMap<MemberId, String>,
+}
+
+impl ShownNames {
+    pub(crate) fn of(membership: &Membership, reader: &Reader) -> Self {
+        let mut names = HashMap::new();
+        let mut taken: HashMap<String, usize> = HashMap::new();
+        for (member, info) in membership.members_in_join_order() {
+            let Some(name) = open_name(&info.sealed_pseudonym, membership, reader) else {
+                continue;
+            };
+            let seen = taken.entry(comparable(&name)).or_insert(0);
+            *seen += 1;
+            let shown = if *seen == 1 {
+                name
+            } else {
+                format!("{name} ({seen})")
+            };
+            names.insert(member, shown);
+        }
+        Self { names }
+    }
+
+    /// The name to show for `member`.
+    pub(crate) fn of_member(&self, member: &MemberId) -> String {
+        self.names
+            .get(member)
+            .cloned()
+            .unwrap_or_else(|| "a member".to_owned())
+    }
 }

@@ -5,6 +5,7 @@ use zeroize::Zeroizing;
 
 use crate::ids::{AllianceId, BlobId, DeviceId, DocId, ScopeId};
 use crate::keys::{AgeIdentity, EpochKey};
+use crate::kinds::Kind;
 use crate::time::Timestamp;
 
 /// The signed payload of every relay blob. It repeats the ids the relay sees
@@ -24,20 +25,33 @@ pub struct BlobPayload {
 /// The kinds of blob.
 #[derive(Serialize, Deserialize)]
 pub enum Content {
-    /// Automerge changes from one device to one document.
+    /// Reflections as written before document kinds existed: Automerge
+    /// changes from one device to its member's reflection document. Still
+    /// read (as [`Kind::Reflection`] under its legacy schema); no longer written.
     Batch(Batch),
     /// An epoch key, wrapped to the readers of a scope (for example the research team).
     Grant(Grant),
     /// A scope's documents as of a relay position, so a new device need not
     /// fetch every batch before it.
     Checkpoint(Checkpoint),
+    /// Automerge changes from one device to one document of a named kind.
+    Writing(Writing),
+}
+
+/// A batch for a document of a named kind.
+#[derive(Serialize, Deserialize)]
+pub struct Writing {
+    /// The document's kind: what its changes may hold.
+    pub kind: Kind,
+    /// The changes, in the signer's chain.
+    pub batch: Batch,
 }
 
 impl Content {
     /// The scope it belongs to (the relay shows it in the clear).
     pub fn scope(&self) -> ScopeId {
         match self {
-            Content::Batch(b) => b.scope,
+            Content::Batch(b) | Content::Writing(Writing { batch: b, .. }) => b.scope,
             Content::Grant(g) => g.scope,
             Content::Checkpoint(c) => c.scope,
         }
@@ -54,7 +68,7 @@ impl Content {
     /// For a batch, its number in its device's chain.
     pub fn seq(&self) -> Option<u64> {
         match self {
-            Content::Batch(b) => Some(b.seq),
+            Content::Batch(b) | Content::Writing(Writing { batch: b, .. }) => Some(b.seq),
             _ => None,
         }
     }

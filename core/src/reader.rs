@@ -8,12 +8,14 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use crate::api::BlobRecord;
 use crate::chain::{ChainHead, ChainId, Chains, Gap, PendingBatch, Placement};
-use crate::document::{ContributionDoc, ContributionView};
+use crate::document::{ContributionDoc, ContributionView, parse_changes};
 use crate::envelope::{BLOB_LABEL, OpenError, Opened, open};
-use crate::ids::{AllianceId, BlobId, DeviceId, DocId, ScopeId};
+use crate::ids::{AllianceId, BlobId, DeviceId, DocId, MemberId, ScopeId};
 use crate::keys::{AgeIdentity, EpochKey};
+use crate::kinds::{self, Kind, Schema};
 use crate::membership::Membership;
-use crate::payload::{BlobPayload, Checkpoint, Content};
+use crate::names::ShownNames;
+use crate::payload::{Batch, BlobPayload, Checkpoint, Content, Writing};
 
 /// Why a blob was refused. Named so the person running sync knows what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -52,6 +54,15 @@ pub enum Rejection {
     /// The changes inside do not decode.
     #[error("blob {0} holds changes that cannot be applied")]
     BadChanges(BlobId),
+    /// A batch for a document that is not its signer's own.
+    #[error("blob {0} tries to write into someone else's writing")]
+    NotOwnDocument(BlobId),
+    /// A change inside is labelled as made by a device other than the signer.
+    #[error("blob {0} holds changes that claim to come from another device")]
+    ForeignActor(BlobId),
+    /// A change inside does not fit what its kind of document may hold.
+    #[error("blob {0} holds changes that its kind of writing does not allow")]
+    OffSchema(BlobId),
     /// A second, different batch from one device under a number it already
     /// used, or one that does not link to the batch before it.
     #[error(
@@ -92,6 +103,9 @@ impl Rejection {
             | Rejection::NotAWriter(b)
             | Rejection::AfterRemoval(b)
             | Rejection::BadChanges(b)
+            | Rejection::NotOwnDocument(b)
+            | Rejection::ForeignActor(b)
+            | Rejection::OffSchema(b)
             | Rejection::Forked(b) => *b,
         }
     }
@@ -134,6 +148,8 @@ pub struct Reader {
     docs: BTreeMap<DocId, ContributionDoc>,
     /// The scope each document belongs to.
     doc_scopes: HashMap<DocId, ScopeId>,
+    /// The member whose own writing each document is.
+    doc_owners: HashMap<DocId, MemberId>,
     checkpoints: HashMap<ScopeId, CheckpointMark>,
     chains: Chains,
     /// Applied blobs, with the chain position of batches.
@@ -161,6 +177,7 @@ impl Reader {
             grant_identities,
             docs: BTreeMap::new(),
             doc_scopes: HashMap::new(),
+            doc_owners: HashMap::new(),
             checkpoints: HashMap::new(),
             chains: Chains::default(),
             applied: HashMap::new(),
@@ -225,22 +242,25 @@ impl Reader {
         std::mem::take(&mut self.late_rejections)
     }
 
-    /// Every contribution this reader can read, oldest first.
+    /// Every contribution this reader can read, oldest first. The author is
+    /// the member whose device signed it, named as the membership log names
+    /// them; never a name written inside a document.
     pub fn contributions(&self, membership: &Membership) -> Vec<ContributionView> {
+        let names = ShownNames::of(membership, self);
         let mut all: Vec<ContributionView> = self
             .docs
             .iter()
-            .flat_map(|(doc, d)| {
-                let scope = self.doc_scopes.get(doc).copied();
-                let research_only = scope.is_some_and(|s| {
-                    matches!(
-                        membership.scope(&s).map(|info| info.kind),
-                        Some(crate::membership::ScopeKind::Research(_))
-                    )
-                });
+            .filter_map(|(doc, d)| Some((d, *self.doc_owners.get(doc)?, self.doc_scopes.get(doc)?)))
+            .flat_map(|(d, owner, scope)| {
+                let research_only = matches!(
+                    membership.scope(scope).map(|info| info.kind),
+                    Some(crate::membership::ScopeKind::Research(_))
+                );
+                let author = names.of_member(&owner);
                 d.contributions().into_iter().map(move |mut c| {
-                    c.scope = scope;
+                    c.scope = Some(*scope);
                     c.research_only = research_only;
+                    c.author.clone_from(&author);
                     c
                 })
             })
@@ -296,10 +316,11 @@ impl Reader {
         &mut self,
         id: BlobId,
         doc: DocId,
-        device: DeviceId,
+        (member, device): (MemberId, DeviceId),
         scope: ScopeId,
         head: ChainHead,
     ) {
+        self.doc_owners.insert(doc, member);
         let chain = (device, scope);
         self.chains.set_head(chain, head);
         self.applied.insert(id, Some((chain, head.seq)));
@@ -348,36 +369,12 @@ impl Reader {
         }
         match payload.content {
             Content::Batch(batch) => {
-                let key = key.ok_or(Rejection::WrongKey(blob.id))?;
-                if key != (batch.scope, batch.epoch) {
-                    return Err(Rejection::WrongKey(blob.id));
-                }
-                check_writer(membership, signer, batch.scope, batch.seq, blob.id)?;
-                let chain = (signer, batch.scope);
-                let pending = PendingBatch {
-                    blob: blob.id,
-                    doc: blob.doc,
-                    seq: batch.seq,
-                    prev: batch.prev,
-                    hash: body_hash,
-                    changes: batch.changes,
-                };
-                match self.chains.place(chain, pending) {
-                    Placement::Forked => Err(Rejection::Forked(blob.id)),
-                    Placement::Covered => {
-                        self.applied.insert(blob.id, None);
-                        Ok(Ingested::Covered)
-                    }
-                    Placement::Held => {
-                        self.held.insert(blob.id);
-                        Ok(Ingested::Held)
-                    }
-                    Placement::Next(next) => {
-                        self.apply_batch(chain, &next)?;
-                        self.release_held(chain);
-                        Ok(Ingested::Applied)
-                    }
-                }
+                let writing = (Kind::Reflection, Schema::Legacy);
+                self.apply_writing(blob, key, (signer, body_hash), writing, batch, membership)
+            }
+            Content::Writing(Writing { kind, batch }) => {
+                let writing = (kind, Schema::Current);
+                self.apply_writing(blob, key, (signer, body_hash), writing, batch, membership)
             }
             Content::Grant(grant) => {
                 let key = grant.epoch_key();
@@ -400,24 +397,104 @@ impl Reader {
                 if !membership.may_checkpoint(&signer, &checkpoint.scope) {
                     return Err(Rejection::UntrustedCheckpoint(blob.id));
                 }
-                self.apply_checkpoint(checkpoint, blob.id)?;
+                self.apply_checkpoint(checkpoint, blob.id, membership)?;
                 self.applied.insert(blob.id, None);
                 Ok(Ingested::Applied)
             }
         }
     }
 
+    /// Checks a batch of writing, then places it in its device's chain. The
+    /// signer's member may write the scope; the document is that member's
+    /// own; every change is the signing device's and fits the kind.
+    fn apply_writing(
+        &mut self,
+        blob: &BlobRecord,
+        key: Option<KeyName>,
+        (signer, hash): (DeviceId, [u8; 32]),
+        (kind, schema): (Kind, Schema),
+        batch: Batch,
+        membership: &Membership,
+    ) -> Result<Ingested, Rejection> {
+        if key != Some((batch.scope, batch.epoch)) {
+            return Err(Rejection::WrongKey(blob.id));
+        }
+        let member = check_writer(membership, signer, batch.scope, batch.seq, blob.id)?;
+        if blob.doc != DocId::own(member, batch.scope) {
+            return Err(Rejection::NotOwnDocument(blob.id));
+        }
+        let changes = parse_changes(&batch.changes).ok_or(Rejection::BadChanges(blob.id))?;
+        let actor = automerge::ActorId::from(&signer.0[..]);
+        if changes.iter().any(|change| *change.actor_id() != actor) {
+            return Err(Rejection::ForeignActor(blob.id));
+        }
+        kinds::check(kind, schema, &changes).map_err(|_| Rejection::OffSchema(blob.id))?;
+        self.doc_owners.insert(blob.doc, member);
+        let chain = (signer, batch.scope);
+        let pending = PendingBatch {
+            blob: blob.id,
+            doc: blob.doc,
+            seq: batch.seq,
+            prev: batch.prev,
+            hash,
+            changes: batch.changes,
+        };
+        match self.chains.place(chain, pending) {
+            Placement::Forked => Err(Rejection::Forked(blob.id)),
+            Placement::Covered => {
+                self.applied.insert(blob.id, None);
+                Ok(Ingested::Covered)
+            }
+            Placement::Held => {
+                self.held.insert(blob.id);
+                Ok(Ingested::Held)
+            }
+            Placement::Next(next) => {
+                self.apply_batch(chain, &next)?;
+                self.release_held(chain);
+                Ok(Ingested::Applied)
+            }
+        }
+    }
+
     /// Merges a checkpoint's documents and moves each chain it covers on to
-    /// where it ends (a chain already further along stays).
-    fn apply_checkpoint(&mut self, checkpoint: Checkpoint, blob: BlobId) -> Result<(), Rejection> {
+    /// where it ends (a chain already further along stays). Each document
+    /// must be one member's own, holding only changes by that member's
+    /// devices; otherwise the whole checkpoint is refused.
+    fn apply_checkpoint(
+        &mut self,
+        checkpoint: Checkpoint,
+        blob: BlobId,
+        membership: &Membership,
+    ) -> Result<(), Rejection> {
         let scope = checkpoint.scope;
+        let mut checked = Vec::with_capacity(checkpoint.docs.len());
         for (doc, save) in &checkpoint.docs {
+            let owner = membership
+                .owner_of(doc, &scope)
+                .ok_or(Rejection::UntrustedCheckpoint(blob))?;
+            let mut copy = ContributionDoc::default();
+            copy.apply(save).map_err(|_| Rejection::BadChanges(blob))?;
+            let by_owner = |actor: &automerge::ActorId| {
+                <[u8; 32]>::try_from(actor.to_bytes()).is_ok_and(|device| {
+                    membership
+                        .device(&DeviceId(device))
+                        .is_some_and(|d| d.member == owner)
+                })
+            };
+            if !copy.writers().iter().all(by_owner) {
+                return Err(Rejection::UntrustedCheckpoint(blob));
+            }
+            checked.push((*doc, owner, copy));
+        }
+        for (doc, owner, mut copy) in checked {
             self.docs
-                .entry(*doc)
+                .entry(doc)
                 .or_default()
-                .apply(save)
+                .merge(&mut copy)
                 .map_err(|_| Rejection::BadChanges(blob))?;
-            self.doc_scopes.insert(*doc, scope);
+            self.doc_scopes.insert(doc, scope);
+            self.doc_owners.insert(doc, owner);
         }
         for (device, seq, hash) in checkpoint.heads {
             let chain = (device, scope);
@@ -533,14 +610,15 @@ impl Reader {
     }
 }
 
-/// Whether the membership lets `signer` write batch `seq` to `scope`.
+/// Whether the membership lets `signer` write batch `seq` to `scope`; if
+/// so, the member it writes for.
 fn check_writer(
     membership: &Membership,
     signer: DeviceId,
     scope: ScopeId,
     seq: u64,
     blob: BlobId,
-) -> Result<(), Rejection> {
+) -> Result<MemberId, Rejection> {
     let device = membership
         .device(&signer)
         .ok_or(Rejection::UnknownDevice(blob))?;
@@ -557,7 +635,7 @@ fn check_writer(
             }
         }
     }
-    Ok(())
+    Ok(device.member)
 }
 
 fn refusal(error: OpenError, blob: BlobId) -> Rejection {

@@ -101,16 +101,6 @@ pub(crate) fn load_identity(secret: &[u8]) -> Result<AgeIdentity, Error> {
     Ok(AgeIdentity::from_secret_bytes(secret))
 }
 
-/// The document holding one member's writing in one scope. Derived, so each
-/// of a member's devices writes to the same document.
-pub(crate) fn doc_for(member: MemberId, scope: ScopeId) -> DocId {
-    use sha2::{Digest, Sha256};
-    let digest = Sha256::digest([b"kith/doc/v1\n".as_slice(), &member.0, &scope.0].concat());
-    let mut id = [0u8; 16];
-    id.copy_from_slice(&digest[..16]);
-    DocId(id)
-}
-
 impl Saved {
     pub fn encode(&self) -> Zeroizing<Vec<u8>> {
         let mut out = Zeroizing::new(STATE_LABEL.to_vec());

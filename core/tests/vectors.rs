@@ -40,7 +40,7 @@ use kith_core::envelope::{
 use kith_core::membership::{
     Action, DeviceKeysPublic, Entry, LOG_LABEL, ScopeKind, join_proof_message,
 };
-use kith_core::payload::{Batch, BlobPayload, Content, Grant};
+use kith_core::payload::{Batch, BlobPayload, Content, Grant, Writing};
 use kith_core::{
     AgeIdentity, AllianceId, BlobId, Client, ContributionDoc, ContributionId, DeviceId, DeviceKeys,
     DocId, EpochKey, Error, Invite, InvitePackage, LogError, MemberId, Membership, NewAlliance,
@@ -197,16 +197,24 @@ fn open_error(error: OpenError) -> &'static str {
     }
 }
 
+fn describe_batch(batch: &Batch) -> Value {
+    json!({
+        "scope": batch.scope,
+        "epoch": batch.epoch,
+        "seq": batch.seq,
+        "prev": hex::encode(batch.prev),
+        "created_at": batch.created_at.millis(),
+        "changes": hex::encode(&batch.changes),
+        "contributions": contributions_in(&batch.changes),
+    })
+}
+
 fn describe_blob(payload: &BlobPayload) -> Value {
     let content = match &payload.content {
-        Content::Batch(batch) => json!({ "batch": {
-            "scope": batch.scope,
-            "epoch": batch.epoch,
-            "seq": batch.seq,
-            "prev": hex::encode(batch.prev),
-            "created_at": batch.created_at.millis(),
-            "changes": hex::encode(&batch.changes),
-            "contributions": contributions_in(&batch.changes),
+        Content::Batch(batch) => json!({ "batch": describe_batch(batch) }),
+        Content::Writing(Writing { kind, batch }) => json!({ "writing": {
+            "kind": format!("{kind:?}"),
+            "batch": describe_batch(batch),
         }}),
         Content::Grant(grant) => json!({ "grant": describe_grant(grant) }),
         Content::Checkpoint(checkpoint) => json!({ "checkpoint": {
@@ -1066,7 +1074,6 @@ fn envelope_vectors(world: &World) -> Vec<(&'static str, Value)> {
         .contribute(
             &world.member.device_id(),
             ContributionId([0xc0; 16]),
-            "Alex",
             "The meeting felt safe.",
             T,
         )

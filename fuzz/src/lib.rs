@@ -31,7 +31,7 @@ use kith_core::envelope::{
     BLOB_LABEL, INVITE_LABEL, OpenError, decrypt, encrypt, open, padded_len, seal, seal_unpadded,
 };
 use kith_core::membership::{Action, Entry, LOG_LABEL, join_proof_message};
-use kith_core::payload::{Batch, BlobPayload, Checkpoint, Content};
+use kith_core::payload::{Batch, BlobPayload, Checkpoint, Content, Writing};
 use kith_core::{
     AgeIdentity, AllianceId, BlobId, BlobRecord, Client, ContributionDoc, DeviceKeys, DocId,
     EpochKey, Ingested, Invite, InvitePackage, Membership, Reader, Recipient, SignedEntry,
@@ -77,7 +77,9 @@ pub fn blob_open(data: &[u8]) {
             let _ = payload.content.scope();
             let _ = payload.content.covers();
             match &payload.content {
-                Content::Batch(batch) => automerge(&[], &batch.changes),
+                Content::Batch(batch) | Content::Writing(Writing { batch, .. }) => {
+                    automerge(&[], &batch.changes);
+                }
                 Content::Grant(grant) => {
                     let _ = grant.epoch_key().identity.recipient().to_string();
                 }

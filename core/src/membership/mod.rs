@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::api::{Role, base64_bytes};
-use crate::ids::{AllianceId, DeviceId, InviteId, MemberId, ScopeId};
+use crate::ids::{AllianceId, DeviceId, DocId, InviteId, MemberId, ScopeId};
 use crate::keys::{DeviceKeys, verify};
 use crate::time::Timestamp;
 
@@ -231,6 +231,8 @@ pub struct MemberInfo {
     pub sealed_pseudonym: Vec<u8>,
     /// Their research-only scope, once opened.
     pub research_scope: Option<ScopeId>,
+    /// How many members joined before them (the steward is 0).
+    pub joined: usize,
 }
 
 /// A device as the log knows it.
@@ -431,6 +433,22 @@ impl Membership {
     /// Every member, present or gone.
     pub fn members(&self) -> impl Iterator<Item = (&MemberId, &MemberInfo)> {
         self.members.iter()
+    }
+
+    /// Every member, present or gone, in the order they joined.
+    pub fn members_in_join_order(&self) -> Vec<(MemberId, &MemberInfo)> {
+        let mut all: Vec<(MemberId, &MemberInfo)> =
+            self.members.iter().map(|(id, info)| (*id, info)).collect();
+        all.sort_by_key(|(_, info)| info.joined);
+        all
+    }
+
+    /// The member whose own document in `scope` is `doc`, if any.
+    pub fn owner_of(&self, doc: &DocId, scope: &ScopeId) -> Option<MemberId> {
+        self.members
+            .keys()
+            .find(|member| DocId::own(**member, *scope) == *doc)
+            .copied()
     }
 
     /// The role of an active device's member.

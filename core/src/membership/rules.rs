@@ -107,6 +107,7 @@ impl Membership {
                 removed: false,
                 sealed_pseudonym: sealed_pseudonym.clone(),
                 research_scope: None,
+                joined: 0,
             },
         );
         self.devices.insert(
@@ -301,12 +302,14 @@ impl Membership {
             ));
         }
         let member = invite.member;
+        let joined = self.members.len();
         let info = self.members.entry(member).or_insert_with(|| MemberInfo {
             role: invite.role,
             cohort: invite.cohort,
             removed: false,
             sealed_pseudonym: sealed_pseudonym.to_vec(),
             research_scope: None,
+            joined,
         });
         if info.removed {
             return Err(LogError::Invalid("this member has left"));
