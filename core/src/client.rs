@@ -614,10 +614,10 @@ impl Client {
         Ok(ops)
     }
 
-    /// The pseudonym of a member, if this device can open it.
+    /// The pseudonym of a member, if this device can open it, as every
+    /// reader shows it (a later member with a taken name as "Alex (2)").
     pub fn pseudonym_of(&self, member: &MemberId) -> Option<String> {
-        let sealed = &self.membership.member(member)?.sealed_pseudonym;
-        crate::names::open_name(sealed, &self.membership, &self.reader)
+        crate::names::ShownNames::of(&self.membership, &self.reader).get(member)
     }
 
     /// A cohort's name, if this device can open it.

@@ -74,18 +74,28 @@ pub(crate) struct ShownNames {
 
 impl ShownNames {
     pub(crate) fn of(membership: &Membership, reader: &Reader) -> Self {
+        Self::from_join_order(membership.members_in_join_order().into_iter().map(
+            |(member, info)| {
+                (
+                    member,
+                    open_name(&info.sealed_pseudonym, membership, reader),
+                )
+            },
+        ))
+    }
+
+    /// From each member's name (if it could be opened), in join order.
+    fn from_join_order(members: impl Iterator<Item = (MemberId, Option<String>)>) -> Self {
         let mut names = HashMap::new();
         let mut taken: HashMap<String, usize> = HashMap::new();
-        for (member, info) in membership.members_in_join_order() {
-            let Some(name) = open_name(&info.sealed_pseudonym, membership, reader) else {
-                continue;
-            };
+        for (member, name) in members {
+            let Some(name) = name else { continue };
             let seen = taken.entry(comparable(&name)).or_insert(0);
             *seen += 1;
             let shown = if *seen == 1 {
                 name
             } else {
-                format!("{name} ({seen})")
+                format!("{} ({seen})", name.trim())
             };
             names.insert(member, shown);
         }
@@ -94,9 +104,43 @@ impl ShownNames {
 
     /// The name to show for `member`.
     pub(crate) fn of_member(&self, member: &MemberId) -> String {
-        self.names
-            .get(member)
-            .cloned()
-            .unwrap_or_else(|| "a member".to_owned())
+        self.get(member).unwrap_or_else(|| "a member".to_owned())
+    }
+
+    /// The name to show for `member`, if this reader could open it.
+    pub(crate) fn get(&self, member: &MemberId) -> Option<String> {
+        self.names.get(member).cloned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_compare_after_normalising_case_and_spaces() {
+        assert_eq!(comparable("Alex"), comparable("ALEX"));
+        assert_eq!(comparable("Alex"), comparable("  alex "));
+        assert_eq!(comparable("Alex"), comparable("Ａｌｅｘ")); // full-width letters
+        assert_eq!(comparable("Jo Ann"), comparable("jo   ann"));
+        assert_ne!(comparable("Alex"), comparable("Alexa"));
+    }
+
+    #[test]
+    fn a_later_member_with_a_taken_name_is_shown_apart() {
+        let [a, b, c, d] = [1, 2, 3, 4].map(|n| MemberId([n; 16]));
+        let shown = ShownNames::from_join_order(
+            [
+                (a, Some("Alex".to_owned())),
+                (b, Some("alex".to_owned())),
+                (c, None),
+                (d, Some("ALEX ".to_owned())),
+            ]
+            .into_iter(),
+        );
+        assert_eq!(shown.of_member(&a), "Alex");
+        assert_eq!(shown.of_member(&b), "alex (2)");
+        assert_eq!(shown.of_member(&c), "a member");
+        assert_eq!(shown.of_member(&d), "ALEX (3)");
     }
 }
