@@ -57,6 +57,7 @@ pub fn run_member(command: MemberCommand) -> Result<Output> {
     match command {
         MemberCommand::List { data_dir } => {
             let client = fresh(&DataDir::new(&data_dir))?;
+            let pseudonyms = client.pseudonyms();
             let members: Vec<_> = client
                 .membership()
                 .members()
@@ -68,7 +69,7 @@ pub fn run_member(command: MemberCommand) -> Result<Output> {
                         .count();
                     json!({
                         "id": id.to_string(),
-                        "pseudonym": client.pseudonym_of(id),
+                        "pseudonym": pseudonyms.get(id),
                         "role": m.role.as_str(),
                         "cohort": m.cohort.and_then(|c| client.cohort_name(&c)),
                         "devices": devices,
@@ -252,12 +253,13 @@ pub fn cohort_by_name(client: &Client, name: &str) -> Result<ScopeId> {
 
 /// A present member by pseudonym or id (or the start of an id).
 fn member_by_name(client: &Client, text: &str) -> Result<MemberId> {
+    let pseudonyms = client.pseudonyms();
     let found: Vec<MemberId> = client
         .membership()
         .members()
         .filter(|(_, m)| !m.removed)
         .filter(|(id, _)| {
-            client.pseudonym_of(id).as_deref() == Some(text)
+            pseudonyms.get(id).map(String::as_str) == Some(text)
                 || (text.len() >= 8 && id.to_string().starts_with(&text.to_ascii_lowercase()))
         })
         .map(|(id, _)| *id)

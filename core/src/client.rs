@@ -617,7 +617,12 @@ impl Client {
     /// The pseudonym of a member, if this device can open it, as every
     /// reader shows it (a later member with a taken name as "Alex (2)").
     pub fn pseudonym_of(&self, member: &MemberId) -> Option<String> {
-        crate::names::ShownNames::of(&self.membership, &self.reader).get(member)
+        self.pseudonyms().remove(member)
+    }
+
+    /// Every member's pseudonym this device can open, as readers show them.
+    pub fn pseudonyms(&self) -> std::collections::HashMap<MemberId, String> {
+        crate::names::ShownNames::of(&self.membership, &self.reader).into_map()
     }
 
     /// A cohort's name, if this device can open it.

@@ -107,6 +107,11 @@ impl ShownNames {
         self.get(member).unwrap_or_else(|| "a member".to_owned())
     }
 
+    /// Every name this reader could open.
+    pub(crate) fn into_map(self) -> HashMap<MemberId, String> {
+        self.names
+    }
+
     /// The name to show for `member`, if this reader could open it.
     pub(crate) fn get(&self, member: &MemberId) -> Option<String> {
         self.names.get(member).cloned()
