@@ -8,8 +8,8 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use kith_core::{
-    AgeIdentity, Client, ContributionView, Joining, NewAlliance, Recipient, Role, SyncReport,
-    WriteScope,
+    AgeIdentity, Client, ContributionId, ContributionView, Joining, NewAlliance, Recipient, Role,
+    SyncReport, WriteScope,
 };
 use rand_core::OsRng;
 use serde_json::json;
@@ -64,6 +64,10 @@ pub fn run(command: Command, json_output: bool) -> Result<Output> {
             text,
             scope,
         } => contribute(&DataDir::new(&data_dir), &text, scope),
+        Command::Edit { data_dir, id, text } => {
+            change_own(&DataDir::new(&data_dir), &id, Some(&text))
+        }
+        Command::Delete { data_dir, id } => change_own(&DataDir::new(&data_dir), &id, None),
         Command::Cohort(command) => run_cohort(command),
         Command::Member(command) => run_member(command),
         Command::Device(command) => run_device(command),
@@ -200,6 +204,27 @@ fn contribute(dir: &DataDir, text: &str, scope: ScopeArg) -> Result<Output> {
     Ok(Output::ok(
         json!({ "contribution_id": id.to_string() }),
         "Saved on this device. It will be sent at the next sync.",
+    ))
+}
+
+/// Edits (with a new text) or deletes one of the member's own contributions.
+fn change_own(dir: &DataDir, id: &str, text: Option<&str>) -> Result<Output> {
+    let id: ContributionId = id
+        .parse()
+        .map_err(|_| anyhow::anyhow!("'{id}' is not a contribution id; `kith list` shows them"))?;
+    let mut client = dir.load()?;
+    let (ops, done, said) = match text {
+        Some(text) => (
+            client.edit(id, text, now(), &mut OsRng)?,
+            "edited",
+            "Edited",
+        ),
+        None => (client.delete(id, now(), &mut OsRng)?, "deleted", "Deleted"),
+    };
+    dir.apply(ops)?;
+    Ok(Output::ok(
+        json!({ done: id.to_string() }),
+        format!("{said} on this device. Others see it after the next sync."),
     ))
 }
 

@@ -90,6 +90,25 @@ enum Command {
         #[arg(long, value_enum, default_value_t = ScopeArg::Cohort)]
         scope: ScopeArg,
     },
+    /// Change the text of something you wrote (`kith list` shows ids).
+    Edit {
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// The id of your contribution.
+        #[arg(long)]
+        id: String,
+        /// Its new text.
+        #[arg(long)]
+        text: String,
+    },
+    /// Delete something you wrote (`kith list` shows ids).
+    Delete {
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// The id of your contribution.
+        #[arg(long)]
+        id: String,
+    },
     /// Cohorts: the groups members meet in.
     #[command(subcommand)]
     Cohort(CohortCommand),

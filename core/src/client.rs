@@ -9,7 +9,7 @@ use rand_core::CryptoRngCore;
 
 use crate::api::{self, BlobRecord, HttpRequest, Role};
 use crate::chain::{ChainHead, Gap};
-use crate::document::ContributionView;
+use crate::document::{ContributionDoc, ContributionView};
 use crate::envelope::{BLOB_LABEL, seal};
 use crate::error::Error;
 use crate::ids::{BlobId, ContributionId, DeviceId, DocId, MemberId, ScopeId};
@@ -219,7 +219,12 @@ impl Client {
 
     /// Every contribution this device can read, oldest first.
     pub fn contributions(&self) -> Vec<ContributionView> {
-        self.reader.contributions(&self.membership)
+        let me = self.profile.member;
+        let mut all = self.reader.contributions(&self.membership);
+        for item in &mut all {
+            item.mine = item.member == Some(me);
+        }
+        all
     }
 
     /// Batches known to be missing: a later batch from the same device
@@ -264,15 +269,7 @@ impl Client {
         now: Timestamp,
         rng: &mut impl CryptoRngCore,
     ) -> Result<(ContributionId, Vec<StoreOp>), Error> {
-        if text.trim().is_empty() {
-            return Err(Error::EmptyText);
-        }
-        if text.len() > MAX_TEXT_BYTES {
-            return Err(Error::TextTooLong {
-                len: text.len(),
-                max: MAX_TEXT_BYTES,
-            });
-        }
+        check_text(text)?;
         if !self.is_active() {
             return Err(Error::Misuse(
                 "this device was removed from the alliance; it can no longer write",
@@ -296,6 +293,68 @@ impl Client {
         };
         let ops = self.commit_batch(doc, scope, writing, changes, now, rng)?;
         Ok((id, ops))
+    }
+
+    /// Replaces the text of one of this member's own contributions. Works
+    /// offline, like writing.
+    pub fn edit(
+        &mut self,
+        id: ContributionId,
+        text: &str,
+        now: Timestamp,
+        rng: &mut impl CryptoRngCore,
+    ) -> Result<Vec<StoreOp>, Error> {
+        check_text(text)?;
+        self.change_own_item(id, now, rng, |doc, device| doc.edit(device, id, text))
+    }
+
+    /// Deletes one of this member's own contributions: it is gone from every
+    /// list and export once devices sync (see the threat model for what the
+    /// ciphertext history keeps until a checkpoint supersedes it).
+    pub fn delete(
+        &mut self,
+        id: ContributionId,
+        now: Timestamp,
+        rng: &mut impl CryptoRngCore,
+    ) -> Result<Vec<StoreOp>, Error> {
+        self.change_own_item(id, now, rng, |doc, device| doc.delete(device, id))
+    }
+
+    /// Finds item `id` in this member's own documents, changes it with
+    /// `change`, and commits the changes as a batch.
+    fn change_own_item(
+        &mut self,
+        id: ContributionId,
+        now: Timestamp,
+        rng: &mut impl CryptoRngCore,
+        change: impl FnOnce(&mut ContributionDoc, &DeviceId) -> Result<Option<Vec<u8>>, Error>,
+    ) -> Result<Vec<StoreOp>, Error> {
+        if !self.is_active() {
+            return Err(Error::Misuse(
+                "this device was removed from the alliance; it can no longer write",
+            ));
+        }
+        let device = self.device_id();
+        let member = self.profile.member;
+        let holder = [WriteScope::Cohort, WriteScope::Research]
+            .into_iter()
+            .filter_map(|scope| self.write_scope(scope).ok())
+            .find(|scope| {
+                self.reader
+                    .doc(DocId::own(member, *scope))
+                    .is_some_and(|doc| doc.has(id))
+            });
+        let scope = holder.ok_or(Error::NotYourItem(id))?;
+        self.writing_key(scope)?;
+        let doc = DocId::own(member, scope);
+        let changes = change(self.reader.doc_mut(doc), &device)?.ok_or(Error::NotYourItem(id))?;
+        let writing = |batch| {
+            Content::Writing(Writing {
+                kind: Kind::Reflection,
+                batch,
+            })
+        };
+        self.commit_batch(doc, scope, writing, changes, now, rng)
     }
 
     /// The newest key this device holds for `scope`: it must read its own
@@ -630,6 +689,20 @@ impl Client {
         let sealed = &self.membership.scope(cohort)?.sealed_name;
         crate::names::open_name(sealed, &self.membership, &self.reader)
     }
+}
+
+/// A contribution's text: not empty, not too long.
+fn check_text(text: &str) -> Result<(), Error> {
+    if text.trim().is_empty() {
+        return Err(Error::EmptyText);
+    }
+    if text.len() > MAX_TEXT_BYTES {
+        return Err(Error::TextTooLong {
+            len: text.len(),
+            max: MAX_TEXT_BYTES,
+        });
+    }
+    Ok(())
 }
 
 pub(crate) fn json<T: serde::Serialize>(body: &T) -> Vec<u8> {

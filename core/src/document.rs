@@ -31,6 +31,12 @@ pub struct ContributionView {
     /// The scope it was written in.
     #[serde(skip)]
     pub scope: Option<crate::ids::ScopeId>,
+    /// The member who wrote it (whose device signed it).
+    #[serde(skip)]
+    pub member: Option<crate::ids::MemberId>,
+    /// Whether it is this device's member's own (they may edit or delete it).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub mine: bool,
 }
 
 /// One document of contributions.
@@ -79,6 +85,58 @@ impl ContributionDoc {
         Ok(changes)
     }
 
+    /// Replaces the text of contribution `id` (edited on `device`); returns
+    /// the changes to send, or `None` if this document has no such item.
+    pub fn edit(
+        &mut self,
+        device: &DeviceId,
+        id: ContributionId,
+        text: &str,
+    ) -> Result<Option<Vec<u8>>, Error> {
+        let Some(entry) = self.item(id) else {
+            return Ok(None);
+        };
+        self.flushed = self.doc.get_heads();
+        self.doc.set_actor(ActorId::from(&device.0[..]));
+        self.doc.put(&entry, "text", text)?;
+        Ok(Some(self.flush()))
+    }
+
+    /// Deletes contribution `id` (on `device`); returns the changes to send,
+    /// or `None` if this document has no such item.
+    pub fn delete(
+        &mut self,
+        device: &DeviceId,
+        id: ContributionId,
+    ) -> Result<Option<Vec<u8>>, Error> {
+        if self.item(id).is_none() {
+            return Ok(None);
+        }
+        self.flushed = self.doc.get_heads();
+        self.doc.set_actor(ActorId::from(&device.0[..]));
+        self.doc.delete(automerge::ROOT, id.to_string())?;
+        Ok(Some(self.flush()))
+    }
+
+    /// The changes since the last flush.
+    fn flush(&mut self) -> Vec<u8> {
+        let changes = self.doc.save_after(&self.flushed);
+        self.flushed = self.doc.get_heads();
+        changes
+    }
+
+    /// Whether the document holds contribution `id`.
+    pub fn has(&self, id: ContributionId) -> bool {
+        self.item(id).is_some()
+    }
+
+    fn item(&self, id: ContributionId) -> Option<automerge::ObjId> {
+        match self.doc.get(automerge::ROOT, id.to_string()).ok()?? {
+            (Value::Object(ObjType::Map), obj) => Some(obj),
+            _ => None,
+        }
+    }
+
     /// Every readable contribution, oldest first.
     pub fn contributions(&self) -> Vec<ContributionView> {
         let mut out: Vec<(i64, ContributionView)> = self
@@ -107,6 +165,8 @@ impl ContributionDoc {
                         created_at: rfc3339(millis),
                         research_only: false,
                         scope: None,
+                        member: None,
+                        mine: false,
                     },
                 ))
             })
@@ -235,5 +295,32 @@ mod tests {
         assert_eq!(seen.len(), 1);
         assert_eq!(seen[0].text, "it went well");
         assert_eq!(mine.heads(), theirs.heads());
+    }
+
+    #[test]
+    fn edits_and_deletes_reach_another_copy() {
+        let device = DeviceId([1; 32]);
+        let mut mine = ContributionDoc::default();
+        let (kept, gone) = (ContributionId([2; 16]), ContributionId([3; 16]));
+        let mut theirs = ContributionDoc::default();
+        for id in [kept, gone] {
+            let changes = mine.contribute(&device, id, "first", Timestamp(5)).unwrap();
+            theirs.apply(&changes).unwrap();
+        }
+        let edit = mine.edit(&device, kept, "second").unwrap().unwrap();
+        let delete = mine.delete(&device, gone).unwrap().unwrap();
+        assert_eq!(mine.delete(&device, gone).unwrap(), None, "already gone");
+        assert_eq!(
+            mine.edit(&device, ContributionId([9; 16]), "x").unwrap(),
+            None
+        );
+        theirs.apply(&delete).unwrap();
+        theirs.apply(&edit).unwrap();
+        let seen: Vec<_> = theirs
+            .contributions()
+            .into_iter()
+            .map(|c| (c.id, c.text))
+            .collect();
+        assert_eq!(seen, vec![(kept, "second".to_owned())]);
     }
 }

@@ -71,6 +71,12 @@ pub enum Error {
          (add an initial or a number, say) and try again"
     )]
     NameTaken(String),
+    /// An edit or delete named an item that is not this member's own.
+    #[error(
+        "there is no writing of yours with the id {0}; you can change only your own, \
+         and `kith list` shows the ids"
+    )]
+    NotYourItem(crate::ids::ContributionId),
     /// An Automerge operation failed.
     #[error("document error: {0}")]
     Document(String),

@@ -259,6 +259,7 @@ impl Reader {
                 let author = names.of_member(&owner);
                 d.contributions().into_iter().map(move |mut c| {
                     c.scope = Some(*scope);
+                    c.member = Some(owner);
                     c.research_only = research_only;
                     c.author.clone_from(&author);
                     c
@@ -277,6 +278,11 @@ impl Reader {
     /// The epoch keys this reader holds.
     pub fn epoch_keys(&self) -> &[EpochKey] {
         &self.epoch_keys
+    }
+
+    /// One document, if any of it is here.
+    pub fn doc(&self, id: DocId) -> Option<&ContributionDoc> {
+        self.docs.get(&id)
     }
 
     /// One document, if any blob of it was applied.
