@@ -25,6 +25,8 @@ export interface Contribution {
   createdAt: string;
   /** Only the research team (and the writer's own devices) may read it. */
   researchOnly: boolean;
+  /** This member wrote it: they may edit or delete it. */
+  mine: boolean;
 }
 
 export interface Profile {
@@ -87,6 +89,16 @@ export function contribute(
   audience: Audience,
 ): { id: string; ops: StoreOp[] } {
   return device.contribute(text, audience === 'research') as { id: string; ops: StoreOp[] };
+}
+
+/** Changes the text of one of the member's own reflections; returns what to store. */
+export function editReflection(device: KithDevice, id: string, text: string): StoreOp[] {
+  return device.edit(id, text) as StoreOp[];
+}
+
+/** Deletes one of the member's own reflections; returns what to store. */
+export function deleteReflection(device: KithDevice, id: string): StoreOp[] {
+  return device.delete(id) as StoreOp[];
 }
 
 export function contributions(device: KithDevice): Contribution[] {

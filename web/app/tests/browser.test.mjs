@@ -351,6 +351,80 @@ describe('Kith PWA in Chromium, against the real relay', () => {
     }
   });
 
+  test('a member edits and deletes their own reflections, and the cohort sees the change', { timeout: 180_000 }, async () => {
+    const { context, page } = await freshPage();
+    const errors = [];
+    page.on('pageerror', (e) => errors.push(e.message));
+    try {
+      await joinAs(page, 'Kai');
+      const write = async (text) => {
+        await page.getByRole('radio', { name: 'My group and the research team' }).check();
+        await page.getByRole('textbox', { name: 'Write a reflection' }).fill(text);
+        await page.getByRole('button', { name: 'Save' }).click();
+        await page.getByRole('listitem').filter({ hasText: text }).waitFor();
+      };
+      const tag = randomUUID();
+      const typo = `We shoud meet in the library. ${tag}`;
+      const regret = `Something I did not mean to share. ${tag}`;
+      await write(typo);
+      await write(regret);
+
+      // Only the member's own reflections offer Edit and Delete.
+      const own = page.getByRole('listitem').filter({ hasText: typo });
+      await own.getByRole('button', { name: 'Edit' }).click();
+      // One editor is open; while it is, the item's text is in the box.
+      const box = page.getByRole('textbox', { name: 'Change your reflection' });
+      assert.equal(await box.inputValue(), typo);
+      if (process.env.KITH_SCREENSHOTS) {
+        await page.screenshot({ path: join(process.env.KITH_SCREENSHOTS, 'edit-360.png'), fullPage: true });
+      }
+      // An empty text is refused with a sentence, and nothing changes.
+      await box.fill('   ');
+      await page.getByRole('button', { name: 'Save changes' }).click();
+      await page.getByRole('alert').filter({ hasText: 'Write something first' }).waitFor();
+      const fixed = `We should meet in the library. ${tag}`;
+      await box.fill(fixed);
+      await page.getByRole('button', { name: 'Save changes' }).click();
+      await page.getByRole('listitem').filter({ hasText: fixed }).waitFor();
+      assert.equal(await page.getByRole('listitem').filter({ hasText: typo }).count(), 0);
+
+      const gone = page.getByRole('listitem').filter({ hasText: regret });
+      await gone.getByRole('button', { name: 'Delete' }).click();
+      if (process.env.KITH_SCREENSHOTS) {
+        await page.setViewportSize({ width: 320, height: 740 });
+        await page.screenshot({ path: join(process.env.KITH_SCREENSHOTS, 'delete-320.png'), fullPage: true });
+        await page.setViewportSize({ width: 360, height: 740 });
+      }
+      // "Keep it" keeps it; "Yes, delete it" deletes it.
+      await gone.getByRole('button', { name: 'Keep it' }).click();
+      await gone.getByRole('button', { name: 'Delete' }).click();
+      await gone.getByRole('button', { name: 'Yes, delete it' }).click();
+      await until('the deleted reflection to leave the list', async () =>
+        (await page.getByRole('listitem').filter({ hasText: regret }).count()) === 0,
+      );
+
+      // The steward's own writing shows without Edit or Delete.
+      await stewardWritesAndPageShows(page);
+      const theirs = page.getByRole('listitem').filter({ hasText: 'The steward says hello' }).first();
+      assert.equal(await theirs.getByRole('button', { name: 'Edit' }).count(), 0);
+      assert.equal(await theirs.getByRole('button', { name: 'Delete' }).count(), 0);
+
+      // The cohort sees the current text, and not the deleted one.
+      await until('the cohort to see the edit and the deletion', async () => {
+        await kith('sync', '--data-dir', stewardDir);
+        const texts = (await kith('list', '--data-dir', stewardDir)).contributions.map((c) => c.text);
+        return texts.includes(fixed) && !texts.includes(typo) && !texts.includes(regret);
+      }, 90_000);
+      assert.deepEqual(errors, [], 'no uncaught errors in the page');
+    } catch (e) {
+      await page.screenshot({ path: join(tmpdir(), 'kith-browser-failure.png') }).catch(() => {});
+      console.error(`relay log (tail):\n${relayLog.slice(-4000)}`);
+      throw e;
+    } finally {
+      await context.close();
+    }
+  });
+
   test('what the steward writes appears on an open page without reloading (live updates)', { timeout: 180_000 }, async () => {
     const { context, page } = await freshPage();
     const errors = [];

@@ -57,6 +57,7 @@ pub fn contribution(c: &ContributionView) -> JsValue {
         ("text", c.text.clone().into()),
         ("createdAt", c.created_at.clone().into()),
         ("researchOnly", c.research_only.into()),
+        ("mine", c.mine.into()),
     ])
 }
 

@@ -21,6 +21,10 @@ fn fail(e: kith_core::Error) -> JsError {
     JsError::new(&e.to_string())
 }
 
+fn parse_id(id: &str) -> Result<kith_core::ContributionId, JsError> {
+    id.parse().map_err(fail)
+}
+
 /// One device in one alliance.
 #[wasm_bindgen]
 pub struct KithDevice {
@@ -59,7 +63,23 @@ impl KithDevice {
         Ok(out.into())
     }
 
-    /// Every contribution this device can read: `{ id, author, text, createdAt }[]`.
+    /// Replaces the text of one of the member's own reflections. Returns the
+    /// store ops; persist them in order.
+    pub fn edit(&mut self, id: &str, text: &str) -> Result<JsValue, JsError> {
+        let id = parse_id(id)?;
+        let store = self.inner.edit(id, text, now(), &mut OsRng).map_err(fail)?;
+        Ok(ops(store))
+    }
+
+    /// Deletes one of the member's own reflections. Returns the store ops.
+    pub fn delete(&mut self, id: &str) -> Result<JsValue, JsError> {
+        let id = parse_id(id)?;
+        let store = self.inner.delete(id, now(), &mut OsRng).map_err(fail)?;
+        Ok(ops(store))
+    }
+
+    /// Every contribution this device can read:
+    /// `{ id, author, text, createdAt, researchOnly, mine }[]`.
     pub fn contributions(&self) -> Array {
         self.inner
             .contributions()

@@ -77,7 +77,13 @@ export function MainScreen({ device, storage, note, onStorageError }: Props) {
         <p class="status" role="status" aria-live="polite" data-phase={sync.phase} data-pending={pending}>
           {statusText(sync, pending, online)}
         </p>
-        <ReflectionList items={items} />
+        <ReflectionList
+          items={items}
+          device={device}
+          storage={storage}
+          onChanged={saved}
+          onStorageError={onStorageError}
+        />
       </main>
     </>
   );

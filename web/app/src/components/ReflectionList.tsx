@@ -1,8 +1,17 @@
-import { when } from '../text';
-import type { Contribution } from '../wasm';
+import type { Storage } from '../storage';
+import type { Contribution, KithDevice } from '../wasm';
+import { ReflectionItem } from './ReflectionItem';
+
+interface Props {
+  items: Contribution[];
+  device: KithDevice;
+  storage: Storage;
+  onChanged: () => void;
+  onStorageError: (error: unknown) => void;
+}
 
 /** Everyone's reflections this phone can read, newest first. */
-export function ReflectionList({ items }: { items: Contribution[] }) {
+export function ReflectionList({ items, device, storage, onChanged, onStorageError }: Props) {
   const newest = items
     .map((c, i) => ({ c, i, t: Date.parse(c.createdAt) || 0 }))
     .sort((a, b) => b.t - a.t || b.i - a.i)
@@ -15,18 +24,14 @@ export function ReflectionList({ items }: { items: Contribution[] }) {
       ) : (
         <ul class="reflections">
           {newest.map((c) => (
-            <li key={c.id} class="reflection">
-              <article aria-label={`${c.author}, ${when(c.createdAt)}`}>
-                <p class="meta">
-                  <span class="author">{c.author}</span>
-                  <time dateTime={c.createdAt}>{when(c.createdAt)}</time>
-                </p>
-                <p class="body">{c.text}</p>
-                <p class="audience">
-                  {c.researchOnly ? 'Only the research team can read this.' : 'Your group and the research team can read this.'}
-                </p>
-              </article>
-            </li>
+            <ReflectionItem
+              key={c.id}
+              item={c}
+              device={device}
+              storage={storage}
+              onChanged={onChanged}
+              onStorageError={onStorageError}
+            />
           ))}
         </ul>
       )}

@@ -1,0 +1,146 @@
+import { useRef, useState } from 'preact/hooks';
+import type { Storage } from '../storage';
+import { sentence, when } from '../text';
+import { deleteReflection, editReflection, type Contribution, type KithDevice, type StoreOp } from '../wasm';
+
+interface Props {
+  item: Contribution;
+  device: KithDevice;
+  storage: Storage;
+  onChanged: () => void;
+  onStorageError: (error: unknown) => void;
+}
+
+type Mode = 'read' | 'edit' | 'confirm-delete';
+
+/** One reflection. The member's own can be changed or deleted, here and on their other devices. */
+export function ReflectionItem({ item, device, storage, onChanged, onStorageError }: Props) {
+  const [mode, setMode] = useState<Mode>('read');
+  const [draft, setDraft] = useState(item.text);
+  const [error, setError] = useState('');
+  const [busy, setBusy] = useState(false);
+  const box = useRef<HTMLTextAreaElement>(null);
+  const editId = `edit-${item.id}`;
+  const errorId = `error-${item.id}`;
+
+  /** Makes the change in the core, then stores it; the list refreshes after. */
+  const commit = async (change: () => StoreOp[]) => {
+    if (busy) return;
+    let ops;
+    try {
+      ops = change();
+    } catch (e) {
+      setError(sentence(e));
+      return;
+    }
+    setBusy(true);
+    try {
+      await storage.applyOps(ops);
+    } catch (e) {
+      onStorageError(e);
+      return;
+    }
+    setBusy(false);
+    setError('');
+    setMode('read');
+    onChanged();
+  };
+
+  const save = (event: Event) => {
+    event.preventDefault();
+    if (!draft.trim()) {
+      setError('Write something first, or delete it instead.');
+      box.current?.focus();
+      return;
+    }
+    void commit(() => editReflection(device, item.id, draft));
+  };
+
+  return (
+    <li class="reflection">
+      <article aria-label={`${item.author}, ${when(item.createdAt)}`}>
+        <p class="meta">
+          <span class="author">{item.mine ? 'You' : item.author}</span>
+          <time dateTime={item.createdAt}>{when(item.createdAt)}</time>
+        </p>
+        {mode === 'edit' ? (
+          <form class="stack" onSubmit={save} noValidate>
+            <label for={editId} class="label">
+              Change your reflection
+            </label>
+            <textarea
+              id={editId}
+              ref={box}
+              class="input text"
+              rows={4}
+              value={draft}
+              aria-describedby={error ? errorId : undefined}
+              aria-invalid={error ? true : undefined}
+              onInput={(e) => setDraft(e.currentTarget.value)}
+            />
+            <div class="actions">
+              <button type="submit" class="button small" disabled={busy}>
+                Save changes
+              </button>
+              <button
+                type="button"
+                class="button small quiet"
+                onClick={() => {
+                  setDraft(item.text);
+                  setError('');
+                  setMode('read');
+                }}
+              >
+                Cancel
+              </button>
+            </div>
+          </form>
+        ) : (
+          <p class="body">{item.text}</p>
+        )}
+        <p class="audience">
+          {item.researchOnly ? 'Only the research team can read this.' : 'Your group and the research team can read this.'}
+        </p>
+        {item.mine && mode === 'read' && (
+          <div class="actions">
+            <button
+              type="button"
+              class="button small quiet"
+              onClick={() => {
+                setDraft(item.text);
+                setMode('edit');
+                requestAnimationFrame(() => box.current?.focus());
+              }}
+            >
+              Edit
+            </button>
+            <button type="button" class="button small quiet" onClick={() => setMode('confirm-delete')}>
+              Delete
+            </button>
+          </div>
+        )}
+        {mode === 'confirm-delete' && (
+          <div class="confirm" role="group" aria-label="Delete this reflection?">
+            <p>Delete this reflection? It goes from everyone's phones when they next connect.</p>
+            <div class="actions">
+              <button
+                type="button"
+                class="button small danger"
+                disabled={busy}
+                onClick={() => void commit(() => deleteReflection(device, item.id))}
+              >
+                Yes, delete it
+              </button>
+              <button type="button" class="button small quiet" onClick={() => setMode('read')}>
+                Keep it
+              </button>
+            </div>
+          </div>
+        )}
+        <p id={errorId} class="error" role="alert">
+          {error}
+        </p>
+      </article>
+    </li>
+  );
+}
