@@ -121,7 +121,10 @@ export function ReflectionItem({ item, device, storage, onChanged, onStorageErro
         )}
         {mode === 'confirm-delete' && (
           <div class="confirm" role="group" aria-label="Delete this reflection?">
-            <p>Delete this reflection? It goes from everyone's phones when they next connect.</p>
+            <p>
+              Delete this reflection? It leaves Kith on every phone when it next connects. Anyone who has
+              read it already may still remember it.
+            </p>
             <div class="actions">
               <button
                 type="button"
