@@ -23,8 +23,9 @@
 //! ```
 //!
 //! which rewrites every file (with new age files, since encryption is
-//! randomized). Run it only for a deliberate format change, and say so in
-//! the commit: the diff of the expected fields is the format change.
+//! randomized); with `KITH_VECTORS_ONLY=name,name` it writes only those.
+//! Run it only for a deliberate format change, and say so in the commit:
+//! the diff of the expected fields is the format change.
 //!
 //! Fixed keys are made of repeated bytes (see `device` and `identity`). The
 //! Ed25519 seed of each signer is in the files (`signer_seed`), so anyone
@@ -37,6 +38,7 @@ use kith_core::api::Role;
 use kith_core::envelope::{
     BLOB_LABEL, INVITE_LABEL, OpenError, decrypt, encrypt, open, padded_len, seal, seal_unpadded,
 };
+use kith_core::kinds::Kind;
 use kith_core::membership::{
     Action, DeviceKeysPublic, Entry, LOG_LABEL, ScopeKind, join_proof_message,
 };
@@ -81,6 +83,7 @@ fn every_vector_matches_the_current_code() {
 /// The vectors the issue asks for; deleting one fails this test.
 const REQUIRED: &[&str] = &[
     "envelope-blob-batch-valid",
+    "envelope-blob-writing-valid",
     "envelope-blob-grant-valid",
     "envelope-invite-package-valid",
     "envelope-blob-not-for-us",
@@ -550,10 +553,20 @@ fn generate() {
     files.push(("padding-lengths", padding_vector()));
     files.extend(state_vectors());
 
+    // KITH_VECTORS_ONLY=a,b writes only those files and keeps the rest (for
+    // a format that gains a case, without re-encrypting every other file).
+    let only: Option<Vec<String>> = std::env::var("KITH_VECTORS_ONLY")
+        .ok()
+        .map(|names| names.split(',').map(str::to_owned).collect());
+    if let Some(only) = &only {
+        files.retain(|(name, _)| only.iter().any(|o| o == name));
+    }
     let dir = vector_dir();
     std::fs::create_dir_all(&dir).unwrap();
-    for path in vector_files() {
-        std::fs::remove_file(path).unwrap();
+    if only.is_none() {
+        for path in vector_files() {
+            std::fs::remove_file(path).unwrap();
+        }
     }
     for (name, mut vector) in files {
         // The expected outcome is what the current code gives.
@@ -1093,6 +1106,23 @@ fn envelope_vectors(world: &World) -> Vec<(&'static str, Value)> {
     };
     let body = postcard::to_allocvec(&batch()).unwrap();
     let (valid, _) = seal(BLOB_LABEL, &batch(), &world.member, &[&reader_recipient]).unwrap();
+    let writing = BlobPayload {
+        alliance: world.alliance,
+        blob: BlobId([0xb5; 16]),
+        doc: DocId::own(world.member_id, world.cohort_key.scope),
+        content: Content::Writing(Writing {
+            kind: Kind::Reflection,
+            batch: Batch {
+                scope: world.cohort_key.scope,
+                epoch: 0,
+                seq: 1,
+                prev: [0; 32],
+                created_at: T,
+                changes: changes.clone(),
+            },
+        }),
+    };
+    let (writing, _) = seal(BLOB_LABEL, &writing, &world.member, &[&reader_recipient]).unwrap();
     let blob = |comment, file: &[u8]| {
         envelope_vector(
             comment,
@@ -1176,6 +1206,15 @@ fn envelope_vectors(world: &World) -> Vec<(&'static str, Value)> {
                 "A relay blob carrying a Batch (one contribution's Automerge changes), signed by \
                  the member's device and encrypted to the cohort's epoch-0 key.",
                 &valid,
+            ),
+        ),
+        (
+            "envelope-blob-writing-valid",
+            blob(
+                "A relay blob carrying Writing: a Reflection batch (one contribution's Automerge \
+                 changes, no name inside) for the member's own document, signed by the member's \
+                 device and encrypted to the cohort's epoch-0 key. Devices write batches this way.",
+                &writing,
             ),
         ),
         (

@@ -497,7 +497,12 @@ fn json<T: Serialize + DeserializeOwned>(bytes: &[u8]) -> Option<T> {
 fn reader_chain_and_checkpoint() -> Vec<u8> {
     let f = fixed();
     let cohort = f.epoch_keys[1].scope;
-    let doc = DocId([0xd0; 16]);
+    // The member's own document: readers refuse batches for any other.
+    let membership = f.replayed.last().unwrap();
+    let member = membership
+        .device(&f.authors[1].device_id())
+        .map_or(kith_core::MemberId([0; 16]), |d| d.member);
+    let doc = DocId::own(member, cohort);
     let batch = |n: u8, seq, prev| BlobPayload {
         alliance: f.alliance,
         blob: BlobId([n; 16]),
