@@ -7,6 +7,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
+use kith_core::kinds::Kind;
 use kith_core::{
     AgeIdentity, Client, ContributionId, ContributionView, Joining, NewAlliance, Recipient, Role,
     SyncReport, WriteScope,
@@ -64,6 +65,16 @@ pub fn run(command: Command, json_output: bool) -> Result<Output> {
             text,
             scope,
         } => contribute(&DataDir::new(&data_dir), &text, scope),
+        Command::Prompt { data_dir, text } => {
+            let dir = DataDir::new(&data_dir);
+            let mut client = dir.load()?;
+            let (id, ops) = client.post_prompt(&text, now(), &mut OsRng)?;
+            dir.apply(ops)?;
+            Ok(Output::ok(
+                json!({ "contribution_id": id.to_string() }),
+                "Saved on this device. Your group sees it after the next sync.",
+            ))
+        }
         Command::Edit { data_dir, id, text } => {
             change_own(&DataDir::new(&data_dir), &id, Some(&text))
         }
@@ -308,7 +319,14 @@ fn listing(contributions: &[ContributionView]) -> Output {
             } else {
                 "cohort and research team"
             };
-            format!("{}  {} ({audience})\n  {}", c.created_at, c.author, c.text)
+            let who = match c.kind {
+                Kind::Prompt => format!("Question from {}", c.author),
+                _ => c.author.clone(),
+            };
+            format!(
+                "{}  {who} ({audience}) [{}]\n  {}",
+                c.created_at, c.id, c.text
+            )
         })
         .collect::<Vec<_>>()
         .join("\n\n");
@@ -382,15 +400,24 @@ fn export(
 
 fn csv_bytes(contributions: &[ContributionView]) -> Result<Vec<u8>> {
     let mut writer = csv::Writer::from_writer(Vec::new());
-    writer.write_record(["id", "author", "text", "created_at", "research_only"])?;
+    writer.write_record([
+        "id",
+        "author",
+        "text",
+        "created_at",
+        "research_only",
+        "kind",
+    ])?;
     for c in contributions {
         let research_only = if c.research_only { "yes" } else { "no" };
+        let kind = serde_json::to_value(c.kind)?;
         writer.write_record([
             c.id.to_string().as_str(),
             &c.author,
             &c.text,
             &c.created_at,
             research_only,
+            kind.as_str().unwrap_or_default(),
         ])?;
     }
     Ok(writer.into_inner()?)

@@ -90,6 +90,15 @@ enum Command {
         #[arg(long, value_enum, default_value_t = ScopeArg::Cohort)]
         scope: ScopeArg,
     },
+    /// Put a question to your group (facilitators and stewards). Members see
+    /// it from you and answer with reflections.
+    Prompt {
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// The question.
+        #[arg(long)]
+        text: String,
+    },
     /// Change the text of something you wrote (`kith list` shows ids).
     Edit {
         #[arg(long)]

@@ -14,7 +14,7 @@ use crate::envelope::{BLOB_LABEL, seal};
 use crate::error::Error;
 use crate::ids::{BlobId, ContributionId, DeviceId, DocId, MemberId, ScopeId};
 use crate::keys::{AgeIdentity, DeviceKeys, EpochKey, Recipient};
-use crate::kinds::Kind;
+use crate::kinds::{self, Kind};
 use crate::membership::{Membership, SignedEntry};
 use crate::payload::{Batch, BlobPayload, Content, Grant, Writing};
 use crate::reader::Reader;
@@ -269,15 +269,40 @@ impl Client {
         now: Timestamp,
         rng: &mut impl CryptoRngCore,
     ) -> Result<(ContributionId, Vec<StoreOp>), Error> {
-        check_text(text)?;
-        if !self.is_active() {
+        let scope = self.write_scope(scope)?;
+        self.write_item(Kind::Reflection, scope, text, now, rng)
+    }
+
+    /// Puts a question (a prompt) to this facilitator's or steward's cohort.
+    /// Members see it from them, and answer with reflections. Works offline.
+    pub fn post_prompt(
+        &mut self,
+        text: &str,
+        now: Timestamp,
+        rng: &mut impl CryptoRngCore,
+    ) -> Result<(ContributionId, Vec<StoreOp>), Error> {
+        if !matches!(self.role(), Role::Facilitator | Role::Steward) {
             return Err(Error::Misuse(
-                "this device was removed from the alliance; it can no longer write",
+                "only a facilitator or a steward can put a question to their group",
             ));
         }
-        let scope = self.write_scope(scope)?;
+        let scope = self.write_scope(WriteScope::Cohort)?;
+        self.write_item(Kind::Prompt, scope, text, now, rng)
+    }
+
+    /// Adds one item to this member's own document of `kind` in `scope`.
+    fn write_item(
+        &mut self,
+        kind: Kind,
+        scope: ScopeId,
+        text: &str,
+        now: Timestamp,
+        rng: &mut impl CryptoRngCore,
+    ) -> Result<(ContributionId, Vec<StoreOp>), Error> {
+        check_text(text)?;
+        self.check_active()?;
         let id = ContributionId::random(rng);
-        let doc = DocId::own(self.profile.member, scope);
+        let doc = kinds::document(kind, self.profile.member, scope);
         let device = self.device_id();
         // Checked before the document changes: nothing is half written.
         self.writing_key(scope)?;
@@ -285,13 +310,7 @@ impl Client {
             .reader
             .doc_mut(doc)
             .contribute(&device, id, text, now)?;
-        let writing = |batch| {
-            Content::Writing(Writing {
-                kind: Kind::Reflection,
-                batch,
-            })
-        };
-        let ops = self.commit_batch(doc, scope, writing, changes, now, rng)?;
+        let ops = self.commit_batch(doc, scope, Some(kind), changes, now, rng)?;
         Ok((id, ops))
     }
 
@@ -320,8 +339,18 @@ impl Client {
         self.change_own_item(id, now, rng, |doc, device| doc.delete(device, id))
     }
 
-    /// Finds item `id` in this member's own documents, changes it with
-    /// `change`, and commits the changes as a batch.
+    fn check_active(&self) -> Result<(), Error> {
+        if self.is_active() {
+            Ok(())
+        } else {
+            Err(Error::Misuse(
+                "this device was removed from the alliance; it can no longer write",
+            ))
+        }
+    }
+
+    /// Finds item `id` in this member's own documents (of any kind, in any
+    /// scope they write), changes it with `change`, and commits the changes.
     fn change_own_item(
         &mut self,
         id: ContributionId,
@@ -329,32 +358,23 @@ impl Client {
         rng: &mut impl CryptoRngCore,
         change: impl FnOnce(&mut ContributionDoc, &DeviceId) -> Result<Option<Vec<u8>>, Error>,
     ) -> Result<Vec<StoreOp>, Error> {
-        if !self.is_active() {
-            return Err(Error::Misuse(
-                "this device was removed from the alliance; it can no longer write",
-            ));
-        }
+        self.check_active()?;
         let device = self.device_id();
         let member = self.profile.member;
-        let holder = [WriteScope::Cohort, WriteScope::Research]
+        let scopes: Vec<ScopeId> = [WriteScope::Cohort, WriteScope::Research]
             .into_iter()
             .filter_map(|scope| self.write_scope(scope).ok())
-            .find(|scope| {
-                self.reader
-                    .doc(DocId::own(member, *scope))
-                    .is_some_and(|doc| doc.has(id))
-            });
-        let scope = holder.ok_or(Error::NotYourItem(id))?;
-        self.writing_key(scope)?;
-        let doc = DocId::own(member, scope);
-        let changes = change(self.reader.doc_mut(doc), &device)?.ok_or(Error::NotYourItem(id))?;
-        let writing = |batch| {
-            Content::Writing(Writing {
-                kind: Kind::Reflection,
-                batch,
+            .collect();
+        let (scope, kind, doc) = scopes
+            .iter()
+            .flat_map(|scope| {
+                Kind::ALL.map(|kind| (*scope, kind, kinds::document(kind, member, *scope)))
             })
-        };
-        self.commit_batch(doc, scope, writing, changes, now, rng)
+            .find(|(_, _, doc)| self.reader.doc(*doc).is_some_and(|d| d.has(id)))
+            .ok_or(Error::NotYourItem(id))?;
+        self.writing_key(scope)?;
+        let changes = change(self.reader.doc_mut(doc), &device)?.ok_or(Error::NotYourItem(id))?;
+        self.commit_batch(doc, scope, Some(kind), changes, now, rng)
     }
 
     /// The newest key this device holds for `scope`: it must read its own
@@ -368,12 +388,13 @@ impl Client {
     }
 
     /// Seals `changes` (already in the local document) as this device's next
-    /// batch in `scope`, and queues it to send.
+    /// batch in `scope`, as `Writing` of `kind` (or, with `None`, in the
+    /// legacy reflection format), and queues it to send.
     fn commit_batch(
         &mut self,
         doc: DocId,
         scope: ScopeId,
-        content: impl FnOnce(Batch) -> Content,
+        kind: Option<Kind>,
         changes: Vec<u8>,
         now: Timestamp,
         rng: &mut impl CryptoRngCore,
@@ -388,15 +409,22 @@ impl Client {
             created_at: now,
             changes,
         };
-        let (blob, hash) = self.seal_blob(doc, content(batch), &[&recipient], rng)?;
+        let content = match kind {
+            Some(kind) => Content::Writing(Writing { kind, batch }),
+            None => Content::Batch(batch),
+        };
+        let (blob, hash) = self.seal_blob(doc, content, &[&recipient], rng)?;
         let head = ChainHead {
             seq: head.seq + 1,
             hash,
         };
         self.own_chains.insert(scope, head);
-        let device = self.device_id();
-        self.reader
-            .record_own_batch(blob.id, doc, (self.profile.member, device), scope, head);
+        let who = (
+            self.profile.member,
+            self.device_id(),
+            kind.unwrap_or(Kind::Reflection),
+        );
+        self.reader.record_own_batch(blob.id, doc, who, scope, head);
         self.outbox.push(blob.clone());
         Ok(vec![
             StoreOp::PutBlob(blob),
@@ -407,8 +435,8 @@ impl Client {
     /// For tests of what readers refuse, and only with the `hostile-client`
     /// feature: what a changed client could send. Seals `changes` (any
     /// Automerge changes, made by anyone) as this device's next batch in its
-    /// cohort, for `owner`'s document there, as a batch of `kind` (or, with
-    /// `None`, in the legacy reflection format). Nothing is checked.
+    /// cohort, for `owner`'s document of `kind` there (with `None`, a
+    /// reflection in the legacy format). Nothing is checked.
     #[cfg(feature = "hostile-client")]
     pub fn forge_batch(
         &mut self,
@@ -419,12 +447,8 @@ impl Client {
         rng: &mut impl CryptoRngCore,
     ) -> Result<Vec<StoreOp>, Error> {
         let scope = self.write_scope(WriteScope::Cohort)?;
-        let doc = DocId::own(owner, scope);
-        let content = |batch| match kind {
-            Some(kind) => Content::Writing(Writing { kind, batch }),
-            None => Content::Batch(batch),
-        };
-        self.commit_batch(doc, scope, content, changes, now, rng)
+        let doc = kinds::document(kind.unwrap_or(Kind::Reflection), owner, scope);
+        self.commit_batch(doc, scope, kind, changes, now, rng)
     }
 
     /// A reader for a researcher: opens key grants with their own identity

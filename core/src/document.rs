@@ -34,6 +34,8 @@ pub struct ContributionView {
     /// The member who wrote it (whose device signed it).
     #[serde(skip)]
     pub member: Option<crate::ids::MemberId>,
+    /// What kind of writing it is (a reflection, a prompt...).
+    pub kind: crate::kinds::Kind,
     /// Whether it is this device's member's own (they may edit or delete it).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub mine: bool,
@@ -166,6 +168,7 @@ impl ContributionDoc {
                         research_only: false,
                         scope: None,
                         member: None,
+                        kind: crate::kinds::Kind::Reflection,
                         mine: false,
                     },
                 ))

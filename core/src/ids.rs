@@ -147,6 +147,17 @@ impl DocId {
         id.copy_from_slice(&digest[..16]);
         DocId(id)
     }
+
+    /// The document holding one member's own writing of a named kind in one
+    /// scope (for every kind after the first: reflections use [`DocId::own`]).
+    pub fn own_of_kind(kind: &str, member: MemberId, scope: ScopeId) -> Self {
+        use sha2::{Digest, Sha256};
+        let label = format!("kith/doc/v2/{kind}\n");
+        let digest = Sha256::digest([label.as_bytes(), &member.0, &scope.0].concat());
+        let mut id = [0u8; 16];
+        id.copy_from_slice(&digest[..16]);
+        DocId(id)
+    }
 }
 
 #[cfg(test)]

@@ -60,6 +60,9 @@ pub enum Rejection {
     /// A change inside is labelled as made by a device other than the signer.
     #[error("blob {0} holds changes that claim to come from another device")]
     ForeignActor(BlobId),
+    /// Its writer may not write this kind of document in this space.
+    #[error("blob {0} is a kind of writing its writer may not write in that space")]
+    KindNotAllowed(BlobId),
     /// A change inside does not fit what its kind of document may hold.
     #[error("blob {0} holds changes that its kind of writing does not allow")]
     OffSchema(BlobId),
@@ -106,6 +109,7 @@ impl Rejection {
             | Rejection::NotOwnDocument(b)
             | Rejection::ForeignActor(b)
             | Rejection::OffSchema(b)
+            | Rejection::KindNotAllowed(b)
             | Rejection::Forked(b) => *b,
         }
     }
@@ -148,8 +152,8 @@ pub struct Reader {
     docs: BTreeMap<DocId, ContributionDoc>,
     /// The scope each document belongs to.
     doc_scopes: HashMap<DocId, ScopeId>,
-    /// The member whose own writing each document is.
-    doc_owners: HashMap<DocId, MemberId>,
+    /// The member whose own writing each document is, and its kind.
+    doc_owners: HashMap<DocId, (MemberId, Kind)>,
     checkpoints: HashMap<ScopeId, CheckpointMark>,
     chains: Chains,
     /// Applied blobs, with the chain position of batches.
@@ -251,7 +255,7 @@ impl Reader {
             .docs
             .iter()
             .filter_map(|(doc, d)| Some((d, *self.doc_owners.get(doc)?, self.doc_scopes.get(doc)?)))
-            .flat_map(|(d, owner, scope)| {
+            .flat_map(|(d, (owner, kind), scope)| {
                 let research_only = matches!(
                     membership.scope(scope).map(|info| info.kind),
                     Some(crate::membership::ScopeKind::Research(_))
@@ -260,6 +264,7 @@ impl Reader {
                 d.contributions().into_iter().map(move |mut c| {
                     c.scope = Some(*scope);
                     c.member = Some(owner);
+                    c.kind = kind;
                     c.research_only = research_only;
                     c.author.clone_from(&author);
                     c
@@ -322,11 +327,11 @@ impl Reader {
         &mut self,
         id: BlobId,
         doc: DocId,
-        (member, device): (MemberId, DeviceId),
+        (member, device, kind): (MemberId, DeviceId, Kind),
         scope: ScopeId,
         head: ChainHead,
     ) {
-        self.doc_owners.insert(doc, member);
+        self.doc_owners.insert(doc, (member, kind));
         let chain = (device, scope);
         self.chains.set_head(chain, head);
         self.applied.insert(id, Some((chain, head.seq)));
@@ -426,8 +431,16 @@ impl Reader {
             return Err(Rejection::WrongKey(blob.id));
         }
         let member = check_writer(membership, signer, batch.scope, batch.seq, blob.id)?;
-        if blob.doc != DocId::own(member, batch.scope) {
+        if blob.doc != kinds::document(kind, member, batch.scope) {
             return Err(Rejection::NotOwnDocument(blob.id));
+        }
+        let role = membership.member(&member).map(|m| m.role);
+        let scope_kind = membership.scope(&batch.scope).map(|s| s.kind);
+        if !role
+            .zip(scope_kind)
+            .is_some_and(|(role, scope)| kinds::may_write(kind, role, &scope))
+        {
+            return Err(Rejection::KindNotAllowed(blob.id));
         }
         let changes = parse_changes(&batch.changes).ok_or(Rejection::BadChanges(blob.id))?;
         let actor = automerge::ActorId::from(&signer.0[..]);
@@ -435,7 +448,7 @@ impl Reader {
             return Err(Rejection::ForeignActor(blob.id));
         }
         kinds::check(kind, schema, &changes).map_err(|_| Rejection::OffSchema(blob.id))?;
-        self.doc_owners.insert(blob.doc, member);
+        self.doc_owners.insert(blob.doc, (member, kind));
         let chain = (signer, batch.scope);
         let pending = PendingBatch {
             blob: blob.id,
@@ -476,9 +489,8 @@ impl Reader {
         let scope = checkpoint.scope;
         let mut checked = Vec::with_capacity(checkpoint.docs.len());
         for (doc, save) in &checkpoint.docs {
-            let owner = membership
-                .owner_of(doc, &scope)
-                .ok_or(Rejection::UntrustedCheckpoint(blob))?;
+            let (owner, kind) =
+                owner_of(membership, doc, &scope).ok_or(Rejection::UntrustedCheckpoint(blob))?;
             let mut copy = ContributionDoc::default();
             copy.apply(save).map_err(|_| Rejection::BadChanges(blob))?;
             let by_owner = |actor: &automerge::ActorId| {
@@ -491,7 +503,7 @@ impl Reader {
             if !copy.writers().iter().all(by_owner) {
                 return Err(Rejection::UntrustedCheckpoint(blob));
             }
-            checked.push((*doc, owner, copy));
+            checked.push((*doc, (owner, kind), copy));
         }
         for (doc, owner, mut copy) in checked {
             self.docs
@@ -642,6 +654,16 @@ fn check_writer(
         }
     }
     Ok(device.member)
+}
+
+/// The member, and the kind, whose own document in `scope` is `doc`.
+fn owner_of(membership: &Membership, doc: &DocId, scope: &ScopeId) -> Option<(MemberId, Kind)> {
+    membership.members().find_map(|(member, _)| {
+        Kind::ALL
+            .into_iter()
+            .find(|kind| kinds::document(*kind, *member, *scope) == *doc)
+            .map(|kind| (*member, kind))
+    })
 }
 
 fn refusal(error: OpenError, blob: BlobId) -> Rejection {

@@ -130,9 +130,9 @@ fn forged_authorship_is_refused(relay: &Relay, base: &Path) {
         );
     }
 
-    // Four members with changed clients, one forgery each (a refused batch
+    // Five members with changed clients, one forgery each (a refused batch
     // stops its device's chain, so each needs its own).
-    let mut forgers: Vec<(String, Device)> = (1..=4)
+    let mut forgers: Vec<(String, Device)> = (1..=5)
         .map(|n| {
             let name = format!("Mallory {n}");
             let folder = dir(&format!("mallory-{n}"));
@@ -213,6 +213,23 @@ fn forged_authorship_is_refused(relay: &Relay, base: &Path) {
         .forge_batch(owner, None, changes, now(), &mut OsRng)
         .unwrap();
 
+    // 5. A plain member puts a question to the cohort, which only
+    //    facilitators and stewards may (into their own prompt document).
+    let device = &mut forgers[4].1;
+    let changes = ContributionDoc::default()
+        .contribute(
+            &actor(device),
+            ContributionId::random(&mut OsRng),
+            "FORGED 5: a question from someone who may not ask one",
+            now(),
+        )
+        .unwrap();
+    let owner = own(device);
+    device
+        .client
+        .forge_batch(owner, Some(Kind::Prompt), changes, now(), &mut OsRng)
+        .unwrap();
+
     for (_, device) in &mut forgers {
         let sent = device.client.pending_uploads();
         assert_eq!(sent, 1);
@@ -239,6 +256,7 @@ fn forged_authorship_is_refused(relay: &Relay, base: &Path) {
             "tries to write into someone else's writing",
             "its kind of writing does not allow",
             "claim to come from another device",
+            "may not write in that space",
         ] {
             assert!(
                 said.contains(refusal),

@@ -153,7 +153,7 @@ fn a_reflection_written_offline_reaches_only_the_people_chosen() {
         .expect("--format json prints JSON on stdout");
     assert_eq!(texts(&printed), expected);
     let printed_csv = kith_plain(&export_args("csv"));
-    assert!(printed_csv.starts_with("id,author,text,created_at,research_only\n"));
+    assert!(printed_csv.starts_with("id,author,text,created_at,research_only,kind\n"));
     assert!(printed_csv.contains(&canary));
     assert_eq!(printed_csv.lines().count(), 3, "a header and two rows");
 
@@ -171,7 +171,7 @@ fn a_reflection_written_offline_reaches_only_the_people_chosen() {
     ]);
     assert_eq!(wrote["count"], 2);
     let csv = std::fs::read_to_string(&csv_path).unwrap();
-    assert!(csv.starts_with("id,author,text,created_at,research_only\n"));
+    assert!(csv.starts_with("id,author,text,created_at,research_only,kind\n"));
     assert!(csv.contains(&canary));
 
     // The researcher's device itself holds no key: without the identity it reads nothing.

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::api::{Role, base64_bytes};
-use crate::ids::{AllianceId, DeviceId, DocId, InviteId, MemberId, ScopeId};
+use crate::ids::{AllianceId, DeviceId, InviteId, MemberId, ScopeId};
 use crate::keys::{DeviceKeys, verify};
 use crate::time::Timestamp;
 
@@ -441,14 +441,6 @@ impl Membership {
             self.members.iter().map(|(id, info)| (*id, info)).collect();
         all.sort_by_key(|(_, info)| info.joined);
         all
-    }
-
-    /// The member whose own document in `scope` is `doc`, if any.
-    pub fn owner_of(&self, doc: &DocId, scope: &ScopeId) -> Option<MemberId> {
-        self.members
-            .keys()
-            .find(|member| DocId::own(**member, *scope) == *doc)
-            .copied()
     }
 
     /// The role of an active device's member.

@@ -27,6 +27,8 @@ export interface Contribution {
   researchOnly: boolean;
   /** This member wrote it: they may edit or delete it. */
   mine: boolean;
+  /** A reflection, or a question a facilitator or steward put to the group. */
+  kind: 'reflection' | 'prompt';
 }
 
 export interface Profile {

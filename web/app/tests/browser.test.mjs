@@ -409,6 +409,18 @@ describe('Kith PWA in Chromium, against the real relay', () => {
       assert.equal(await theirs.getByRole('button', { name: 'Edit' }).count(), 0);
       assert.equal(await theirs.getByRole('button', { name: 'Delete' }).count(), 0);
 
+      // A question the steward puts to the group shows as one, from them.
+      const question = `What helped most since we last met? ${tag}`;
+      await kith('prompt', '--data-dir', stewardDir, '--text', question);
+      await kith('sync', '--data-dir', stewardDir);
+      const asked = page.getByRole('listitem').filter({ hasText: question });
+      await asked.waitFor({ timeout: LIVE_BOUND });
+      await asked.getByText('A question from Steward').waitFor();
+      assert.equal(await asked.getByRole('button', { name: 'Edit' }).count(), 0);
+      if (process.env.KITH_SCREENSHOTS) {
+        await page.screenshot({ path: join(process.env.KITH_SCREENSHOTS, 'question-360.png'), fullPage: true });
+      }
+
       // The cohort sees the current text, and not the deleted one.
       await until('the cohort to see the edit and the deletion', async () => {
         await kith('sync', '--data-dir', stewardDir);

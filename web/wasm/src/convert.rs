@@ -50,6 +50,13 @@ pub fn ops(ops: Vec<StoreOp>) -> JsValue {
     out.into()
 }
 
+fn kind_name(kind: kith_core::kinds::Kind) -> &'static str {
+    match kind {
+        kith_core::kinds::Kind::Prompt => "prompt",
+        _ => "reflection",
+    }
+}
+
 pub fn contribution(c: &ContributionView) -> JsValue {
     object(&[
         ("id", c.id.to_string().into()),
@@ -58,6 +65,7 @@ pub fn contribution(c: &ContributionView) -> JsValue {
         ("createdAt", c.created_at.clone().into()),
         ("researchOnly", c.research_only.into()),
         ("mine", c.mine.into()),
+        ("kind", kind_name(c.kind).into()),
     ])
 }
 

@@ -56,17 +56,20 @@ export function ReflectionItem({ item, device, storage, onChanged, onStorageErro
     void commit(() => editReflection(device, item.id, draft));
   };
 
+  const prompt = item.kind === 'prompt';
+  const who = item.mine ? 'You' : item.author;
+  const byline = prompt ? (item.mine ? 'Your question to the group' : `A question from ${item.author}`) : who;
   return (
-    <li class="reflection">
-      <article aria-label={`${item.author}, ${when(item.createdAt)}`}>
+    <li class={prompt ? 'reflection prompt' : 'reflection'}>
+      <article aria-label={`${byline}, ${when(item.createdAt)}`}>
         <p class="meta">
-          <span class="author">{item.mine ? 'You' : item.author}</span>
+          <span class="author">{byline}</span>
           <time dateTime={item.createdAt}>{when(item.createdAt)}</time>
         </p>
         {mode === 'edit' ? (
           <form class="stack" onSubmit={save} noValidate>
             <label for={editId} class="label">
-              Change your reflection
+              {prompt ? 'Change your question' : 'Change your reflection'}
             </label>
             <textarea
               id={editId}
@@ -120,9 +123,9 @@ export function ReflectionItem({ item, device, storage, onChanged, onStorageErro
           </div>
         )}
         {mode === 'confirm-delete' && (
-          <div class="confirm" role="group" aria-label="Delete this reflection?">
+          <div class="confirm" role="group" aria-label={prompt ? 'Delete this question?' : 'Delete this reflection?'}>
             <p>
-              Delete this reflection? It leaves Kith on every phone when it next connects. Anyone who has
+              {prompt ? 'Delete this question?' : 'Delete this reflection?'} It leaves Kith on every phone when it next connects. Anyone who has
               read it already may still remember it.
             </p>
             <div class="actions">

@@ -1,0 +1,124 @@
+//! A second kind of writing, end to end: a steward (or facilitator) puts a
+//! question to their cohort; members read it as a question from them, the
+//! researcher's export names its kind; a plain member cannot put one.
+
+use kith_tests::{Relay, invite_and_join, kith, kith_plain, kith_raw};
+use serde_json::Value;
+
+fn items(listing: &Value) -> Vec<(String, String, String)> {
+    let mut all: Vec<_> = listing["contributions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["kind"].as_str().unwrap().to_owned(),
+                c["author"].as_str().unwrap().to_owned(),
+                c["text"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    all.sort();
+    all
+}
+
+#[test]
+fn a_steward_puts_a_question_to_the_cohort() {
+    let base = tempfile::tempdir().unwrap();
+    let relay = Relay::start(base.path());
+    let dir = |name: &str| base.path().join(name).to_str().unwrap().to_owned();
+    let key = dir("lee.agekey");
+    let recipient = kith(&["keygen", "--out", &key])["recipient"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let steward = dir("steward");
+    kith(&[
+        "init",
+        "--data-dir",
+        &steward,
+        "--relay",
+        &relay.url(),
+        "--alliance",
+        "Relations study",
+        "--cohort",
+        "Parents",
+        "--name",
+        "Sam",
+        "--researcher",
+        &recipient,
+    ]);
+    let (alex, lee) = (dir("alex"), dir("lee"));
+    invite_and_join(&steward, &lee, "Dr Lee", &["--role", "researcher"]);
+    invite_and_join(&steward, &alex, "Alex", &[]);
+
+    let question = "What helped most since we last met?";
+    let posted = kith(&["prompt", "--data-dir", &steward, "--text", question]);
+    // A typo fixed: a prompt is its writer's own, like a reflection.
+    let id = posted["contribution_id"].as_str().unwrap();
+    let question = "What helped you most since we last met?";
+    kith(&[
+        "edit",
+        "--data-dir",
+        &steward,
+        "--id",
+        id,
+        "--text",
+        question,
+    ]);
+    kith(&["sync", "--data-dir", &steward]);
+
+    let refused = kith_raw(&["prompt", "--data-dir", &alex, "--text", "Can I ask too?"]);
+    assert!(!refused.status.success());
+    let said = String::from_utf8(refused.stderr).unwrap();
+    assert!(said.contains("only a facilitator or a steward"), "{said}");
+
+    kith(&[
+        "contribute",
+        "--data-dir",
+        &alex,
+        "--text",
+        "Talking to my sister.",
+    ]);
+    kith(&["sync", "--data-dir", &alex]);
+    let expected = vec![
+        ("prompt".to_owned(), "Sam".to_owned(), question.to_owned()),
+        (
+            "reflection".to_owned(),
+            "Alex".to_owned(),
+            "Talking to my sister.".to_owned(),
+        ),
+    ];
+    assert_eq!(items(&kith(&["list", "--data-dir", &alex])), expected);
+    let shown = kith_plain(&["list", "--data-dir", &alex]);
+    assert!(shown.contains("Question from Sam"), "{shown}");
+
+    let exported = kith(&[
+        "export",
+        "--data-dir",
+        &lee,
+        "--identity",
+        &key,
+        "--format",
+        "json",
+    ]);
+    assert_eq!(items(&exported), expected);
+    let csv = dir("export.csv");
+    kith(&[
+        "export",
+        "--data-dir",
+        &lee,
+        "--identity",
+        &key,
+        "--format",
+        "csv",
+        "--out",
+        &csv,
+    ]);
+    let csv = std::fs::read_to_string(csv).unwrap();
+    assert!(
+        csv.lines()
+            .any(|l| l.ends_with(",prompt") && l.contains(question)),
+        "{csv}"
+    );
+}
