@@ -184,8 +184,20 @@ fn invite(dir: &DataDir, role: Role, cohort: Option<&str>, days: u64) -> Result<
 
 fn join(dir: &DataDir, invite: &str, name: &str) -> Result<Output> {
     dir.ensure_empty()?;
-    let joining = Joining::new(invite, name, &mut OsRng)?;
-    let mut client = join_relay(joining, dir)?;
+    // A join that failed part-way is tried again by the same device: the
+    // relay has given the invite to it, and answers it again.
+    let joining = match dir.pending_join()? {
+        Some(secret) => Joining::resume(invite, name, &secret)?,
+        None => Joining::new(invite, name, &mut OsRng)?,
+    };
+    dir.keep_pending_join(&joining.device_secret())?;
+    let mut client = join_relay(joining, dir).map_err(|e| {
+        anyhow::anyhow!(
+            "{e:#} (nothing is lost: once that is sorted, run `kith join` again with this \
+             --data-dir and the same invite)"
+        )
+    })?;
+    dir.forget_pending_join()?;
     if let Err(e) = sync(&mut client, dir) {
         eprintln!("kith: joined, but the first sync failed ({e:#}); run `kith sync` later");
     }

@@ -66,6 +66,35 @@ impl DataDir {
         Ok(client)
     }
 
+    /// The secret keys of a device whose join did not finish, if any.
+    pub fn pending_join(&self) -> Result<Option<zeroize::Zeroizing<Vec<u8>>>> {
+        let path = self.pending_join_path();
+        if !path.exists() {
+            return Ok(None);
+        }
+        let bytes = fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+        Ok(Some(zeroize::Zeroizing::new(bytes)))
+    }
+
+    /// Keeps a joining device's secret keys until its join finishes, so a
+    /// second try is the same device and the invite is not lost.
+    pub fn keep_pending_join(&self, secret: &[u8]) -> Result<()> {
+        write_atomic(&self.pending_join_path(), secret)
+    }
+
+    /// Forgets them once the device is in (its state holds them now).
+    pub fn forget_pending_join(&self) -> Result<()> {
+        let path = self.pending_join_path();
+        if path.exists() {
+            fs::remove_file(&path).with_context(|| format!("cannot remove {}", path.display()))?;
+        }
+        Ok(())
+    }
+
+    fn pending_join_path(&self) -> PathBuf {
+        self.root.join("joining.kith")
+    }
+
     /// Every stored blob.
     pub fn blobs(&self) -> Result<Vec<BlobRecord>> {
         let dir = self.blobs_dir();

@@ -81,6 +81,42 @@ impl Joining {
         })
     }
 
+    /// A join that failed part-way (no answer, or a name already taken),
+    /// started again with the same device keys: the relay answers the same
+    /// device as before, so the invite is not lost.
+    pub fn resume(invite: &str, pseudonym: &str, device_secret: &[u8]) -> Result<Self, Error> {
+        Ok(Self {
+            invite: Invite::parse(invite)?,
+            keys: DeviceKeys::import_secret(device_secret)?,
+            pseudonym: Some(check_name(pseudonym, "pseudonym")?),
+            step: Step::Redeem,
+            attempts: 0,
+            sent: None,
+        })
+    }
+
+    /// The joining device's secret keys, for [`Joining::resume`]. Keep them
+    /// as carefully as a device's state.
+    pub fn device_secret(&self) -> zeroize::Zeroizing<Vec<u8>> {
+        self.keys.export_secret()
+    }
+
+    /// Chooses another pseudonym for a join that has not gone in yet (one
+    /// someone else has, say). The same device asks again.
+    pub fn rename(&mut self, pseudonym: &str) -> Result<(), Error> {
+        if self.pseudonym.is_none() {
+            return Err(Error::Misuse("a device added to a member keeps their name"));
+        }
+        if !matches!(self.step, Step::Redeem | Step::AwaitRedeem) || self.sent.is_some() {
+            return Err(Error::Misuse(
+                "this join has gone in; its name cannot change now",
+            ));
+        }
+        self.pseudonym = Some(check_name(pseudonym, "pseudonym")?);
+        self.step = Step::Redeem;
+        Ok(())
+    }
+
     /// The relay named in the invite.
     pub fn relay(&self) -> &str {
         &self.invite.relay

@@ -110,15 +110,18 @@ fn forged_authorship_is_refused(relay: &Relay, base: &Path) {
     kith(&["contribute", "--data-dir", &alex, "--text", "My own words."]);
     kith(&["sync", "--data-dir", &alex]);
 
-    // Pseudonyms are unique in the alliance, however they are typed.
+    // Pseudonyms are unique in the alliance, however they are typed. A
+    // refused name does not lose the invite: the same device tries again.
+    let invite = kith(&["invite", "--data-dir", &steward]);
+    let invite = invite["invite"].as_str().unwrap();
+    let copycat = dir("copycat");
     for taken in ["alex", " ALEX ", "Ａｌｅｘ"] {
-        let invite = kith(&["invite", "--data-dir", &steward]);
         let refused = kith_raw(&[
             "join",
             "--data-dir",
-            &dir("copycat"),
+            &copycat,
             "--invite",
-            invite["invite"].as_str().unwrap(),
+            invite,
             "--name",
             taken,
         ]);
@@ -129,6 +132,19 @@ fn forged_authorship_is_refused(relay: &Relay, base: &Path) {
             "{said}"
         );
     }
+    kith(&[
+        "join",
+        "--data-dir",
+        &copycat,
+        "--invite",
+        invite,
+        "--name",
+        "Alexa",
+    ]);
+    assert!(
+        !Path::new(&copycat).join("joining.kith").exists(),
+        "forgotten once joined"
+    );
 
     // Five members with changed clients, one forgery each (a refused batch
     // stops its device's chain, so each needs its own).

@@ -18,16 +18,22 @@ export async function openSaved(storage: Storage): Promise<KithDevice | undefine
  */
 export class JoinAttempt {
   private joining: Joining | undefined;
-  private key = '';
+  private invite = '';
+  private name = '';
 
   /** Joins; throws an Error with a message for the person on failure. */
   async join(invite: string, pseudonym: string, storage: Storage): Promise<KithDevice> {
-    const key = `${invite}\n${pseudonym.trim()}`;
-    if (!this.joining || this.key !== key) {
+    if (!this.joining || this.invite !== invite) {
       this.joining?.free();
       this.joining = undefined;
       this.joining = new Joining(invite, pseudonym);
-      this.key = key;
+      this.invite = invite;
+      this.name = pseudonym.trim();
+    } else if (this.name !== pseudonym.trim()) {
+      // Another name (the first was taken, say): the same device asks
+      // again, so the invite it was given is not lost.
+      this.joining.rename(pseudonym);
+      this.name = pseudonym.trim();
     }
     const joining = this.joining;
     try {
@@ -38,12 +44,10 @@ export class JoinAttempt {
         joining.receive(answer.status, answer.body);
       }
     } catch (e) {
+      // Keep this device's keys: trying again repeats the step that failed.
       if (e instanceof OfflineError) {
-        // Keep this device's keys: trying again repeats the step that failed.
         throw new Error('Kith could not reach the server. Check that you are online, then try again.');
       }
-      this.joining = undefined;
-      joining.free();
       throw e;
     }
     this.joining = undefined;

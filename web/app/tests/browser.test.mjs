@@ -356,7 +356,18 @@ describe('Kith PWA in Chromium, against the real relay', () => {
     const errors = [];
     page.on('pageerror', (e) => errors.push(e.message));
     try {
-      await joinAs(page, 'Kai');
+      // A name someone has already (Robin joined in the first test) is
+      // refused with a sentence; another name then works with the same link.
+      const { invite } = await kith('invite', '--data-dir', stewardDir);
+      await page.goto(invite);
+      const nameBox = page.getByLabel('Choose a name others will see (not your real name)');
+      await nameBox.fill('ROBIN');
+      await page.getByRole('button', { name: 'Join' }).click();
+      await page.getByRole('alert').filter({ hasText: 'already goes by' }).waitFor();
+      await nameBox.fill('Kai');
+      await page.getByRole('button', { name: 'Join' }).click();
+      await page.getByText('You are Kai').waitFor();
+      await until('the first sync to finish', async () => (await statusText(page)).startsWith('All sent.'));
       const write = async (text) => {
         await page.getByRole('radio', { name: 'My group and the research team' }).check();
         await page.getByRole('textbox', { name: 'Write a reflection' }).fill(text);

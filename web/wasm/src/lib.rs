@@ -174,6 +174,16 @@ impl Joining {
         Ok(Joining { inner: Some(inner) })
     }
 
+    /// Chooses another pseudonym before the join has gone in (the first was
+    /// taken, say); the same device asks again.
+    pub fn rename(&mut self, pseudonym: &str) -> Result<(), JsError> {
+        self.inner
+            .as_mut()
+            .ok_or_else(|| JsError::new("this invite was already used"))?
+            .rename(pseudonym)
+            .map_err(fail)
+    }
+
     /// The relay named in the invite.
     pub fn relay(&self) -> String {
         self.inner
