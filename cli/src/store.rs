@@ -1,5 +1,7 @@
 //! The device's data folder: `state.kith` (the device's keys and sync
-//! state, mode 0600) and `blobs/` (one age file per blob, as received).
+//! state, mode 0600), `blobs/` (one age file per blob, as received), and,
+//! only while a join has not finished, `joining.kith` (the joining device's
+//! secret keys, mode 0600, removed once the device is in).
 //! Every write goes to a temporary file, is flushed to disk, then renamed,
 //! so a crash leaves either the old or the new version, never half of one.
 
