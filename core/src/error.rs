@@ -82,6 +82,32 @@ pub enum Error {
     Document(String),
 }
 
+impl Error {
+    /// A stable code for programs to branch on (the app's TypeScript gets it
+    /// beside the message); the message is for people and may be reworded.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::InvalidId { .. } => "invalid_id",
+            Error::InvalidInvite(_) => "invalid_invite",
+            Error::InvalidRecipient(_) => "invalid_recipient",
+            Error::InvalidIdentity => "invalid_identity",
+            Error::EmptyText => "empty_text",
+            Error::TextTooLong { .. } => "text_too_long",
+            Error::Encrypt => "encrypt",
+            Error::CorruptState(_) => "corrupt_state",
+            Error::Rejected(_) => "rejected",
+            Error::Relay { .. } => "relay",
+            Error::BadResponse(_) => "bad_response",
+            Error::Misuse(_) => "misuse",
+            Error::Membership(_) => "membership",
+            Error::LogFork => "log_fork",
+            Error::NameTaken(_) => "name_taken",
+            Error::NotYourItem(_) => "not_your_item",
+            Error::Document(_) => "document",
+        }
+    }
+}
+
 impl From<automerge::AutomergeError> for Error {
     fn from(e: automerge::AutomergeError) -> Self {
         Error::Document(e.to_string())

@@ -12,6 +12,15 @@ export function sentence(error: unknown): string {
   return /[.!?]$/.test(first) ? first : `${first}.`;
 }
 
+/**
+ * The stable code of an error from the core (`name_taken`, `not_your_item`,
+ * ...; see `Error::code` in kith-core), or undefined for other errors.
+ */
+export function errorCode(error: unknown): string | undefined {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' ? code : undefined;
+}
+
 export function reflections(n: number): string {
   return n === 1 ? '1 reflection' : `${n} reflections`;
 }

@@ -364,6 +364,8 @@ describe('Kith PWA in Chromium, against the real relay', () => {
       await nameBox.fill('ROBIN');
       await page.getByRole('button', { name: 'Join' }).click();
       await page.getByRole('alert').filter({ hasText: 'already goes by' }).waitFor();
+      // The core's error reached the page with its code: the name box is focused to change.
+      assert.equal(await nameBox.evaluate((el) => el === document.activeElement), true);
       await nameBox.fill('Kai');
       await page.getByRole('button', { name: 'Join' }).click();
       await page.getByText('You are Kai').waitFor();

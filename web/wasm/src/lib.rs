@@ -17,11 +17,25 @@ fn now() -> Timestamp {
     Timestamp(js_sys::Date::now() as u64)
 }
 
-fn fail(e: kith_core::Error) -> JsError {
-    JsError::new(&e.to_string())
+/// A core error as a JavaScript `Error` whose `message` is the sentence for
+/// the person and whose `code` is stable, for the app to branch on.
+fn fail(e: kith_core::Error) -> JsValue {
+    coded(e.code(), &e.to_string())
 }
 
-fn parse_id(id: &str) -> Result<kith_core::ContributionId, JsError> {
+fn coded(code: &str, message: &str) -> JsValue {
+    let error = js_sys::Error::new(message);
+    error.set_name("KithError");
+    let _ = js_sys::Reflect::set(&error, &"code".into(), &code.into());
+    error.into()
+}
+
+/// A `Joining` used after it finished.
+fn used() -> JsValue {
+    coded("invite_used", "this invite was already used")
+}
+
+fn parse_id(id: &str) -> Result<kith_core::ContributionId, JsValue> {
     id.parse().map_err(fail)
 }
 
@@ -35,7 +49,7 @@ pub struct KithDevice {
 impl KithDevice {
     /// Restores a device from its saved state and the blobs it stored
     /// (each as stored: the bytes of a `blob` store op).
-    pub fn load(state: &[u8], blobs: Array) -> Result<KithDevice, JsError> {
+    pub fn load(state: &[u8], blobs: Array) -> Result<KithDevice, JsValue> {
         let blobs = blobs
             .iter()
             .map(|b| decode_blob(&Uint8Array::new(&b).to_vec()))
@@ -47,7 +61,7 @@ impl KithDevice {
 
     /// Writes a reflection locally, for the research team only or for the
     /// member's cohort too. Returns `{ id, ops }`; persist `ops` in order.
-    pub fn contribute(&mut self, text: &str, research_only: bool) -> Result<JsValue, JsError> {
+    pub fn contribute(&mut self, text: &str, research_only: bool) -> Result<JsValue, JsValue> {
         let scope = if research_only {
             WriteScope::Research
         } else {
@@ -65,14 +79,14 @@ impl KithDevice {
 
     /// Replaces the text of one of the member's own reflections. Returns the
     /// store ops; persist them in order.
-    pub fn edit(&mut self, id: &str, text: &str) -> Result<JsValue, JsError> {
+    pub fn edit(&mut self, id: &str, text: &str) -> Result<JsValue, JsValue> {
         let id = parse_id(id)?;
         let store = self.inner.edit(id, text, now(), &mut OsRng).map_err(fail)?;
         Ok(ops(store))
     }
 
     /// Deletes one of the member's own reflections. Returns the store ops.
-    pub fn delete(&mut self, id: &str) -> Result<JsValue, JsError> {
+    pub fn delete(&mut self, id: &str) -> Result<JsValue, JsValue> {
         let id = parse_id(id)?;
         let store = self.inner.delete(id, now(), &mut OsRng).map_err(fail)?;
         Ok(ops(store))
@@ -138,7 +152,7 @@ impl KithDevice {
 
     /// Feeds the answer. Returns `{ ops, finished? : { sent, received, rejected } }`.
     #[wasm_bindgen(js_name = syncReceive)]
-    pub fn sync_receive(&mut self, status: u16, body: &[u8]) -> Result<JsValue, JsError> {
+    pub fn sync_receive(&mut self, status: u16, body: &[u8]) -> Result<JsValue, JsValue> {
         let step = self
             .inner
             .sync_receive(
@@ -169,17 +183,17 @@ pub struct Joining {
 impl Joining {
     /// Reads the invite link and makes this device's keys.
     #[wasm_bindgen(constructor)]
-    pub fn new(invite: &str, pseudonym: &str) -> Result<Joining, JsError> {
+    pub fn new(invite: &str, pseudonym: &str) -> Result<Joining, JsValue> {
         let inner = CoreJoining::new(invite, pseudonym, &mut OsRng).map_err(fail)?;
         Ok(Joining { inner: Some(inner) })
     }
 
     /// Chooses another pseudonym before the join has gone in (the first was
     /// taken, say); the same device asks again.
-    pub fn rename(&mut self, pseudonym: &str) -> Result<(), JsError> {
+    pub fn rename(&mut self, pseudonym: &str) -> Result<(), JsValue> {
         self.inner
             .as_mut()
-            .ok_or_else(|| JsError::new("this invite was already used"))?
+            .ok_or_else(used)?
             .rename(pseudonym)
             .map_err(fail)
     }
@@ -195,11 +209,8 @@ impl Joining {
     /// The next request `{ method, path, headers, body }`, or `undefined`
     /// when joined (then call `finish`).
     #[wasm_bindgen(js_name = nextRequest)]
-    pub fn next_request(&mut self) -> Result<JsValue, JsError> {
-        let inner = self
-            .inner
-            .as_mut()
-            .ok_or_else(|| JsError::new("this invite was already used"))?;
+    pub fn next_request(&mut self) -> Result<JsValue, JsValue> {
+        let inner = self.inner.as_mut().ok_or_else(used)?;
         Ok(match inner.next_request(now(), &mut OsRng) {
             Some(r) => request(&r),
             None => JsValue::UNDEFINED,
@@ -207,11 +218,8 @@ impl Joining {
     }
 
     /// Feeds the relay's answer to the last request.
-    pub fn receive(&mut self, status: u16, body: &[u8]) -> Result<(), JsError> {
-        let inner = self
-            .inner
-            .as_mut()
-            .ok_or_else(|| JsError::new("this invite was already used"))?;
+    pub fn receive(&mut self, status: u16, body: &[u8]) -> Result<(), JsValue> {
+        let inner = self.inner.as_mut().ok_or_else(used)?;
         inner
             .receive(
                 HttpResponse {
@@ -225,11 +233,8 @@ impl Joining {
     }
 
     /// The device, once joined. Returns `{ device, ops }`.
-    pub fn finish(&mut self) -> Result<JsValue, JsError> {
-        let inner = self
-            .inner
-            .take()
-            .ok_or_else(|| JsError::new("this invite was already used"))?;
+    pub fn finish(&mut self) -> Result<JsValue, JsValue> {
+        let inner = self.inner.take().ok_or_else(used)?;
         let (client, store) = inner.finish(now(), &mut OsRng).map_err(fail)?;
         let out = js_sys::Object::new();
         convert::set(&out, "device", &KithDevice { inner: client }.into());

@@ -1,7 +1,7 @@
 import { useRef, useState } from 'preact/hooks';
 import { JoinAttempt } from '../session';
 import type { Storage } from '../storage';
-import { sentence } from '../text';
+import { errorCode, sentence } from '../text';
 import type { KithDevice } from '../wasm';
 
 interface Props {
@@ -33,6 +33,8 @@ export function JoinScreen({ invite, storage, onJoined }: Props) {
     } catch (e) {
       setError(`Could not join. ${sentence(e)}`);
       setBusy(false);
+      // A taken name: the box to change is the one to be in.
+      if (errorCode(e) === 'name_taken') input.current?.select();
     }
   };
 
