@@ -346,7 +346,11 @@ fn cohort(views: &[ContributionView]) -> Vec<ContributionView> {
     views
         .iter()
         .filter(|c| !c.text.ends_with("-r"))
-        .cloned()
+        .map(|c| ContributionView {
+            // Whether an item is the viewer's own differs between viewers.
+            mine: false,
+            ..c.clone()
+        })
         .collect()
 }
 
