@@ -55,13 +55,13 @@ fn copy_tracked_files(copy: &Path) -> Result {
 fn setup_in(copy: &Path) -> Result {
     let xtask_target: PathBuf = target_dir().join("fresh-copy-xtask");
     let mut build = Command::new("cargo");
-    build
-        .current_dir(copy)
-        .arg("build")
-        .arg("--quiet")
-        .args(["-p", "xtask", "--target-dir"])
-        .arg(&xtask_target);
-    execute(build, "cargo", &[])?;
+    build.current_dir(copy);
+    let target = xtask_target.to_string_lossy();
+    execute(
+        build,
+        "cargo",
+        &["build", "--quiet", "-p", "xtask", "--target-dir", &target],
+    )?;
 
     let mut wasm = Command::new(xtask_target.join("debug/xtask"));
     wasm.current_dir(copy).env("CARGO_TARGET_DIR", target_dir());
