@@ -7,12 +7,14 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+pub use crate::encoding::base64_bytes;
 use crate::ids::{AllianceId, BlobId, DeviceId, DocId, InviteId, MemberId, ScopeId};
 use crate::keys::{DeviceKeys, verify};
 use crate::membership::SignedEntry;
+pub use crate::role::Role;
 use crate::time::Timestamp;
 
 /// Header: the signing device's id (hex).
@@ -142,52 +144,6 @@ pub struct LogPage {
     pub entries: Vec<SignedEntry>,
     /// Whether more follow.
     pub more: bool,
-}
-
-/// A device's role, as the relay knows it (for authorisation only).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    /// Created the alliance; manages membership.
-    Steward,
-    /// Runs a cohort; may invite.
-    Facilitator,
-    /// A member of a cohort.
-    Member,
-    /// On the research team.
-    Researcher,
-}
-
-impl Role {
-    /// Whether this role may publish invites.
-    pub fn may_invite(self) -> bool {
-        matches!(self, Role::Steward | Role::Facilitator)
-    }
-
-    /// The role's name in lowercase.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Steward => "steward",
-            Role::Facilitator => "facilitator",
-            Role::Member => "member",
-            Role::Researcher => "researcher",
-        }
-    }
-}
-
-impl std::str::FromStr for Role {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "steward" => Ok(Role::Steward),
-            "facilitator" => Ok(Role::Facilitator),
-            "member" => Ok(Role::Member),
-            "researcher" => Ok(Role::Researcher),
-            other => Err(format!(
-                "unknown role '{other}': use member, facilitator or researcher"
-            )),
-        }
-    }
 }
 
 /// `POST /v1/alliances/{alliance}/invites`: publish an invite.
@@ -402,32 +358,5 @@ pub mod paths {
     /// Fetch membership entries from index `from` on.
     pub fn log_from(alliance: AllianceId, from: u64) -> String {
         format!("/v1/alliances/{alliance}/log?from={from}")
-    }
-}
-
-/// Bytes as standard base64 in JSON and other text formats; plain bytes in
-/// binary ones (postcard), so signed bodies carry no text encoding.
-pub mod base64_bytes {
-    use super::*;
-
-    /// Serialize as base64 text, or as bytes in a binary format.
-    pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
-        if s.is_human_readable() {
-            s.serialize_str(&BASE64.encode(bytes))
-        } else {
-            s.serialize_bytes(bytes)
-        }
-    }
-
-    /// The inverse of [`serialize`].
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
-        if d.is_human_readable() {
-            let text = String::deserialize(d)?;
-            BASE64
-                .decode(text.as_bytes())
-                .map_err(|_| serde::de::Error::custom("not valid base64"))
-        } else {
-            <Vec<u8>>::deserialize(d)
-        }
     }
 }

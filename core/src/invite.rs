@@ -15,11 +15,11 @@ use zeroize::Zeroizing;
 
 use ed25519_dalek::{Signer, SigningKey};
 
-use crate::api::Role;
 use crate::error::Error;
 use crate::ids::{AllianceId, DeviceId, InviteId, MemberId, ScopeId};
 use crate::keys::AgeIdentity;
 use crate::payload::{Grant, SecretKeyBytes};
+use crate::role::Role;
 
 const CODE_PREFIX: &str = "kith1";
 const LINK_MARKER: &str = "#join=";

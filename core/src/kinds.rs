@@ -9,9 +9,9 @@ use automerge::ObjType;
 use automerge::legacy::{Key, ObjectId, OpType};
 use serde::{Deserialize, Serialize};
 
-use crate::api::Role;
 use crate::ids::{ContributionId, DocId, MemberId, ScopeId};
 use crate::membership::ScopeKind;
+use crate::role::Role;
 
 /// The kind of a document. Adding one: a variant here, its schema in
 /// [`check`], who may write it where in [`may_write`], its document id in

@@ -19,9 +19,10 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::api::{Role, base64_bytes};
+use crate::encoding::base64_bytes;
 use crate::ids::{AllianceId, DeviceId, InviteId, MemberId, ScopeId};
 use crate::keys::{DeviceKeys, verify};
+use crate::role::Role;
 use crate::time::Timestamp;
 
 /// Domain separation for entry signatures.

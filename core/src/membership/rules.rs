@@ -8,9 +8,9 @@ use super::{
     Action, Cutoff, DeviceInfo, DeviceKeysPublic, Entry, InviteInfo, LogError, MemberInfo,
     Membership, ScopeInfo, ScopeKind, join_proof_message,
 };
-use crate::api::Role;
 use crate::ids::{DeviceId, InviteId, MemberId, ScopeId};
 use crate::keys::{Recipient, verify};
+use crate::role::Role;
 
 impl Membership {
     pub(super) fn act(&mut self, entry: &Entry) -> Result<(), LogError> {
