@@ -524,6 +524,79 @@ pub fn invite_and_join(steward: &str, dir: &str, name: &str, extra: &[&str]) -> 
     ])
 }
 
+/// An alliance for end-to-end tests: "Relations study" with the cohort
+/// "Parents", created through `kith` by the steward Sam, whose research team
+/// holds the age key at `key`; the researcher's device ("Dr Lee") has joined.
+pub struct Study {
+    base: PathBuf,
+    /// The steward's data folder.
+    pub steward: String,
+    /// The researcher's data folder.
+    pub researcher: String,
+    /// The research team's age identity file.
+    pub key: String,
+}
+
+impl Study {
+    /// Creates it on `relay`, with every folder under `base`.
+    pub fn start(base: &Path, relay: &Relay) -> Self {
+        let dir = |name: &str| base.join(name).to_str().unwrap().to_owned();
+        let key = dir("lee.agekey");
+        let recipient = kith(&["keygen", "--out", &key])["recipient"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let steward = dir("steward");
+        kith(&[
+            "init",
+            "--data-dir",
+            &steward,
+            "--relay",
+            &relay.url(),
+            "--alliance",
+            "Relations study",
+            "--cohort",
+            "Parents",
+            "--name",
+            "Sam",
+            "--researcher",
+            &recipient,
+        ]);
+        let researcher = dir("lee");
+        invite_and_join(&steward, &researcher, "Dr Lee", &["--role", "researcher"]);
+        Self {
+            base: base.to_owned(),
+            steward,
+            researcher,
+            key,
+        }
+    }
+
+    /// A folder under the base folder, as text for `kith`'s arguments.
+    pub fn dir(&self, name: &str) -> String {
+        self.base.join(name).to_str().unwrap().to_owned()
+    }
+
+    /// A new member of the steward's cohort, joined into `dir(name)`; the
+    /// join's JSON output.
+    pub fn member(&self, name: &str, folder: &str) -> Value {
+        invite_and_join(&self.steward, &self.dir(folder), name, &[])
+    }
+
+    /// The researcher's export (JSON), decrypted with the team's key.
+    pub fn export(&self) -> Value {
+        kith(&[
+            "export",
+            "--data-dir",
+            &self.researcher,
+            "--identity",
+            &self.key,
+            "--format",
+            "json",
+        ])
+    }
+}
+
 /// Brings a device's view of the membership and blobs up to date, as a sync
 /// does (one run, in this process).
 pub fn catch_up(device: &mut kith_core::Client, url: &str) {

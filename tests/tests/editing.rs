@@ -3,7 +3,7 @@
 //! researcher's export) shows the current text, and a deleted item is gone.
 //! No one can change another member's writing.
 
-use kith_tests::{Relay, invite_and_join, kith, kith_raw};
+use kith_tests::{Relay, Study, kith, kith_raw};
 use serde_json::Value;
 
 /// (text, mine) of every item a listing holds, sorted.
@@ -31,32 +31,10 @@ fn texts(listing: &Value) -> Vec<(String, bool)> {
 fn members_edit_and_delete_their_own_writing_only() {
     let base = tempfile::tempdir().unwrap();
     let relay = Relay::start(base.path());
-    let dir = |name: &str| base.path().join(name).to_str().unwrap().to_owned();
-    let key = dir("lee.agekey");
-    let recipient = kith(&["keygen", "--out", &key])["recipient"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let steward = dir("steward");
-    kith(&[
-        "init",
-        "--data-dir",
-        &steward,
-        "--relay",
-        &relay.url(),
-        "--alliance",
-        "Relations study",
-        "--cohort",
-        "Parents",
-        "--name",
-        "Sam",
-        "--researcher",
-        &recipient,
-    ]);
-    let (alex, blake, lee) = (dir("alex"), dir("blake"), dir("lee"));
-    invite_and_join(&steward, &lee, "Dr Lee", &["--role", "researcher"]);
-    invite_and_join(&steward, &alex, "Alex", &[]);
-    invite_and_join(&steward, &blake, "Blake", &[]);
+    let study = Study::start(base.path(), &relay);
+    let (alex, blake) = (study.dir("alex"), study.dir("blake"));
+    study.member("Alex", "alex");
+    study.member("Blake", "blake");
 
     let write = |who: &str, text: &str| {
         kith(&["contribute", "--data-dir", who, "--text", text])["contribution_id"]
@@ -141,15 +119,7 @@ fn members_edit_and_delete_their_own_writing_only() {
             ("The meeting felt safe.".to_owned(), false),
         ]
     );
-    let exported = kith(&[
-        "export",
-        "--data-dir",
-        &lee,
-        "--identity",
-        &key,
-        "--format",
-        "json",
-    ]);
+    let exported = study.export();
     assert_eq!(
         texts(&exported),
         vec![

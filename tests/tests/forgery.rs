@@ -14,7 +14,7 @@ use automerge::{ActorId, AutoCommit, ROOT, ScalarValue, transaction::Transactabl
 use kith_core::kinds::Kind;
 use kith_core::{Client, ContributionDoc, ContributionId, DeviceId, MemberId};
 use kith_tests::device::{Device, Http, now};
-use kith_tests::{Relay, TestDatabase, invite_and_join, kith, kith_raw, stored_blobs};
+use kith_tests::{Relay, Study, TestDatabase, invite_and_join, kith, kith_raw, stored_blobs};
 use rand_core::OsRng;
 use serde_json::Value;
 
@@ -79,30 +79,9 @@ fn items(listing: &Value) -> Vec<(String, String)> {
 }
 
 fn forged_authorship_is_refused(relay: &Relay, base: &Path) {
-    let dir = |name: &str| base.join(name).to_str().unwrap().to_owned();
-    let key = dir("lee.agekey");
-    let recipient = kith(&["keygen", "--out", &key])["recipient"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let steward = dir("steward");
-    kith(&[
-        "init",
-        "--data-dir",
-        &steward,
-        "--relay",
-        &relay.url(),
-        "--alliance",
-        "Relations study",
-        "--cohort",
-        "Parents",
-        "--name",
-        "Sam",
-        "--researcher",
-        &recipient,
-    ]);
-    let lee = dir("lee");
-    invite_and_join(&steward, &lee, "Dr Lee", &["--role", "researcher"]);
+    let study = Study::start(base, relay);
+    let dir = |name: &str| study.dir(name);
+    let steward = study.steward.clone();
     let alex = dir("alex");
     let joined = invite_and_join(&steward, &alex, "Alex", &[]);
     let alex_member: MemberId = joined["member_id"].as_str().unwrap().parse().unwrap();
@@ -156,99 +135,72 @@ fn forged_authorship_is_refused(relay: &Relay, base: &Path) {
             (name, take_over(&folder, relay))
         })
         .collect();
-    let own = |device: &Device| device.client.profile().member;
-    let actor = |device: &Device| device.client.device_id();
-
-    // 1. Writes into Alex's document (with its own actor, a valid item).
-    let device = &mut forgers[0].1;
-    let changes = ContributionDoc::default()
-        .contribute(
-            &actor(device),
-            ContributionId::random(&mut OsRng),
-            "FORGED 1: written into Alex's writing",
-            now(),
-        )
-        .unwrap();
-    device
-        .client
-        .forge_batch(
-            alex_member,
+    let actors: Vec<DeviceId> = forgers.iter().map(|(_, d)| d.client.device_id()).collect();
+    let valid_item = |actor: DeviceId, text: &str| {
+        ContributionDoc::default()
+            .contribute(&actor, ContributionId::random(&mut OsRng), text, now())
+            .unwrap()
+    };
+    // Each: whose document (None: the forger's own), which format (None:
+    // the legacy reflection batch), and the changes.
+    let forgeries: [(Option<MemberId>, Option<Kind>, Vec<u8>); 5] = [
+        // 1. Writes into Alex's document (with its own actor, a valid item).
+        (
+            Some(alex_member),
             Some(Kind::Reflection),
-            changes,
-            now(),
-            &mut OsRng,
-        )
-        .unwrap();
-
-    // 2. Its own document, but the item carries an author field.
-    let device = &mut forgers[1].1;
-    let changes = item_changes(
-        actor(device),
-        &[
-            ("text", "FORGED 2: signed with an author field".into()),
-            ("created_at", created_now()),
-            ("author", "Alex".into()),
-        ],
-    );
-    let owner = own(device);
-    device
-        .client
-        .forge_batch(owner, Some(Kind::Reflection), changes, now(), &mut OsRng)
-        .unwrap();
-
-    // 3. Its own document, with changes labelled as Alex's device.
-    let device = &mut forgers[2].1;
-    let changes = ContributionDoc::default()
-        .contribute(
-            &alex_device,
-            ContributionId::random(&mut OsRng),
-            "FORGED 3: changes claiming Alex's device",
-            now(),
-        )
-        .unwrap();
-    let owner = own(device);
-    device
-        .client
-        .forge_batch(owner, Some(Kind::Reflection), changes, now(), &mut OsRng)
-        .unwrap();
-
-    // 4. The legacy format, whose items carried a name: it may be read, but
-    //    the name inside is not: the item shows as its signer's.
-    let device = &mut forgers[3].1;
-    let changes = item_changes(
-        actor(device),
-        &[
-            ("text", "Legacy item naming Alex inside".into()),
-            ("created_at", created_now()),
-            ("author", "Alex".into()),
-        ],
-    );
-    let owner = own(device);
-    device
-        .client
-        .forge_batch(owner, None, changes, now(), &mut OsRng)
-        .unwrap();
-
-    // 5. A plain member puts a question to the cohort, which only
-    //    facilitators and stewards may (into their own prompt document).
-    let device = &mut forgers[4].1;
-    let changes = ContributionDoc::default()
-        .contribute(
-            &actor(device),
-            ContributionId::random(&mut OsRng),
-            "FORGED 5: a question from someone who may not ask one",
-            now(),
-        )
-        .unwrap();
-    let owner = own(device);
-    device
-        .client
-        .forge_batch(owner, Some(Kind::Prompt), changes, now(), &mut OsRng)
-        .unwrap();
-
-    for (_, device) in &mut forgers {
-        let sent = device.client.pending_uploads();
-        assert_eq!(sent, 1);
+            valid_item(actors[0], "FORGED 1: written into Alex's writing"),
+        ),
+        // 2. Its own document, but the item carries an author field.
+        (
+            None,
+            Some(Kind::Reflection),
+            item_changes(
+                actors[1],
+                &[
+                    ("text", "FORGED 2: signed with an author field".into()),
+                    ("created_at", created_now()),
+                    ("author", "Alex".into()),
+                ],
+            ),
+        ),
+        // 3. Its own document, with changes labelled as Alex's device.
+        (
+            None,
+            Some(Kind::Reflection),
+            valid_item(alex_device, "FORGED 3: changes claiming Alex's device"),
+        ),
+        // 4. The legacy format, whose items carried a name: it may be read,
+        //    but the name inside is not: the item shows as its signer's.
+        (
+            None,
+            None,
+            item_changes(
+                actors[3],
+                &[
+                    ("text", "Legacy item naming Alex inside".into()),
+                    ("created_at", created_now()),
+                    ("author", "Alex".into()),
+                ],
+            ),
+        ),
+        // 5. A plain member puts a question to the cohort, which only
+        //    facilitators and stewards may (into their own prompt document).
+        (
+            None,
+            Some(Kind::Prompt),
+            valid_item(
+                actors[4],
+                "FORGED 5: a question from someone who may not ask one",
+            ),
+        ),
+    ];
+    for ((_, device), (owner, kind, changes)) in forgers.iter_mut().zip(forgeries) {
+        let owner = owner.unwrap_or(device.client.profile().member);
+        device
+            .client
+            .forge_batch(owner, kind, changes, now(), &mut OsRng)
+            .unwrap();
+        assert_eq!(device.client.pending_uploads(), 1);
         device.sync();
         assert_eq!(device.client.pending_uploads(), 0, "the relay stored it");
     }
@@ -281,14 +233,6 @@ fn forged_authorship_is_refused(relay: &Relay, base: &Path) {
         }
         assert_eq!(items(&kith(&["list", "--data-dir", reader])), expected);
     }
-    let exported = kith(&[
-        "export",
-        "--data-dir",
-        &lee,
-        "--identity",
-        &key,
-        "--format",
-        "json",
-    ]);
+    let exported = study.export();
     assert_eq!(items(&exported), expected);
 }

@@ -2,7 +2,7 @@
 //! question to their cohort; members read it as a question from them, the
 //! researcher's export names its kind; a plain member cannot put one.
 
-use kith_tests::{Relay, invite_and_join, kith, kith_plain, kith_raw};
+use kith_tests::{Relay, Study, kith, kith_plain, kith_raw};
 use serde_json::Value;
 
 fn items(listing: &Value) -> Vec<(String, String, String)> {
@@ -26,31 +26,9 @@ fn items(listing: &Value) -> Vec<(String, String, String)> {
 fn a_steward_puts_a_question_to_the_cohort() {
     let base = tempfile::tempdir().unwrap();
     let relay = Relay::start(base.path());
-    let dir = |name: &str| base.path().join(name).to_str().unwrap().to_owned();
-    let key = dir("lee.agekey");
-    let recipient = kith(&["keygen", "--out", &key])["recipient"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let steward = dir("steward");
-    kith(&[
-        "init",
-        "--data-dir",
-        &steward,
-        "--relay",
-        &relay.url(),
-        "--alliance",
-        "Relations study",
-        "--cohort",
-        "Parents",
-        "--name",
-        "Sam",
-        "--researcher",
-        &recipient,
-    ]);
-    let (alex, lee) = (dir("alex"), dir("lee"));
-    invite_and_join(&steward, &lee, "Dr Lee", &["--role", "researcher"]);
-    invite_and_join(&steward, &alex, "Alex", &[]);
+    let study = Study::start(base.path(), &relay);
+    let (steward, alex) = (study.steward.clone(), study.dir("alex"));
+    study.member("Alex", "alex");
 
     let question = "What helped most since we last met?";
     let posted = kith(&["prompt", "--data-dir", &steward, "--text", question]);
@@ -93,23 +71,15 @@ fn a_steward_puts_a_question_to_the_cohort() {
     let shown = kith_plain(&["list", "--data-dir", &alex]);
     assert!(shown.contains("Question from Sam"), "{shown}");
 
-    let exported = kith(&[
-        "export",
-        "--data-dir",
-        &lee,
-        "--identity",
-        &key,
-        "--format",
-        "json",
-    ]);
+    let exported = study.export();
     assert_eq!(items(&exported), expected);
-    let csv = dir("export.csv");
+    let csv = study.dir("export.csv");
     kith(&[
         "export",
         "--data-dir",
-        &lee,
+        &study.researcher,
         "--identity",
-        &key,
+        &study.key,
         "--format",
         "csv",
         "--out",
