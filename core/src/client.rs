@@ -705,7 +705,7 @@ impl Client {
 
     /// Every member's pseudonym this device can open, as readers show them.
     pub fn pseudonyms(&self) -> std::collections::HashMap<MemberId, String> {
-        crate::names::ShownNames::of(&self.membership, &self.reader).into_map()
+        self.reader.shown_names(&self.membership).to_map()
     }
 
     /// A cohort's name, if this device can open it.

@@ -108,8 +108,8 @@ impl ShownNames {
     }
 
     /// Every name this reader could open.
-    pub(crate) fn into_map(self) -> HashMap<MemberId, String> {
-        self.names
+    pub(crate) fn to_map(&self) -> HashMap<MemberId, String> {
+        self.names.clone()
     }
 
     /// The name to show for `member`, if this reader could open it.

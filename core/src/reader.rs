@@ -115,6 +115,9 @@ impl Rejection {
     }
 }
 
+/// Shown names, with the (log length, keys held) they were opened at.
+type NamesCache = Option<((u64, usize), std::sync::Arc<ShownNames>)>;
+
 /// A scope and epoch: which key opened a blob.
 type KeyName = (ScopeId, u32);
 
@@ -161,6 +164,10 @@ pub struct Reader {
     held: HashSet<BlobId>,
     unreadable: Vec<BlobRecord>,
     unreadable_ids: HashSet<BlobId>,
+    /// Members' shown names, opened once per (log length, keys held): opening
+    /// every sealed name on each listing would put an age decryption per
+    /// member on the app's every refresh.
+    names: std::cell::RefCell<NamesCache>,
     /// Blobs refused while applying others (a held batch that turned out
     /// not to link, or an unreadable blob opened by a new key).
     late_rejections: Vec<Rejection>,
@@ -189,6 +196,7 @@ impl Reader {
             unreadable: Vec::new(),
             unreadable_ids: HashSet::new(),
             late_rejections: Vec::new(),
+            names: std::cell::RefCell::new(None),
         }
     }
 
@@ -250,7 +258,7 @@ impl Reader {
     /// the member whose device signed it, named as the membership log names
     /// them; never a name written inside a document.
     pub fn contributions(&self, membership: &Membership) -> Vec<ContributionView> {
-        let names = ShownNames::of(membership, self);
+        let names = self.shown_names(membership);
         let mut all: Vec<ContributionView> = self
             .docs
             .iter()
@@ -273,6 +281,20 @@ impl Reader {
             .collect();
         all.sort_by(|a, b| (&a.created_at, a.id).cmp(&(&b.created_at, b.id)));
         all
+    }
+
+    /// Members' names as readers show them; opened again only when the log
+    /// or the keys held have changed since last time.
+    pub(crate) fn shown_names(&self, membership: &Membership) -> std::sync::Arc<ShownNames> {
+        let key = (membership.len(), self.epoch_keys.len());
+        if let Some((cached, names)) = self.names.borrow().as_ref() {
+            if *cached == key {
+                return names.clone();
+            }
+        }
+        let names = std::sync::Arc::new(ShownNames::of(membership, self));
+        *self.names.borrow_mut() = Some((key, names.clone()));
+        names
     }
 
     /// Batches known to be missing: a later batch from the same device arrived.
