@@ -625,6 +625,23 @@ pub fn shown(dir: &str) -> Vec<String> {
     texts_of(&kith(&["list", "--data-dir", dir]))
 }
 
+/// The (author, text) pairs of `kith list` or `kith export` output, sorted.
+pub fn authored_texts_of(output: &Value) -> Vec<(String, String)> {
+    let mut pairs: Vec<(String, String)> = output["contributions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["author"].as_str().unwrap().to_owned(),
+                c["text"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    pairs.sort();
+    pairs
+}
+
 /// The texts of `kith list` or `kith export` output, sorted.
 pub fn texts_of(output: &Value) -> Vec<String> {
     let mut texts: Vec<String> = output["contributions"]

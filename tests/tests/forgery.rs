@@ -14,9 +14,10 @@ use automerge::{ActorId, AutoCommit, ROOT, ScalarValue, transaction::Transactabl
 use kith_core::kinds::Kind;
 use kith_core::{Client, ContributionDoc, ContributionId, DeviceId, MemberId};
 use kith_tests::device::{Device, Http, now};
-use kith_tests::{Relay, Study, TestDatabase, invite_and_join, kith, kith_raw, stored_blobs};
+use kith_tests::{
+    Relay, Study, TestDatabase, authored_texts_of, invite_and_join, kith, kith_raw, stored_blobs,
+};
 use rand_core::OsRng;
-use serde_json::Value;
 
 #[test]
 fn forged_authorship_is_refused_on_sqlite() {
@@ -59,23 +60,6 @@ fn item_changes(actor: DeviceId, fields: &[(&str, ScalarValue)]) -> Vec<u8> {
 
 fn created_now() -> ScalarValue {
     ScalarValue::Timestamp(i64::try_from(now().millis()).unwrap())
-}
-
-/// (author, text) of every item a listing or an export holds.
-fn items(listing: &Value) -> Vec<(String, String)> {
-    let mut all: Vec<(String, String)> = listing["contributions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| {
-            (
-                c["author"].as_str().unwrap().to_owned(),
-                c["text"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect();
-    all.sort();
-    all
 }
 
 fn forged_authorship_is_refused(relay: &Relay, base: &Path) {
@@ -231,8 +215,11 @@ fn forged_authorship_is_refused(relay: &Relay, base: &Path) {
                 "{reader}: {refusal:?} not in {said}"
             );
         }
-        assert_eq!(items(&kith(&["list", "--data-dir", reader])), expected);
+        assert_eq!(
+            authored_texts_of(&kith(&["list", "--data-dir", reader])),
+            expected
+        );
     }
     let exported = study.export();
-    assert_eq!(items(&exported), expected);
+    assert_eq!(authored_texts_of(&exported), expected);
 }

@@ -3,27 +3,13 @@
 //! while the relay is down; the researcher's export holds exactly what was
 //! written; no plaintext reaches the relay's files or its log.
 
-use kith_tests::{Relay, encodings_of, files_containing, kith, kith_plain, kith_raw};
+use kith_tests::{
+    Relay, authored_texts_of, encodings_of, files_containing, kith, kith_plain, kith_raw,
+};
 use serde_json::Value;
 
 fn dir(base: &tempfile::TempDir, name: &str) -> String {
     base.path().join(name).to_str().unwrap().to_owned()
-}
-
-fn texts(export: &Value) -> Vec<(String, String)> {
-    let mut out: Vec<(String, String)> = export["contributions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| {
-            (
-                c["author"].as_str().unwrap().to_owned(),
-                c["text"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect();
-    out.sort();
-    out
 }
 
 #[test]
@@ -103,7 +89,7 @@ fn a_reflection_written_offline_reaches_only_the_people_chosen() {
     assert!(String::from_utf8_lossy(&offline.stderr).contains("cannot reach the relay"));
     // Blake can still read what Blake wrote.
     assert_eq!(
-        texts(&kith(&["list", "--data-dir", &blake])),
+        authored_texts_of(&kith(&["list", "--data-dir", &blake])),
         vec![("Blake".into(), format!("Hard week. {canary}"))]
     );
 
@@ -131,7 +117,7 @@ fn a_reflection_written_offline_reaches_only_the_people_chosen() {
         "--format",
         "json",
     ]);
-    assert_eq!(texts(&export), expected);
+    assert_eq!(authored_texts_of(&export), expected);
     for c in export["contributions"].as_array().unwrap() {
         assert_eq!(c["id"].as_str().unwrap().len(), 32);
         assert!(c["created_at"].as_str().unwrap().ends_with('Z'));
@@ -151,7 +137,7 @@ fn a_reflection_written_offline_reaches_only_the_people_chosen() {
     };
     let printed: Value = serde_json::from_str(&kith_plain(&export_args("json")))
         .expect("--format json prints JSON on stdout");
-    assert_eq!(texts(&printed), expected);
+    assert_eq!(authored_texts_of(&printed), expected);
     let printed_csv = kith_plain(&export_args("csv"));
     assert!(printed_csv.starts_with("id,author,text,created_at,research_only,kind\n"));
     assert!(printed_csv.contains(&canary));
@@ -175,12 +161,21 @@ fn a_reflection_written_offline_reaches_only_the_people_chosen() {
     assert!(csv.contains(&canary));
 
     // The researcher's device itself holds no key: without the identity it reads nothing.
-    assert_eq!(texts(&kith(&["list", "--data-dir", &researcher])), vec![]);
+    assert_eq!(
+        authored_texts_of(&kith(&["list", "--data-dir", &researcher])),
+        vec![]
+    );
     // A member of the cohort reads both; so does the steward after syncing.
     kith(&["sync", "--data-dir", &alex]);
-    assert_eq!(texts(&kith(&["list", "--data-dir", &alex])), expected);
+    assert_eq!(
+        authored_texts_of(&kith(&["list", "--data-dir", &alex])),
+        expected
+    );
     kith(&["sync", "--data-dir", &steward]);
-    assert_eq!(texts(&kith(&["list", "--data-dir", &steward])), expected);
+    assert_eq!(
+        authored_texts_of(&kith(&["list", "--data-dir", &steward])),
+        expected
+    );
 
     // Someone else's age key opens nothing.
     let stranger = dir(&base, "stranger.agekey");
@@ -194,7 +189,7 @@ fn a_reflection_written_offline_reaches_only_the_people_chosen() {
         "--format",
         "json",
     ]);
-    assert_eq!(texts(&none), vec![]);
+    assert_eq!(authored_texts_of(&none), vec![]);
 
     relay.kill();
     let needles = encodings_of(&canary);
