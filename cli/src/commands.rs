@@ -10,7 +10,7 @@ use anyhow::{Context, Result, bail};
 use kith_core::kinds::Kind;
 use kith_core::{
     AgeIdentity, Client, ContributionId, ContributionView, Joining, NewAlliance, Recipient, Role,
-    SyncReport, WriteScope,
+    SyncReport,
 };
 use rand_core::OsRng;
 use serde_json::json;
@@ -73,6 +73,34 @@ pub fn run(command: Command, json_output: bool) -> Result<Output> {
             Ok(Output::ok(
                 json!({ "contribution_id": id.to_string() }),
                 "Saved on this device. Your group sees it after the next sync.",
+            ))
+        }
+        Command::Respond {
+            data_dir,
+            to,
+            text,
+            scope,
+        } => {
+            let prompt: ContributionId = to.parse().map_err(|_| {
+                anyhow::anyhow!("'{to}' is not a question's id; `kith list` shows them")
+            })?;
+            let dir = DataDir::new(&data_dir);
+            let mut client = dir.load()?;
+            let (id, ops) = client.respond(prompt, &text, scope.into(), now(), &mut OsRng)?;
+            dir.apply(ops)?;
+            Ok(Output::ok(
+                json!({ "contribution_id": id.to_string() }),
+                "Saved on this device. It will be sent at the next sync.",
+            ))
+        }
+        Command::Suggest { data_dir, text } => {
+            let dir = DataDir::new(&data_dir);
+            let mut client = dir.load()?;
+            let (id, ops) = client.suggest(&text, now(), &mut OsRng)?;
+            dir.apply(ops)?;
+            Ok(Output::ok(
+                json!({ "contribution_id": id.to_string() }),
+                "Saved on this device. Your cohort sees it on the agenda after the next sync.",
             ))
         }
         Command::Edit { data_dir, id, text } => {
@@ -218,11 +246,7 @@ fn join(dir: &DataDir, invite: &str, name: &str) -> Result<Output> {
 
 fn contribute(dir: &DataDir, text: &str, scope: ScopeArg) -> Result<Output> {
     let mut client = dir.load()?;
-    let scope = match scope {
-        ScopeArg::Cohort => WriteScope::Cohort,
-        ScopeArg::Research => WriteScope::Research,
-    };
-    let (id, ops) = client.contribute(text, scope, now(), &mut OsRng)?;
+    let (id, ops) = client.contribute(text, scope.into(), now(), &mut OsRng)?;
     dir.apply(ops)?;
     Ok(Output::ok(
         json!({ "contribution_id": id.to_string() }),
@@ -331,8 +355,12 @@ fn listing(contributions: &[ContributionView]) -> Output {
             } else {
                 "cohort and research team"
             };
-            let who = match c.kind {
-                Kind::Prompt => format!("Question from {}", c.author),
+            let who = match (c.kind, c.prompt) {
+                (Kind::Prompt, _) => format!("Question from {}", c.author),
+                (Kind::Response, Some(prompt)) => {
+                    format!("{}, answering question [{prompt}]", c.author)
+                }
+                (Kind::Agenda, _) => format!("For the next meeting, from {}", c.author),
                 _ => c.author.clone(),
             };
             format!(
@@ -419,6 +447,7 @@ fn csv_bytes(contributions: &[ContributionView]) -> Result<Vec<u8>> {
         "created_at",
         "research_only",
         "kind",
+        "answers",
     ])?;
     for c in contributions {
         let research_only = if c.research_only { "yes" } else { "no" };
@@ -430,6 +459,7 @@ fn csv_bytes(contributions: &[ContributionView]) -> Result<Vec<u8>> {
             &c.created_at,
             research_only,
             kind.as_str().unwrap_or_default(),
+            &c.prompt.map(|p| p.to_string()).unwrap_or_default(),
         ])?;
     }
     Ok(writer.into_inner()?)

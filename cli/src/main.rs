@@ -91,11 +91,35 @@ enum Command {
         scope: ScopeArg,
     },
     /// Put a question to your group (facilitators and stewards). Members see
-    /// it from you and answer with reflections.
+    /// it from you and answer it with `kith respond`.
     Prompt {
         #[arg(long)]
         data_dir: PathBuf,
         /// The question.
+        #[arg(long)]
+        text: String,
+    },
+    /// Answer a question put to your group (`kith list` shows its id).
+    Respond {
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// The id of the question.
+        #[arg(long)]
+        to: String,
+        /// Your answer.
+        #[arg(long)]
+        text: String,
+        /// Who may read it: your cohort and the research team, or the research team only.
+        #[arg(long, value_enum, default_value_t = ScopeArg::Cohort)]
+        scope: ScopeArg,
+    },
+    /// Suggest something for your cohort to talk about when it next meets.
+    /// Everyone in the cohort sees the agenda; you can change or delete your
+    /// own suggestions, and a facilitator can take any off the agenda.
+    Suggest {
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// What you would like to talk about.
         #[arg(long)]
         text: String,
     },
@@ -243,6 +267,15 @@ enum ScopeArg {
     Cohort,
     /// The research team only.
     Research,
+}
+
+impl From<ScopeArg> for kith_core::WriteScope {
+    fn from(scope: ScopeArg) -> Self {
+        match scope {
+            ScopeArg::Cohort => kith_core::WriteScope::Cohort,
+            ScopeArg::Research => kith_core::WriteScope::Research,
+        }
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum)]

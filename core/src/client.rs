@@ -290,7 +290,45 @@ impl Client {
         self.write_item(Kind::Prompt, scope, text, now, rng)
     }
 
-    /// Adds one item to this member's own document of `kind` in `scope`.
+    /// Answers question `prompt`, read by `scope` (the cohort and the
+    /// research team, or the research team only). Works offline.
+    pub fn respond(
+        &mut self,
+        prompt: ContributionId,
+        text: &str,
+        scope: WriteScope,
+        now: Timestamp,
+        rng: &mut impl CryptoRngCore,
+    ) -> Result<(ContributionId, Vec<StoreOp>), Error> {
+        let asked = self
+            .reader
+            .contributions(&self.membership)
+            .iter()
+            .any(|c| c.id == prompt && c.kind == Kind::Prompt);
+        if !asked {
+            return Err(Error::NoSuchQuestion(prompt));
+        }
+        check_text(text)?;
+        let scope = self.write_scope(scope)?;
+        self.write_new_item(Kind::Response, scope, now, rng, |doc, device, id| {
+            doc.respond(device, id, text, now, prompt)
+        })
+    }
+
+    /// Suggests something for the cohort to talk about when it next meets,
+    /// on the cohort's shared agenda. Works offline.
+    pub fn suggest(
+        &mut self,
+        text: &str,
+        now: Timestamp,
+        rng: &mut impl CryptoRngCore,
+    ) -> Result<(ContributionId, Vec<StoreOp>), Error> {
+        let scope = self.write_scope(WriteScope::Cohort)?;
+        self.write_item(Kind::Agenda, scope, text, now, rng)
+    }
+
+    /// Adds one item to this member's document of `kind` in `scope` (their
+    /// own, or the scope's shared one).
     fn write_item(
         &mut self,
         kind: Kind,
@@ -300,16 +338,26 @@ impl Client {
         rng: &mut impl CryptoRngCore,
     ) -> Result<(ContributionId, Vec<StoreOp>), Error> {
         check_text(text)?;
+        self.write_new_item(kind, scope, now, rng, |doc, device, id| {
+            doc.contribute(device, id, text, now)
+        })
+    }
+
+    fn write_new_item(
+        &mut self,
+        kind: Kind,
+        scope: ScopeId,
+        now: Timestamp,
+        rng: &mut impl CryptoRngCore,
+        add: impl FnOnce(&mut ContributionDoc, &DeviceId, ContributionId) -> Result<Vec<u8>, Error>,
+    ) -> Result<(ContributionId, Vec<StoreOp>), Error> {
         self.check_active()?;
         let id = ContributionId::random(rng);
         let doc = kinds::document(kind, self.profile.member, scope);
         let device = self.device_id();
         // Checked before the document changes: nothing is half written.
         self.writing_key(scope)?;
-        let changes = self
-            .reader
-            .doc_mut(doc)
-            .contribute(&device, id, text, now)?;
+        let changes = add(self.reader.doc_mut(doc), &device, id)?;
         let ops = self.commit_batch(doc, scope, Some(kind), changes, now, rng)?;
         Ok((id, ops))
     }
@@ -324,7 +372,9 @@ impl Client {
         rng: &mut impl CryptoRngCore,
     ) -> Result<Vec<StoreOp>, Error> {
         check_text(text)?;
-        self.change_own_item(id, now, rng, |doc, device| doc.edit(device, id, text))
+        self.change_own_item(id, false, now, rng, |doc, device| {
+            doc.edit(device, id, text)
+        })
     }
 
     /// Deletes one of this member's own contributions: it is gone from every
@@ -336,7 +386,7 @@ impl Client {
         now: Timestamp,
         rng: &mut impl CryptoRngCore,
     ) -> Result<Vec<StoreOp>, Error> {
-        self.change_own_item(id, now, rng, |doc, device| doc.delete(device, id))
+        self.change_own_item(id, true, now, rng, |doc, device| doc.delete(device, id))
     }
 
     fn check_active(&self) -> Result<(), Error> {
@@ -349,11 +399,14 @@ impl Client {
         }
     }
 
-    /// Finds item `id` in this member's own documents (of any kind, in any
-    /// scope they write), changes it with `change`, and commits the changes.
+    /// Finds item `id` among what this member may change (their own
+    /// documents, their own items in shared ones and, for a moderator
+    /// `removing` it, anyone's item in a shared kind that allows it),
+    /// changes it with `change`, and commits the changes.
     fn change_own_item(
         &mut self,
         id: ContributionId,
+        removing: bool,
         now: Timestamp,
         rng: &mut impl CryptoRngCore,
         change: impl FnOnce(&mut ContributionDoc, &DeviceId) -> Result<Option<Vec<u8>>, Error>,
@@ -370,11 +423,27 @@ impl Client {
             .flat_map(|scope| {
                 Kind::ALL.map(|kind| (*scope, kind, kinds::document(kind, member, *scope)))
             })
-            .find(|(_, _, doc)| self.reader.doc(*doc).is_some_and(|d| d.has(id)))
+            .find(|(_, kind, doc)| self.may_change(*kind, *doc, id, removing))
             .ok_or(Error::NotYourItem(id))?;
         self.writing_key(scope)?;
         let changes = change(self.reader.doc_mut(doc), &device)?.ok_or(Error::NotYourItem(id))?;
         self.commit_batch(doc, scope, Some(kind), changes, now, rng)
+    }
+
+    /// Whether this member may change (or, `removing`, remove) item `id`
+    /// of `doc`, a document of `kind` they write to.
+    fn may_change(&self, kind: Kind, doc: DocId, id: ContributionId, removing: bool) -> bool {
+        let Some(found) = self.reader.doc(doc).filter(|d| d.has(id)) else {
+            return false;
+        };
+        match kind.sharing() {
+            kinds::Sharing::Own => true,
+            kinds::Sharing::Shared { moderators_remove } => {
+                let maker = found.maker(id).and_then(|d| self.membership.device(&d));
+                maker.is_some_and(|d| d.member == self.profile.member)
+                    || (removing && moderators_remove && self.role().may_moderate())
+            }
+        }
     }
 
     /// The newest key this device holds for `scope`: it must read its own
@@ -449,6 +518,16 @@ impl Client {
         let scope = self.write_scope(WriteScope::Cohort)?;
         let doc = kinds::document(kind.unwrap_or(Kind::Reflection), owner, scope);
         self.commit_batch(doc, scope, kind, changes, now, rng)
+    }
+
+    /// For tests of what readers refuse, and only with the `hostile-client`
+    /// feature: this device's copy of its cohort's document of `kind`
+    /// (saved whole), for a changed client to build changes on.
+    #[cfg(feature = "hostile-client")]
+    pub fn saved_document(&mut self, kind: Kind) -> Result<Vec<u8>, Error> {
+        let scope = self.write_scope(WriteScope::Cohort)?;
+        let doc = kinds::document(kind, self.profile.member, scope);
+        Ok(self.reader.doc_mut(doc).save())
     }
 
     /// A reader for a researcher: opens key grants with their own identity

@@ -39,6 +39,12 @@ pub struct ContributionView {
     /// Whether it is this device's member's own (they may edit or delete it).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub mine: bool,
+    /// The question it answers, for a response.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prompt: Option<ContributionId>,
+    /// The device that made it (the actor of the change that created it).
+    #[serde(skip)]
+    pub device: Option<DeviceId>,
 }
 
 /// One document of contributions.
@@ -71,6 +77,30 @@ impl ContributionDoc {
         text: &str,
         created_at: Timestamp,
     ) -> Result<Vec<u8>, Error> {
+        self.add_item(device, id, text, created_at, None)
+    }
+
+    /// Adds a response to question `prompt` (written on `device`) and
+    /// returns the changes to send.
+    pub fn respond(
+        &mut self,
+        device: &DeviceId,
+        id: ContributionId,
+        text: &str,
+        created_at: Timestamp,
+        prompt: ContributionId,
+    ) -> Result<Vec<u8>, Error> {
+        self.add_item(device, id, text, created_at, Some(prompt))
+    }
+
+    fn add_item(
+        &mut self,
+        device: &DeviceId,
+        id: ContributionId,
+        text: &str,
+        created_at: Timestamp,
+        prompt: Option<ContributionId>,
+    ) -> Result<Vec<u8>, Error> {
         self.flushed = self.doc.get_heads();
         self.doc.set_actor(ActorId::from(&device.0[..]));
         let entry = self
@@ -82,9 +112,10 @@ impl ContributionDoc {
             "created_at",
             ScalarValue::Timestamp(i64::try_from(created_at.millis()).unwrap_or(i64::MAX)),
         )?;
-        let changes = self.doc.save_after(&self.flushed);
-        self.flushed = self.doc.get_heads();
-        Ok(changes)
+        if let Some(prompt) = prompt {
+            self.doc.put(&entry, "prompt", prompt.to_string())?;
+        }
+        Ok(self.flush())
     }
 
     /// Replaces the text of contribution `id` (edited on `device`); returns
@@ -132,6 +163,25 @@ impl ContributionDoc {
         self.item(id).is_some()
     }
 
+    /// Whether the document holds an item under map key `key` (a reader
+    /// checking that a new item in a shared document takes no one's place).
+    pub(crate) fn has_key(&self, key: &str) -> bool {
+        self.doc
+            .get_all(automerge::ROOT, key)
+            .is_ok_and(|values| !values.is_empty())
+    }
+
+    /// The device that made contribution `id`.
+    pub fn maker(&self, id: ContributionId) -> Option<DeviceId> {
+        self.item(id).as_ref().and_then(maker_of)
+    }
+
+    /// The whole history, oldest first (a reader checking a shared
+    /// document's copy in a checkpoint).
+    pub(crate) fn history(&mut self) -> Vec<Change> {
+        self.doc.get_changes(&[])
+    }
+
     fn item(&self, id: ContributionId) -> Option<automerge::ObjId> {
         match self.doc.get(automerge::ROOT, id.to_string()).ok()?? {
             (Value::Object(ObjType::Map), obj) => Some(obj),
@@ -158,6 +208,7 @@ impl ContributionDoc {
                     Some(ScalarValue::Str(s)) => Some(s.to_string()),
                     _ => None,
                 };
+                let prompt = text_of("prompt").and_then(|id| id.parse().ok());
                 Some((
                     millis,
                     ContributionView {
@@ -170,6 +221,8 @@ impl ContributionDoc {
                         member: None,
                         kind: crate::kinds::Kind::Reflection,
                         mine: false,
+                        prompt,
+                        device: maker_of(&entry),
                     },
                 ))
             })
@@ -210,6 +263,16 @@ impl ContributionDoc {
             (Value::Scalar(s), _) => Some(s.into_owned()),
             _ => None,
         }
+    }
+}
+
+/// The device whose change made object `obj`.
+fn maker_of(obj: &automerge::ObjId) -> Option<DeviceId> {
+    match obj {
+        automerge::ObjId::Id(_, actor, _) => {
+            <[u8; 32]>::try_from(actor.to_bytes()).ok().map(DeviceId)
+        }
+        automerge::ObjId::Root => None,
     }
 }
 

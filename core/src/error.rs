@@ -77,6 +77,12 @@ pub enum Error {
          and `kith list` shows the ids"
     )]
     NotYourItem(crate::ids::ContributionId),
+    /// A response named a question this device has not got.
+    #[error(
+        "there is no question with the id {0} here; sync first, and `kith list` shows \
+         questions with their ids"
+    )]
+    NoSuchQuestion(crate::ids::ContributionId),
     /// An Automerge operation failed.
     #[error("document error: {0}")]
     Document(String),
@@ -103,6 +109,7 @@ impl Error {
             Error::LogFork => "log_fork",
             Error::NameTaken(_) => "name_taken",
             Error::NotYourItem(_) => "not_your_item",
+            Error::NoSuchQuestion(_) => "no_such_question",
             Error::Document(_) => "document",
         }
     }

@@ -158,6 +158,17 @@ impl DocId {
         id.copy_from_slice(&digest[..16]);
         DocId(id)
     }
+
+    /// The one document of a shared kind in one scope, which every member
+    /// who writes the scope adds to.
+    pub fn shared_of_kind(kind: &str, scope: ScopeId) -> Self {
+        use sha2::{Digest, Sha256};
+        let label = format!("kith/doc/v2/shared/{kind}\n");
+        let digest = Sha256::digest([label.as_bytes(), &scope.0].concat());
+        let mut id = [0u8; 16];
+        id.copy_from_slice(&digest[..16]);
+        DocId(id)
+    }
 }
 
 #[cfg(test)]

@@ -26,26 +26,63 @@ pub enum Kind {
     /// Questions a facilitator or steward puts to their cohort: items with
     /// `text`, `created_at` and, optionally, `closes_at` (when answers close).
     Prompt,
+    /// A member's answers to questions: items with `text`, `created_at` and
+    /// `prompt`, the id of the question answered (a link to another document).
+    Response,
+    /// What a cohort would like to talk about when it next meets: one
+    /// document the whole cohort writes into (see [`Sharing::Shared`]).
+    Agenda,
+}
+
+/// Who writes into a kind's documents.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sharing {
+    /// Each member has their own document per scope; only their devices
+    /// write it.
+    Own,
+    /// One document per scope that every member who writes the scope adds
+    /// items to. An item may be changed only by devices of the member who
+    /// made it.
+    Shared {
+        /// Whether a facilitator or steward may remove anyone's item (but
+        /// never change its words).
+        moderators_remove: bool,
+    },
 }
 
 impl Kind {
     /// Every kind, for readers that must find a document's kind from its id.
-    pub const ALL: [Kind; 2] = [Kind::Reflection, Kind::Prompt];
+    pub const ALL: [Kind; 4] = [Kind::Reflection, Kind::Prompt, Kind::Response, Kind::Agenda];
 
     fn name(self) -> &'static str {
         match self {
             Kind::Reflection => "reflection",
             Kind::Prompt => "prompt",
+            Kind::Response => "response",
+            Kind::Agenda => "agenda",
+        }
+    }
+
+    /// Who writes into this kind's documents.
+    pub fn sharing(self) -> Sharing {
+        match self {
+            Kind::Reflection | Kind::Prompt | Kind::Response => Sharing::Own,
+            Kind::Agenda => Sharing::Shared {
+                moderators_remove: true,
+            },
         }
     }
 }
 
-/// The document holding `member`'s own writing of `kind` in `scope`. Every
-/// reader derives it, so a batch can only be for its signer's own document.
+/// The document holding `member`'s own writing of `kind` in `scope` (for a
+/// shared kind, the scope's one document, whoever writes). Every reader
+/// derives it, so a batch can only be for its signer's own document or a
+/// shared one.
 pub fn document(kind: Kind, member: MemberId, scope: ScopeId) -> DocId {
-    match kind {
-        Kind::Reflection => DocId::own(member, scope),
-        other => DocId::own_of_kind(other.name(), member, scope),
+    match (kind, kind.sharing()) {
+        (Kind::Reflection, _) => DocId::own(member, scope),
+        (_, Sharing::Own) => DocId::own_of_kind(kind.name(), member, scope),
+        (_, Sharing::Shared { .. }) => DocId::shared_of_kind(kind.name(), scope),
     }
 }
 
@@ -53,10 +90,9 @@ pub fn document(kind: Kind, member: MemberId, scope: ScopeId) -> DocId {
 /// (on top of the membership's rule that they write that scope at all).
 pub(crate) fn may_write(kind: Kind, role: Role, scope: &ScopeKind) -> bool {
     match kind {
-        Kind::Reflection => true,
-        Kind::Prompt => {
-            matches!(role, Role::Facilitator | Role::Steward) && *scope == ScopeKind::Cohort
-        }
+        Kind::Reflection | Kind::Response => true,
+        Kind::Prompt => role.may_moderate() && *scope == ScopeKind::Cohort,
+        Kind::Agenda => *scope == ScopeKind::Cohort,
     }
 }
 
@@ -94,6 +130,12 @@ pub(crate) fn check(
             ("created_at", Field::Time),
             ("closes_at", Field::Time),
         ],
+        (Kind::Response, _) => &[
+            ("text", Field::Text),
+            ("created_at", Field::Time),
+            ("prompt", Field::Link),
+        ],
+        (Kind::Agenda, _) => &[("text", Field::Text), ("created_at", Field::Time)],
     };
     changes
         .iter()
@@ -106,6 +148,8 @@ pub(crate) fn check(
 enum Field {
     Text,
     Time,
+    /// Another item, by its id (as text).
+    Link,
 }
 
 /// A document of items: at the root, items keyed by a contribution id (made
@@ -135,6 +179,8 @@ fn item_op(op: &automerge::legacy::Op, fields: &[(&str, Field)]) -> Result<(), O
             let fits = match field()? {
                 Field::Time => matches!(value, automerge::ScalarValue::Timestamp(_)),
                 Field::Text => matches!(value, automerge::ScalarValue::Str(_)),
+                Field::Link => matches!(value, automerge::ScalarValue::Str(id)
+                    if id.parse::<ContributionId>().is_ok()),
             };
             fits.then_some(()).ok_or(OffSchema)
         }

@@ -55,6 +55,7 @@ mod padding;
 pub mod payload;
 mod reader;
 mod role;
+mod shared_items;
 mod state;
 mod sync;
 mod time;

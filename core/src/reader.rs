@@ -16,6 +16,7 @@ use crate::kinds::{self, Kind, Schema};
 use crate::membership::Membership;
 use crate::names::ShownNames;
 use crate::payload::{Batch, BlobPayload, Checkpoint, Content, Writing};
+use crate::shared_items;
 
 /// Why a blob was refused. Named so the person running sync knows what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -39,6 +40,9 @@ pub enum Rejection {
     /// A key grant whose key is not the one the membership log names.
     #[error("blob {0} hands out a key that the alliance's membership does not name")]
     UntrustedGrant(BlobId),
+    /// A batch for a shared document changes what another member wrote.
+    #[error("blob {0} changes or removes something someone else wrote")]
+    NotTheirs(BlobId),
     /// A checkpoint from a device not trusted to write one for its scope.
     #[error("blob {0} is a summary of a space written by someone not allowed to write one")]
     UntrustedCheckpoint(BlobId),
@@ -110,6 +114,7 @@ impl Rejection {
             | Rejection::ForeignActor(b)
             | Rejection::OffSchema(b)
             | Rejection::KindNotAllowed(b)
+            | Rejection::NotTheirs(b)
             | Rejection::Forked(b) => *b,
         }
     }
@@ -140,6 +145,24 @@ pub enum Ingested {
     Covered,
 }
 
+/// Whose writing a document is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Owner {
+    /// One member's own: every item is theirs.
+    Member(MemberId),
+    /// A shared kind's: each item is the member's whose device made it.
+    Shared,
+}
+
+impl Owner {
+    fn of(kind: Kind, member: MemberId) -> Self {
+        match kind.sharing() {
+            kinds::Sharing::Own => Owner::Member(member),
+            kinds::Sharing::Shared { .. } => Owner::Shared,
+        }
+    }
+}
+
 /// The newest checkpoint of a scope, and what came after it.
 #[derive(Clone, Copy, Default)]
 struct CheckpointMark {
@@ -155,8 +178,8 @@ pub struct Reader {
     docs: BTreeMap<DocId, ContributionDoc>,
     /// The scope each document belongs to.
     doc_scopes: HashMap<DocId, ScopeId>,
-    /// The member whose own writing each document is, and its kind.
-    doc_owners: HashMap<DocId, (MemberId, Kind)>,
+    /// Whose writing each document is, and its kind.
+    doc_owners: HashMap<DocId, (Owner, Kind)>,
     checkpoints: HashMap<ScopeId, CheckpointMark>,
     chains: Chains,
     /// Applied blobs, with the chain position of batches.
@@ -268,14 +291,18 @@ impl Reader {
                     membership.scope(scope).map(|info| info.kind),
                     Some(crate::membership::ScopeKind::Research(_))
                 );
-                let author = names.of_member(&owner);
-                d.contributions().into_iter().map(move |mut c| {
+                let names = &names;
+                d.contributions().into_iter().filter_map(move |mut c| {
+                    let member = match owner {
+                        Owner::Member(member) => member,
+                        Owner::Shared => membership.device(&c.device?)?.member,
+                    };
                     c.scope = Some(*scope);
-                    c.member = Some(owner);
+                    c.member = Some(member);
                     c.kind = kind;
                     c.research_only = research_only;
-                    c.author.clone_from(&author);
-                    c
+                    c.author = names.of_member(&member);
+                    Some(c)
                 })
             })
             .collect();
@@ -353,7 +380,7 @@ impl Reader {
         scope: ScopeId,
         head: ChainHead,
     ) {
-        self.doc_owners.insert(doc, (member, kind));
+        self.doc_owners.insert(doc, (Owner::of(kind, member), kind));
         let chain = (device, scope);
         self.chains.set_head(chain, head);
         self.applied.insert(id, Some((chain, head.seq)));
@@ -470,7 +497,15 @@ impl Reader {
             return Err(Rejection::ForeignActor(blob.id));
         }
         kinds::check(kind, schema, &changes).map_err(|_| Rejection::OffSchema(blob.id))?;
-        self.doc_owners.insert(blob.doc, (member, kind));
+        if let kinds::Sharing::Shared { moderators_remove } = kind.sharing() {
+            let doc = self.docs.get(&blob.doc);
+            let existing = |key: &str| doc.is_some_and(|d| d.has_key(key));
+            let writers = writers_of(membership, moderators_remove);
+            shared_items::check(&changes, member, &existing, &writers)
+                .map_err(|_| Rejection::NotTheirs(blob.id))?;
+        }
+        self.doc_owners
+            .insert(blob.doc, (Owner::of(kind, member), kind));
         let chain = (signer, batch.scope);
         let pending = PendingBatch {
             blob: blob.id,
@@ -501,7 +536,8 @@ impl Reader {
     /// Merges a checkpoint's documents and moves each chain it covers on to
     /// where it ends (a chain already further along stays). Each document
     /// must be one member's own, holding only changes by that member's
-    /// devices; otherwise the whole checkpoint is refused.
+    /// devices, or a shared kind's whose every change keeps to its writer's
+    /// own items; otherwise the whole checkpoint is refused.
     fn apply_checkpoint(
         &mut self,
         checkpoint: Checkpoint,
@@ -515,14 +551,18 @@ impl Reader {
                 owner_of(membership, doc, &scope).ok_or(Rejection::UntrustedCheckpoint(blob))?;
             let mut copy = ContributionDoc::default();
             copy.apply(save).map_err(|_| Rejection::BadChanges(blob))?;
-            let by_owner = |actor: &automerge::ActorId| {
-                <[u8; 32]>::try_from(actor.to_bytes()).is_ok_and(|device| {
-                    membership
-                        .device(&DeviceId(device))
-                        .is_some_and(|d| d.member == owner)
-                })
+            let fair = match (owner, kind.sharing()) {
+                (Owner::Member(owner), _) => copy
+                    .writers()
+                    .iter()
+                    .all(|actor| member_of(membership, actor) == Some(owner)),
+                (Owner::Shared, kinds::Sharing::Shared { moderators_remove }) => {
+                    let writers = writers_of(membership, moderators_remove);
+                    shared_items::check_history(&copy.history(), &writers).is_ok()
+                }
+                (Owner::Shared, kinds::Sharing::Own) => false,
             };
-            if !copy.writers().iter().all(by_owner) {
+            if !fair {
                 return Err(Rejection::UntrustedCheckpoint(blob));
             }
             checked.push((*doc, (owner, kind), copy));
@@ -678,14 +718,55 @@ fn check_writer(
     Ok(device.member)
 }
 
-/// The member, and the kind, whose own document in `scope` is `doc`.
-fn owner_of(membership: &Membership, doc: &DocId, scope: &ScopeId) -> Option<(MemberId, Kind)> {
+/// Whose document in `scope` is `doc` (a member's own, or a shared kind's),
+/// and of which kind.
+fn owner_of(membership: &Membership, doc: &DocId, scope: &ScopeId) -> Option<(Owner, Kind)> {
+    let anyone = MemberId([0; 16]);
+    let shared = Kind::ALL.into_iter().find(|kind| {
+        kind.sharing() != kinds::Sharing::Own && kinds::document(*kind, anyone, *scope) == *doc
+    });
+    if let Some(kind) = shared {
+        return Some((Owner::Shared, kind));
+    }
     membership.members().find_map(|(member, _)| {
         Kind::ALL
             .into_iter()
             .find(|kind| kinds::document(*kind, *member, *scope) == *doc)
-            .map(|kind| (*member, kind))
+            .map(|kind| (Owner::Member(*member), kind))
     })
+}
+
+/// The member whose device is `actor`.
+fn member_of(membership: &Membership, actor: &automerge::ActorId) -> Option<MemberId> {
+    let device = <[u8; 32]>::try_from(actor.to_bytes()).ok()?;
+    membership.device(&DeviceId(device)).map(|d| d.member)
+}
+
+/// The membership, as a shared document's check asks about writers.
+struct MembershipWriters<'a> {
+    membership: &'a Membership,
+    moderators_remove: bool,
+}
+
+fn writers_of(membership: &Membership, moderators_remove: bool) -> MembershipWriters<'_> {
+    MembershipWriters {
+        membership,
+        moderators_remove,
+    }
+}
+
+impl shared_items::Writers for MembershipWriters<'_> {
+    fn member_of(&self, actor: &automerge::ActorId) -> Option<MemberId> {
+        member_of(self.membership, actor)
+    }
+
+    fn may_remove_others(&self, member: MemberId) -> bool {
+        self.moderators_remove
+            && self
+                .membership
+                .member(&member)
+                .is_some_and(|m| m.role.may_moderate())
+    }
 }
 
 fn refusal(error: OpenError, blob: BlobId) -> Rejection {

@@ -23,6 +23,12 @@ impl Role {
         matches!(self, Role::Steward | Role::Facilitator)
     }
 
+    /// Whether this role runs a group: puts questions to it and may remove
+    /// what others added to its shared documents.
+    pub fn may_moderate(self) -> bool {
+        matches!(self, Role::Steward | Role::Facilitator)
+    }
+
     /// The role's name in lowercase.
     pub fn as_str(self) -> &'static str {
         match self {

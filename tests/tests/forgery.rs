@@ -10,12 +10,13 @@
 
 use std::path::Path;
 
-use automerge::{ActorId, AutoCommit, ROOT, ScalarValue, transaction::Transactable};
+use automerge::{ActorId, AutoCommit, ROOT, ReadDoc, ScalarValue, transaction::Transactable};
 use kith_core::kinds::Kind;
 use kith_core::{Client, ContributionDoc, ContributionId, DeviceId, MemberId};
 use kith_tests::device::{Device, Http, now};
 use kith_tests::{
-    Relay, Study, TestDatabase, authored_texts_of, invite_and_join, kith, kith_raw, stored_blobs,
+    Relay, Study, TestDatabase, authored_texts_of, invite_and_join, kith, kith_plain, kith_raw,
+    stored_blobs,
 };
 use rand_core::OsRng;
 
@@ -222,4 +223,197 @@ fn forged_authorship_is_refused(relay: &Relay, base: &Path) {
     }
     let exported = study.export();
     assert_eq!(authored_texts_of(&exported), expected);
+}
+
+#[test]
+fn shared_agenda_items_stay_their_makers_on_sqlite() {
+    let base = tempfile::tempdir().unwrap();
+    let relay = Relay::start(base.path());
+    shared_agenda_items_stay_their_makers(&relay, base.path());
+}
+
+#[test]
+fn shared_agenda_items_stay_their_makers_on_postgres() {
+    let db = TestDatabase::create();
+    let base = tempfile::tempdir().unwrap();
+    let relay = Relay::start_postgres(base.path(), &db.url);
+    shared_agenda_items_stay_their_makers(&relay, base.path());
+}
+
+/// The agenda items of a listing, as (author, text), sorted.
+fn agenda_of(listing: &serde_json::Value) -> Vec<(String, String)> {
+    let mut items: Vec<(String, String)> = listing["contributions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["kind"] == "agenda")
+        .map(|c| {
+            (
+                c["author"].as_str().unwrap().to_owned(),
+                c["text"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    items.sort();
+    items
+}
+
+/// The agenda is one document the whole cohort writes into. Each item
+/// stays its maker's: only their devices change it, and a facilitator or
+/// steward may take it off the agenda but not reword it. Changed clients
+/// that reach into someone else's item are refused by every reader.
+fn shared_agenda_items_stay_their_makers(relay: &Relay, base: &Path) {
+    let study = Study::start(base, relay);
+    let steward = study.steward.clone();
+    let (alex, blair) = (study.dir("alex"), study.dir("blair"));
+    study.member("Alex", "alex");
+    study.member("Blair", "blair");
+    let suggest = |dir: &str, text: &str| {
+        let made = kith(&["suggest", "--data-dir", dir, "--text", text]);
+        made["contribution_id"].as_str().unwrap().to_owned()
+    };
+    let alex_item = suggest(&alex, "Talking to schools");
+    let blair_item = suggest(&blair, "Childcare during meetings");
+    for dir in [&alex, &blair, &steward, &alex] {
+        kith(&["sync", "--data-dir", dir]);
+    }
+    let both = vec![
+        ("Alex".to_owned(), "Talking to schools".to_owned()),
+        ("Blair".to_owned(), "Childcare during meetings".to_owned()),
+    ];
+    assert_eq!(agenda_of(&kith(&["list", "--data-dir", &alex])), both);
+    let shown = kith_plain(&["list", "--data-dir", &alex]);
+    assert!(
+        shown.contains("For the next meeting, from Blair"),
+        "{shown}"
+    );
+
+    // Alex rewords their own item, and cannot touch Blair's.
+    let reworded = "Talking to schools about support";
+    kith(&[
+        "edit",
+        "--data-dir",
+        &alex,
+        "--id",
+        &alex_item,
+        "--text",
+        reworded,
+    ]);
+    let not_yours = |args: &[&str]| {
+        let refused = kith_raw(args);
+        assert!(!refused.status.success(), "{args:?} was accepted");
+        let said = String::from_utf8(refused.stderr).unwrap();
+        assert!(said.contains("no writing of yours"), "{said}");
+    };
+    not_yours(&[
+        "edit",
+        "--data-dir",
+        &alex,
+        "--id",
+        &blair_item,
+        "--text",
+        "x",
+    ]);
+    not_yours(&["delete", "--data-dir", &alex, "--id", &blair_item]);
+    // The steward runs the group: takes Blair's item off, but cannot reword it.
+    not_yours(&[
+        "edit",
+        "--data-dir",
+        &steward,
+        "--id",
+        &blair_item,
+        "--text",
+        "x",
+    ]);
+    kith(&["delete", "--data-dir", &steward, "--id", &blair_item]);
+    for dir in [&alex, &steward, &alex, &blair] {
+        kith(&["sync", "--data-dir", dir]);
+    }
+    let agreed = vec![("Alex".to_owned(), reworded.to_owned())];
+    for reader in [&alex, &blair, &steward] {
+        assert_eq!(agenda_of(&kith(&["list", "--data-dir", reader])), agreed);
+    }
+
+    // Four members with changed clients, one forgery each on Alex's item,
+    // built on their own synced copy of the agenda.
+    // Each gets the forger's copy (its actor set to the forger's device)
+    // and returns the changes it sends.
+    let forgeries: [(&str, fn(&mut AutoCommit, &str) -> Vec<u8>); 4] = [
+        ("rewords it", |doc, key| {
+            let heads = doc.get_heads();
+            let Some((_, item)) = doc.get(ROOT, key).unwrap() else {
+                panic!("the forger's copy has Alex's item");
+            };
+            doc.put(&item, "text", "FORGED: reworded").unwrap();
+            doc.save_after(&heads)
+        }),
+        ("removes it", |doc, key| {
+            let heads = doc.get_heads();
+            doc.delete(ROOT, key).unwrap();
+            doc.save_after(&heads)
+        }),
+        ("replaces it under its key", |doc, key| {
+            let heads = doc.get_heads();
+            let item = doc.put_object(ROOT, key, automerge::ObjType::Map).unwrap();
+            doc.put(&item, "text", "FORGED: replaced").unwrap();
+            doc.put(&item, "created_at", created_now()).unwrap();
+            doc.save_after(&heads)
+        }),
+        (
+            "makes a new one under its key, without looking",
+            |doc, key| {
+                let mut blind = AutoCommit::new();
+                blind.set_actor(doc.get_actor().clone());
+                let item = blind
+                    .put_object(ROOT, key, automerge::ObjType::Map)
+                    .unwrap();
+                blind.put(&item, "text", "FORGED: blind").unwrap();
+                blind.put(&item, "created_at", created_now()).unwrap();
+                blind.save_after(&[])
+            },
+        ),
+    ];
+    for (n, (what, forge)) in forgeries.into_iter().enumerate() {
+        let folder = study.dir(&format!("mallory-{n}"));
+        invite_and_join(&steward, &folder, &format!("Mallory {n}"), &[]);
+        kith(&["sync", "--data-dir", &folder]);
+        let mut device = take_over(&folder, relay);
+        let saved = device.client.saved_document(Kind::Agenda).unwrap();
+        let mut doc = AutoCommit::load(&saved).unwrap();
+        doc.set_actor(ActorId::from(&device.client.device_id().0[..]));
+        let changes = forge(&mut doc, &alex_item);
+        assert!(!changes.is_empty(), "{what}: no changes");
+        let own = device.client.profile().member;
+        device
+            .client
+            .forge_batch(own, Some(Kind::Agenda), changes, now(), &mut OsRng)
+            .unwrap();
+        device.sync();
+        assert_eq!(
+            device.client.pending_uploads(),
+            0,
+            "{what}: the relay stored it"
+        );
+    }
+
+    for reader in [&alex, &blair, &steward] {
+        let synced = kith_raw(&["sync", "--data-dir", reader]);
+        assert_eq!(
+            synced.status.code(),
+            Some(3),
+            "kith sync names the forgeries"
+        );
+        let said = String::from_utf8(synced.stderr).unwrap();
+        // The steward synced while inviting each forger, so it has
+        // already named the first three.
+        let expected = if *reader == steward { 1 } else { 4 };
+        assert_eq!(
+            said.matches("changes or removes something someone else wrote")
+                .count(),
+            expected,
+            "{reader}: {said}"
+        );
+        assert_eq!(agenda_of(&kith(&["list", "--data-dir", reader])), agreed);
+    }
+    assert_eq!(agenda_of(&study.export()), agreed);
 }

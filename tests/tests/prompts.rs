@@ -88,7 +88,78 @@ fn a_steward_puts_a_question_to_the_cohort() {
     let csv = std::fs::read_to_string(csv).unwrap();
     assert!(
         csv.lines()
-            .any(|l| l.ends_with(",prompt") && l.contains(question)),
+            .any(|l| l.ends_with(",prompt,") && l.contains(question)),
         "{csv}"
+    );
+
+    // Members answer it; each answer names the question, in every reader's
+    // list and in the researcher's export. One is for the research team only.
+    let answer = "Walking the dog every morning.";
+    kith(&["respond", "--data-dir", &alex, "--to", id, "--text", answer]);
+    let private = "Not drinking at weekends.";
+    kith(&[
+        "respond",
+        "--data-dir",
+        &alex,
+        "--to",
+        id,
+        "--text",
+        private,
+        "--scope",
+        "research",
+    ]);
+    kith(&["sync", "--data-dir", &alex]);
+    kith(&["sync", "--data-dir", &steward]);
+    let answers_of = |listing: &Value| -> Vec<(String, String)> {
+        let mut found: Vec<(String, String)> = listing["contributions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["kind"] == "response")
+            .map(|c| {
+                assert_eq!(c["prompt"], id, "{c}");
+                assert_eq!(c["author"], "Alex", "{c}");
+                (
+                    c["text"].as_str().unwrap().to_owned(),
+                    c["research_only"].to_string(),
+                )
+            })
+            .collect();
+        found.sort();
+        found
+    };
+    let cohort_answer = (answer.to_owned(), "false".to_owned());
+    let private_answer = (private.to_owned(), "true".to_owned());
+    assert_eq!(
+        answers_of(&kith(&["list", "--data-dir", &steward])),
+        vec![cohort_answer.clone()],
+        "the steward reads the cohort's answers, not the research-only one"
+    );
+    assert_eq!(
+        answers_of(&study.export()),
+        vec![private_answer, cohort_answer]
+    );
+    let shown = kith_plain(&["list", "--data-dir", &alex]);
+    assert!(
+        shown.contains(&format!("Alex, answering question [{id}]")),
+        "{shown}"
+    );
+
+    // An answer to a question this device has not got is refused, saying why.
+    let stray = "0123456789abcdef0123456789abcdef";
+    let refused = kith_raw(&[
+        "respond",
+        "--data-dir",
+        &alex,
+        "--to",
+        stray,
+        "--text",
+        "Hm",
+    ]);
+    assert!(!refused.status.success());
+    let said = String::from_utf8(refused.stderr).unwrap();
+    assert!(
+        said.contains("no question with the id") && said.contains("kith list"),
+        "{said}"
     );
 }
