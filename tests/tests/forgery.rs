@@ -240,6 +240,10 @@ fn shared_agenda_items_stay_their_makers_on_postgres() {
     shared_agenda_items_stay_their_makers(&relay, base.path());
 }
 
+/// A changed client's changes to a shared document: given its copy (its
+/// actor set to the forger's device) and the key of the item it targets.
+type Forgery = fn(&mut AutoCommit, &str) -> Vec<u8>;
+
 /// The agenda items of a listing, as (author, text), sorted.
 fn agenda_of(listing: &serde_json::Value) -> Vec<(String, String)> {
     let mut items: Vec<(String, String)> = listing["contributions"]
@@ -338,7 +342,7 @@ fn shared_agenda_items_stay_their_makers(relay: &Relay, base: &Path) {
     // built on their own synced copy of the agenda.
     // Each gets the forger's copy (its actor set to the forger's device)
     // and returns the changes it sends.
-    let forgeries: [(&str, fn(&mut AutoCommit, &str) -> Vec<u8>); 4] = [
+    let forgeries: [(&str, Forgery); 4] = [
         ("rewords it", |doc, key| {
             let heads = doc.get_heads();
             let Some((_, item)) = doc.get(ROOT, key).unwrap() else {
