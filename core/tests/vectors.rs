@@ -84,6 +84,7 @@ fn every_vector_matches_the_current_code() {
 const REQUIRED: &[&str] = &[
     "envelope-blob-batch-valid",
     "envelope-blob-writing-valid",
+    "envelope-blob-response-valid",
     "envelope-blob-grant-valid",
     "envelope-invite-package-valid",
     "envelope-blob-not-for-us",
@@ -1123,6 +1124,32 @@ fn envelope_vectors(world: &World) -> Vec<(&'static str, Value)> {
         }),
     };
     let (writing, _) = seal(BLOB_LABEL, &writing, &world.member, &[&reader_recipient]).unwrap();
+    let answer = ContributionDoc::default()
+        .respond(
+            &world.member.device_id(),
+            ContributionId([0xc1; 16]),
+            "Walking every morning.",
+            T,
+            ContributionId([0xc2; 16]),
+        )
+        .unwrap();
+    let response = BlobPayload {
+        alliance: world.alliance,
+        blob: BlobId([0xb6; 16]),
+        doc: DocId::own_of_kind("response", world.member_id, world.cohort_key.scope),
+        content: Content::Writing(Writing {
+            kind: Kind::Response,
+            batch: Batch {
+                scope: world.cohort_key.scope,
+                epoch: 0,
+                seq: 2,
+                prev: [0; 32],
+                created_at: T,
+                changes: answer,
+            },
+        }),
+    };
+    let (response, _) = seal(BLOB_LABEL, &response, &world.member, &[&reader_recipient]).unwrap();
     let blob = |comment, file: &[u8]| {
         envelope_vector(
             comment,
@@ -1215,6 +1242,16 @@ fn envelope_vectors(world: &World) -> Vec<(&'static str, Value)> {
                  changes, no name inside) for the member's own document, signed by the member's \
                  device and encrypted to the cohort's epoch-0 key. Devices write batches this way.",
                 &writing,
+            ),
+        ),
+        (
+            "envelope-blob-response-valid",
+            blob(
+                "A relay blob carrying Writing of kind Response (2): one answer's Automerge \
+                 changes, its item holding text, created_at and prompt (the id of the question it \
+                 answers, as 32 hex digits), for the member's own response document \
+                 (DocId::own_of_kind(\"response\", member, scope)).",
+                &response,
             ),
         ),
         (
