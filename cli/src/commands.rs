@@ -387,18 +387,23 @@ fn export(
     let identity = AgeIdentity::parse(&text)?;
     let mut client = dir.load()?;
     let report = sync(&mut client, dir).context("export syncs first so nothing is missed")?;
-    let mut reader = client.research_reader(identity);
-    let mut refused = 0;
-    for blob in dir.blobs()? {
-        if reader.ingest(&blob, client.membership()).is_err() {
-            refused += 1;
-        }
+    if client.role() != kith_core::Role::Researcher {
+        eprintln!(
+            "kith: warning: this device fetches only the spaces its member reads, so this export \
+             holds only those; for everything the research team reads, export from the \
+             researcher's device"
+        );
     }
-    refused += reader.take_late_rejections().len();
-    if refused > 0 {
-        eprintln!("kith: warning: {refused} blob(s) failed their checks and were left out");
+    // The device's own reader holds what it read; the researcher's key opens
+    // the rest. Each stored blob is opened once; nothing of the key is saved.
+    let view = client.into_research_view(identity)?;
+    if !view.refused().is_empty() {
+        eprintln!(
+            "kith: warning: {} blob(s) failed their checks and were left out",
+            view.refused().len()
+        );
     }
-    for gap in reader.gaps() {
+    for gap in view.gaps() {
         eprintln!("kith: warning: left out of this export: {gap}");
     }
     if !report.is_clean() {
@@ -406,7 +411,7 @@ fn export(
             "kith: warning: the relay did not serve everything intact (run `kith sync` for details)"
         );
     }
-    let contributions = reader.contributions(client.membership());
+    let contributions = view.contributions();
     let document = json!({ "contributions": contributions });
     let bytes = match format {
         ExportFormat::Json => serde_json::to_vec_pretty(&document)?,

@@ -1,5 +1,7 @@
 //! The device's data folder: `state.kith` (the device's keys and sync
-//! state, mode 0600), `blobs/` (one age file per blob, as received), and,
+//! state, mode 0600), `replica.kith` (what the device has read, sealed to
+//! its own key, so opening it need not open every blob again), `blobs/`
+//! (one age file per blob the replica does not hold yet), and,
 //! only while a join has not finished, `joining.kith` (the joining device's
 //! secret keys, mode 0600, removed once the device is in).
 //! Every write goes to a temporary file, is flushed to disk, then renamed,
@@ -27,6 +29,10 @@ impl DataDir {
 
     fn state_path(&self) -> PathBuf {
         self.root.join("state.kith")
+    }
+
+    fn replica_path(&self) -> PathBuf {
+        self.root.join("replica.kith")
     }
 
     fn blobs_dir(&self) -> PathBuf {
@@ -59,7 +65,15 @@ impl DataDir {
         }
         let state = fs::read(self.state_path())
             .with_context(|| format!("cannot read {}", self.state_path().display()))?;
-        let (client, refused) = Client::load(&state, self.blobs()?)?;
+        let replica_path = self.replica_path();
+        let replica = match fs::read(&replica_path) {
+            Ok(bytes) => Some(bytes),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => {
+                return Err(e).with_context(|| format!("cannot read {}", replica_path.display()));
+            }
+        };
+        let (client, refused) = Client::open(&state, replica.as_deref(), self.blobs()?)?;
         if refused > 0 {
             eprintln!(
                 "kith: warning: {refused} stored blob(s) failed their checks and were left out"
@@ -118,18 +132,32 @@ impl DataDir {
             .collect()
     }
 
-    /// Applies store operations in order, each durably.
+    /// Applies store operations in order, each durably. (A deleted blob
+    /// that comes back after a crash is harmless: the replica holds it.)
     pub fn apply(&self, ops: Vec<StoreOp>) -> Result<()> {
         for op in ops {
             match op {
                 StoreOp::PutBlob(blob) => {
-                    let path = self.blobs_dir().join(format!("{}.blob", blob.id));
-                    write_atomic(&path, &encode_blob(&blob))?;
+                    write_atomic(&self.blob_path(blob.id), &encode_blob(&blob))?;
                 }
                 StoreOp::PutState(bytes) => write_atomic(&self.state_path(), &bytes)?,
+                StoreOp::PutReplica(bytes) => write_atomic(&self.replica_path(), &bytes)?,
+                StoreOp::DeleteBlob(id) => match fs::remove_file(self.blob_path(id)) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => {
+                        return Err(e).with_context(|| {
+                            format!("cannot remove {}", self.blob_path(id).display())
+                        });
+                    }
+                },
             }
         }
         Ok(())
+    }
+
+    fn blob_path(&self, id: kith_core::BlobId) -> PathBuf {
+        self.blobs_dir().join(format!("{id}.blob"))
     }
 }
 

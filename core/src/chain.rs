@@ -154,6 +154,25 @@ impl Chains {
         true
     }
 
+    /// Every chain's head and checkpoint floor, to save (held batches are
+    /// not: their blobs stay stored and are read again).
+    pub fn saved(&self) -> (Vec<(ChainId, ChainHead)>, Vec<(ChainId, u64)>) {
+        let mut heads: Vec<_> = self.heads.iter().map(|(c, h)| (*c, *h)).collect();
+        let mut floors: Vec<_> = self.floors.iter().map(|(c, f)| (*c, *f)).collect();
+        heads.sort_by_key(|(chain, _)| *chain);
+        floors.sort_by_key(|(chain, _)| *chain);
+        (heads, floors)
+    }
+
+    /// Chains as [`Chains::saved`] left them.
+    pub fn restored(heads: Vec<(ChainId, ChainHead)>, floors: Vec<(ChainId, u64)>) -> Self {
+        Self {
+            heads: heads.into_iter().collect(),
+            floors: floors.into_iter().collect(),
+            held: BTreeMap::new(),
+        }
+    }
+
     /// Every chain's head in `scope`.
     pub fn heads_in(&self, scope: crate::ids::ScopeId) -> Vec<(DeviceId, ChainHead)> {
         let mut heads: Vec<_> = self

@@ -17,7 +17,7 @@ use crate::keys::{AgeIdentity, DeviceKeys, EpochKey, Recipient};
 use crate::kinds::{self, Kind};
 use crate::membership::{Membership, SignedEntry};
 use crate::payload::{Batch, BlobPayload, Content, Grant, Writing};
-use crate::reader::Reader;
+use crate::reader::{Reader, Replica};
 use crate::state::{
     Profile, Saved, SavedPending, StoreOp, decode_blob, encode_blob, load_identity, load_keys,
     save_keys,
@@ -68,6 +68,9 @@ pub struct Client {
     pub(crate) recheck: bool,
     pub(crate) pending: Option<PendingChange>,
     pub(crate) sync: Option<SyncRun>,
+    /// Stored blobs the next saved replica holds: deleted once it is stored
+    /// (those still waiting to be sent, after they are sent).
+    superseded: std::collections::BTreeSet<BlobId>,
 }
 
 impl Client {
@@ -78,9 +81,7 @@ impl Client {
         epoch_keys: Vec<EpochKey>,
         invite_identity: Option<AgeIdentity>,
     ) -> Self {
-        let mut identities = vec![keys.identity().clone()];
-        identities.extend(invite_identity.iter().cloned());
-        let reader = Reader::new(profile.alliance, epoch_keys, identities);
+        let reader = new_reader(&keys, &profile, invite_identity.as_ref(), epoch_keys);
         Self {
             keys,
             profile,
@@ -94,13 +95,27 @@ impl Client {
             recheck: false,
             pending: None,
             sync: None,
+            superseded: std::collections::BTreeSet::new(),
         }
     }
 
-    /// Restores a device from its state record and every blob it stored.
-    /// Returns the client and how many stored blobs failed their checks
-    /// (they are left out).
+    /// Restores a device from its state record and every blob it stored
+    /// (with no saved replica: each blob is opened again). Returns the
+    /// client and how many stored blobs failed their checks (left out).
     pub fn load(state: &[u8], blobs: Vec<BlobRecord>) -> Result<(Self, usize), Error> {
+        Self::open(state, None, blobs)
+    }
+
+    /// Restores a device from its state record, its saved replica (the last
+    /// [`StoreOp::PutReplica`], if any) and the blobs it still stores: only
+    /// blobs the replica does not hold are opened. A replica that cannot be
+    /// read is set aside, and the next sync fetches everything again.
+    /// Returns the client and how many stored blobs failed their checks.
+    pub fn open(
+        state: &[u8],
+        replica: Option<&[u8]>,
+        blobs: Vec<BlobRecord>,
+    ) -> Result<(Self, usize), Error> {
         let saved = Saved::decode(state)?;
         let keys = DeviceKeys::import_secret(&saved.device_secret)?;
         let membership = Membership::replay(saved.profile.alliance, &saved.log)
@@ -125,13 +140,29 @@ impl Client {
         client.custody = load_keys(&saved.custody)?;
         client.cursor = saved.cursor;
         client.recheck = saved.recheck;
-        let mut refused = 0;
-        for blob in &blobs {
-            if client.reader.ingest(blob, &client.membership).is_err() {
-                refused += 1;
+        if let Some(sealed) = replica {
+            let alliance = client.profile.alliance;
+            let restored = Replica::open(sealed, client.keys.identity(), alliance)
+                .and_then(|replica| client.reader.restore(replica));
+            if restored.is_err() {
+                // Blobs it held may be gone: read everything from the relay again.
+                client.reader = client.fresh_reader(client.reader.epoch_keys().to_vec());
+                client.cursor = 0;
             }
         }
+        let mut refused = client
+            .reader
+            .ingest_all(&blobs, &client.membership)
+            .iter()
+            .filter(|outcome| outcome.is_err())
+            .count();
         refused += client.reader.take_late_rejections().len();
+        client.superseded = blobs
+            .iter()
+            .map(|b| b.id)
+            .filter(|id| client.reader.holds_writing(id))
+            .collect();
+        client.reader.take_superseded();
         let mut waiting = saved.outbox;
         waiting.extend(client.adopt_unsaved_batches());
         let mut by_id: BTreeMap<BlobId, BlobRecord> =
@@ -155,6 +186,40 @@ impl Client {
             });
         }
         Ok((client, refused))
+    }
+
+    /// A reader holding `epoch_keys` and this device's grant identities.
+    fn fresh_reader(&self, epoch_keys: Vec<EpochKey>) -> Reader {
+        new_reader(
+            &self.keys,
+            &self.profile,
+            self.invite_identity.as_ref(),
+            epoch_keys,
+        )
+    }
+
+    /// When writing was read or written since the last replica: the replica
+    /// to store, then the stored blobs it makes redundant, to delete (except
+    /// those not yet sent). A sync does this at its end; a driver may also
+    /// ask, say before the app is put away.
+    pub fn save_replica(&mut self) -> Result<Vec<StoreOp>, Error> {
+        let fresh = self.reader.take_superseded();
+        if fresh.is_empty() && self.superseded.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.superseded.extend(fresh);
+        let sealed = self
+            .reader
+            .replica()
+            .seal(&self.keys.identity().recipient())?;
+        let mut ops = vec![StoreOp::PutReplica(sealed)];
+        let unsent: std::collections::BTreeSet<BlobId> = self.outbox.iter().map(|b| b.id).collect();
+        let (keep, delete): (Vec<BlobId>, Vec<BlobId>) = std::mem::take(&mut self.superseded)
+            .into_iter()
+            .partition(|id| unsent.contains(id));
+        self.superseded = keep.into_iter().collect();
+        ops.extend(delete.into_iter().map(StoreOp::DeleteBlob));
+        Ok(ops)
     }
 
     /// A crash between storing a new batch and storing the state leaves a
@@ -530,6 +595,13 @@ impl Client {
         Ok(self.reader.doc_mut(doc).save())
     }
 
+    /// For tests and benchmarks, and only with the `hostile-client`
+    /// feature: the epoch keys this device holds.
+    #[cfg(feature = "hostile-client")]
+    pub fn epoch_keys(&self) -> &[EpochKey] {
+        self.reader.epoch_keys()
+    }
+
     /// A reader for a researcher: opens key grants with their own identity
     /// (never stored on this device). Feed it every stored blob, with
     /// [`Client::membership`].
@@ -795,6 +867,19 @@ impl Client {
 }
 
 /// A contribution's text: not empty, not too long.
+/// A reader for a device: its epoch keys, and its own and (until used up)
+/// its invite's identity to open grants with.
+fn new_reader(
+    keys: &DeviceKeys,
+    profile: &Profile,
+    invite_identity: Option<&AgeIdentity>,
+    epoch_keys: Vec<EpochKey>,
+) -> Reader {
+    let mut identities = vec![keys.identity().clone()];
+    identities.extend(invite_identity.cloned());
+    Reader::new(profile.alliance, epoch_keys, identities)
+}
+
 fn check_text(text: &str) -> Result<(), Error> {
     if text.trim().is_empty() {
         return Err(Error::EmptyText);

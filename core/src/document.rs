@@ -63,6 +63,14 @@ impl Default for ContributionDoc {
 }
 
 impl ContributionDoc {
+    /// A document from its whole save ([`ContributionDoc::save`]).
+    pub fn load(saved: &[u8]) -> Result<Self, Error> {
+        let doc = AutoCommit::load(saved)?;
+        Ok(Self {
+            doc,
+            flushed: Vec::new(),
+        })
+    }
     /// Applies changes received from anyone (in any order; duplicates are harmless).
     pub fn apply(&mut self, changes: &[u8]) -> Result<(), Error> {
         self.doc.load_incremental(changes)?;

@@ -83,6 +83,12 @@ pub enum Error {
          questions with their ids"
     )]
     NoSuchQuestion(crate::ids::ContributionId),
+    /// An export's identity is not one of the research team's keys.
+    #[error(
+        "this key is not one of the alliance's research team keys; use the identity file whose \
+         public key (age1...) the steward named with --researcher"
+    )]
+    NotAResearchKey,
     /// An Automerge operation failed.
     #[error("document error: {0}")]
     Document(String),
@@ -110,6 +116,7 @@ impl Error {
             Error::NameTaken(_) => "name_taken",
             Error::NotYourItem(_) => "not_your_item",
             Error::NoSuchQuestion(_) => "no_such_question",
+            Error::NotAResearchKey => "not_a_research_key",
             Error::Document(_) => "document",
         }
     }

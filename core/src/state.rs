@@ -1,7 +1,8 @@
 //! The device's saved state: one record, rewritten after every change. It
 //! holds this device's secret keys, so drivers keep it where only this app
 //! can read it (a 0600 file; the app's IndexedDB). Content is never in it:
-//! contributions live only in encrypted blobs.
+//! contributions live in encrypted blobs and in the device's replica,
+//! sealed to the device's own key (`reader/replica.rs`).
 
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
@@ -134,6 +135,12 @@ pub enum StoreOp {
     PutBlob(BlobRecord),
     /// Replace the state record.
     PutState(Zeroizing<Vec<u8>>),
+    /// Replace the saved replica (what this device has read, sealed to
+    /// its own key): pass it back to [`crate::Client::open`].
+    PutReplica(Vec<u8>),
+    /// Delete this stored blob: the replica stored before it holds it.
+    /// Deleting one already gone is harmless.
+    DeleteBlob(BlobId),
 }
 
 impl std::fmt::Debug for StoreOp {
@@ -141,6 +148,8 @@ impl std::fmt::Debug for StoreOp {
         match self {
             StoreOp::PutBlob(b) => write!(f, "PutBlob({})", b.id),
             StoreOp::PutState(_) => f.write_str("PutState(..)"),
+            StoreOp::PutReplica(r) => write!(f, "PutReplica({} bytes)", r.len()),
+            StoreOp::DeleteBlob(id) => write!(f, "DeleteBlob({id})"),
         }
     }
 }

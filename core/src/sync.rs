@@ -222,9 +222,7 @@ impl Client {
             Phase::Change => unreachable!("handled above"),
             Phase::Checkpoints => {
                 let list: CheckpointList = parse(&response)?;
-                for blob in list.checkpoints {
-                    self.ingest_fetched(blob, &mut run.report, &mut ops);
-                }
+                self.ingest_fetched(list.checkpoints, &mut run.report, &mut ops);
                 // Fetch each scope from where its newest checkpoint ends.
                 run.scopes = self.fetch_scopes();
                 run.phase = Phase::Upload;
@@ -249,9 +247,7 @@ impl Client {
                 if page.next < run.fetch_after || page.blobs.len() > api::MAX_BLOBS_PER_FETCH {
                     return Err(Error::BadResponse("the page does not follow the last one"));
                 }
-                for blob in page.blobs {
-                    self.ingest_fetched(blob, &mut run.report, &mut ops);
-                }
+                self.ingest_fetched(page.blobs, &mut run.report, &mut ops);
                 run.fetch_after = page.next;
                 self.cursor = self.cursor.max(page.next);
                 if !page.more && !run.checkpointed {
@@ -273,6 +269,7 @@ impl Client {
             run.report.rejected.dedup();
             run.report.missing = self.reader.gaps();
             self.recheck = run.report.rejected.iter().any(Rejection::may_be_repaired);
+            ops.extend(self.save_replica()?);
             Some(std::mem::take(&mut run.report))
         };
         ops.push(StoreOp::PutState(self.saved().encode()));
@@ -282,20 +279,23 @@ impl Client {
         Ok(SyncStep { ops, finished })
     }
 
-    /// Opens, checks and applies one fetched blob; what to keep goes to `ops`.
+    /// Opens, checks and applies fetched blobs; what to keep goes to `ops`.
     fn ingest_fetched(
         &mut self,
-        blob: BlobRecord,
+        blobs: Vec<BlobRecord>,
         report: &mut SyncReport,
         ops: &mut Vec<StoreOp>,
     ) {
-        match self.reader.ingest(&blob, &self.membership) {
-            Ok(Ingested::AlreadyHad | Ingested::Covered) => {}
-            Ok(Ingested::Applied | Ingested::Unreadable | Ingested::Held) => {
-                report.received += 1;
-                ops.push(StoreOp::PutBlob(blob));
+        let outcomes = self.reader.ingest_all(&blobs, &self.membership);
+        for (blob, outcome) in blobs.into_iter().zip(outcomes) {
+            match outcome {
+                Ok(Ingested::AlreadyHad | Ingested::Covered) => {}
+                Ok(Ingested::Applied | Ingested::Unreadable | Ingested::Held) => {
+                    report.received += 1;
+                    ops.push(StoreOp::PutBlob(blob));
+                }
+                Err(rejection) => report.rejected.push(rejection),
             }
-            Err(rejection) => report.rejected.push(rejection),
         }
         report.rejected.extend(self.reader.take_late_rejections());
     }

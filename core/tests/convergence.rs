@@ -66,6 +66,7 @@ fn join(
         match op {
             StoreOp::PutState(s) => state = s.to_vec(),
             StoreOp::PutBlob(b) => own.push(b),
+            StoreOp::PutReplica(_) | StoreOp::DeleteBlob(_) => {}
         }
     }
     (client, state, own)
@@ -120,7 +121,7 @@ fn fixture() -> &'static Fixture {
                     .unwrap();
                 blobs.extend(ops.into_iter().filter_map(|op| match op {
                     StoreOp::PutBlob(b) => Some(b),
-                    StoreOp::PutState(_) => None,
+                    _ => None,
                 }));
             }
         }

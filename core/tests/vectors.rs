@@ -1457,6 +1457,7 @@ fn state_vectors() -> Vec<(&'static str, Value)> {
         match op {
             StoreOp::PutBlob(blob) => blobs.push(hex::encode(encode_blob(&blob))),
             StoreOp::PutState(bytes) => state = bytes.to_vec(),
+            StoreOp::PutReplica(_) | StoreOp::DeleteBlob(_) => {}
         }
     }
     let mut earlier = b"kith/state/v2\n".to_vec();

@@ -494,6 +494,17 @@ pub fn stored_blobs(data_dir: &Path) -> Vec<kith_core::BlobRecord> {
     blobs
 }
 
+/// The device in a `kith` data folder, opened in this process as `kith`
+/// opens it: its state, its replica (if it saved one) and the blobs it keeps.
+pub fn open_device(data_dir: &Path) -> kith_core::Client {
+    let state = std::fs::read(data_dir.join("state.kith")).unwrap();
+    let replica = std::fs::read(data_dir.join("replica.kith")).ok();
+    let (client, refused) =
+        kith_core::Client::open(&state, replica.as_deref(), stored_blobs(data_dir)).unwrap();
+    assert_eq!(refused, 0, "every stored blob passes its checks");
+    client
+}
+
 /// Copies every blob file of one data folder into another (as if the relay
 /// had served them all): for checking what a device can open.
 pub fn copy_blobs(from: &Path, to: &Path) {

@@ -12,11 +12,11 @@ use std::path::Path;
 
 use automerge::{ActorId, AutoCommit, ROOT, ReadDoc, ScalarValue, transaction::Transactable};
 use kith_core::kinds::Kind;
-use kith_core::{Client, ContributionDoc, ContributionId, DeviceId, MemberId};
+use kith_core::{ContributionDoc, ContributionId, DeviceId, MemberId};
 use kith_tests::device::{Device, Http, now};
 use kith_tests::{
     Relay, Study, TestDatabase, authored_texts_of, invite_and_join, kith, kith_plain, kith_raw,
-    stored_blobs,
+    open_device,
 };
 use rand_core::OsRng;
 
@@ -38,10 +38,8 @@ fn forged_authorship_is_refused_on_postgres() {
 /// The device in a `kith` data folder, loaded into this process with a
 /// connection of its own: the changed client.
 fn take_over(dir: &str, relay: &Relay) -> Device {
-    let state = std::fs::read(Path::new(dir).join("state.kith")).unwrap();
-    let (client, _) = Client::load(&state, stored_blobs(Path::new(dir))).unwrap();
     Device {
-        client,
+        client: open_device(Path::new(dir)),
         http: Http::new(&relay.url()),
     }
 }

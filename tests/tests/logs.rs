@@ -9,10 +9,8 @@
 
 use std::path::Path;
 
-use kith_core::{AgeIdentity, Client, Invite};
-use kith_tests::{
-    Relay, TestDatabase, encodings_of_bytes, files_containing, kith, kith_raw, send, stored_blobs,
-};
+use kith_core::{AgeIdentity, Invite};
+use kith_tests::{Relay, TestDatabase, encodings_of_bytes, files_containing, kith, kith_raw, send};
 use serde_json::Value;
 
 /// A secret, named for the failure message.
@@ -197,8 +195,7 @@ fn stored_ciphertext(store: &Store) -> Vec<Vec<u8>> {
 /// Requests this test signs itself (so it knows their signatures and
 /// nonces): one accepted, the same one replayed, one with a broken signature.
 fn signed_requests(relay: &Relay, steward: &Path, secrets: &mut Secrets) {
-    let state = std::fs::read(steward.join("state.kith")).unwrap();
-    let (client, _) = Client::load(&state, stored_blobs(steward)).unwrap();
+    let client = kith_tests::open_device(steward);
     let path = kith_core::api::paths::log_from(client.profile().alliance, 0);
     let now = kith_tests::device::now();
     let request = client.sign_request("GET", path, Vec::new(), now, &mut rand_core::OsRng);

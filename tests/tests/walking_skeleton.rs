@@ -139,7 +139,7 @@ fn a_reflection_written_offline_reaches_only_the_people_chosen() {
         .expect("--format json prints JSON on stdout");
     assert_eq!(authored_texts_of(&printed), expected);
     let printed_csv = kith_plain(&export_args("csv"));
-    assert!(printed_csv.starts_with("id,author,text,created_at,research_only,kind\n"));
+    assert!(printed_csv.starts_with("id,author,text,created_at,research_only,kind,answers\n"));
     assert!(printed_csv.contains(&canary));
     assert_eq!(printed_csv.lines().count(), 3, "a header and two rows");
 
@@ -157,7 +157,7 @@ fn a_reflection_written_offline_reaches_only_the_people_chosen() {
     ]);
     assert_eq!(wrote["count"], 2);
     let csv = std::fs::read_to_string(&csv_path).unwrap();
-    assert!(csv.starts_with("id,author,text,created_at,research_only,kind\n"));
+    assert!(csv.starts_with("id,author,text,created_at,research_only,kind,answers\n"));
     assert!(csv.contains(&canary));
 
     // The researcher's device itself holds no key: without the identity it reads nothing.

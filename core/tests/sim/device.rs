@@ -15,6 +15,8 @@ use super::Dice;
 #[derive(Default)]
 pub struct Store {
     state: Vec<u8>,
+    /// The replica last written (what the device read, sealed to it).
+    replica: Option<Vec<u8>>,
     blobs: Vec<BlobRecord>,
     ids: BTreeSet<BlobId>,
 }
@@ -25,6 +27,11 @@ impl Store {
         for op in ops {
             match op {
                 StoreOp::PutState(bytes) => self.state = bytes.to_vec(),
+                StoreOp::PutReplica(bytes) => self.replica = Some(bytes),
+                StoreOp::DeleteBlob(id) => {
+                    self.ids.remove(&id);
+                    self.blobs.retain(|b| b.id != id);
+                }
                 StoreOp::PutBlob(blob) => {
                     if self.ids.insert(blob.id) {
                         self.blobs.push(blob);
@@ -57,8 +64,8 @@ impl Store {
     pub fn load(&self, dice: &mut Dice, by_removed: &BTreeSet<BlobId>) -> Result<Client, String> {
         let mut blobs = self.blobs.clone();
         dice.shuffle(&mut blobs);
-        let (client, refused) =
-            Client::load(&self.state, blobs).map_err(|e| format!("load failed: {e}"))?;
+        let (client, refused) = Client::open(&self.state, self.replica.as_deref(), blobs)
+            .map_err(|e| format!("load failed: {e}"))?;
         let tolerated = self.ids.intersection(by_removed).count();
         if refused > tolerated {
             return Err(format!(
@@ -71,7 +78,9 @@ impl Store {
     /// Which stored blobs a load refuses, found by leaving each one out in
     /// turn (for failure messages only).
     pub fn refused(&self) -> Vec<BlobId> {
-        let count = |blobs: Vec<BlobRecord>| Client::load(&self.state, blobs).map_or(0, |(_, n)| n);
+        let count = |blobs: Vec<BlobRecord>| {
+            Client::open(&self.state, self.replica.as_deref(), blobs).map_or(0, |(_, n)| n)
+        };
         let all = count(self.blobs.clone());
         self.blobs
             .iter()

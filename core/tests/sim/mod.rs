@@ -125,12 +125,16 @@ pub struct Faults {
     /// Of those, the texts the removed device can read: the documented
     /// limitation (observed).
     pub readable_by_removed: u64,
+    /// Stored blobs a device deleted because the replica it saved holds
+    /// them (observed, and asserted to happen: restarts then rebuild from
+    /// the replica).
+    pub blob_dropped: u64,
 }
 
 impl Faults {
     /// Every injected fault kind and membership event, by name (the test
     /// asserts each happens).
-    pub fn kinds(&self) -> [(&'static str, u64); 18] {
+    pub fn kinds(&self) -> [(&'static str, u64); 19] {
         [
             ("request_lost", self.request_lost),
             ("answer_lost", self.answer_lost),
@@ -150,6 +154,7 @@ impl Faults {
             ("removal", self.removal),
             ("removed_refused", self.removed_refused),
             ("cutoff_behind", self.cutoff_behind),
+            ("blob_dropped", self.blob_dropped),
         ]
     }
 
@@ -190,6 +195,7 @@ impl Faults {
             after_removal_refused,
             unaware_of_removal,
             readable_by_removed,
+            blob_dropped,
         } = other;
         self.request_lost += request_lost;
         self.answer_lost += answer_lost;
@@ -213,6 +219,7 @@ impl Faults {
         self.join_restarted += join_restarted;
         self.after_removal_refused += after_removal_refused;
         self.unaware_of_removal += unaware_of_removal;
+        self.blob_dropped += blob_dropped;
         self.readable_by_removed += readable_by_removed;
     }
 }

@@ -310,7 +310,7 @@ impl World {
             .iter()
             .find_map(|op| match op {
                 StoreOp::PutBlob(b) => Some(b.id),
-                StoreOp::PutState(_) => None,
+                _ => None,
             })
             .ok_or("a contribution stored no blob")?;
         let line = format!("{} writes {text}", self.devices[d].name);
@@ -348,11 +348,15 @@ impl World {
             ops.truncate(kept);
         }
         let kept = ops.len();
+        self.faults.blob_dropped += ops
+            .iter()
+            .filter(|op| matches!(op, StoreOp::DeleteBlob(_)))
+            .count() as u64;
         let stored = ops
             .iter()
             .filter_map(|op| match op {
                 StoreOp::PutBlob(b) => Some(b.id),
-                StoreOp::PutState(_) => None,
+                _ => None,
             })
             .collect();
         self.devices[d].store.apply(ops)?;

@@ -8,7 +8,7 @@ import { Joining, KithDevice, finishJoin, joinNext } from './wasm';
 export async function openSaved(storage: Storage): Promise<KithDevice | undefined> {
   const saved = await storage.load();
   if (!saved) return undefined;
-  return KithDevice.load(saved.state, saved.blobs);
+  return KithDevice.load(saved.state, saved.replica, saved.blobs);
 }
 
 /**

@@ -1,6 +1,8 @@
 // The device's saved data in IndexedDB: one "state" record (the core's
-// encoded state, which holds this device's keys) and every encrypted blob.
-// No plaintext reflection is ever written here.
+// encoded state, which holds this device's keys), the "replica" (what the
+// device has read, sealed by the core to the device's own key) and the
+// encrypted blobs the replica does not hold yet. No plaintext reflection is
+// ever written here.
 
 import { openDB, type DBSchema, type IDBPDatabase } from 'idb';
 import type { StoreOp } from './wasm';
@@ -8,6 +10,7 @@ import type { StoreOp } from './wasm';
 const DB_NAME = 'kith';
 const DB_VERSION = 1;
 const STATE_KEY = 'device';
+const REPLICA_KEY = 'replica';
 
 interface KithDB extends DBSchema {
   state: { key: string; value: Uint8Array };
@@ -16,6 +19,7 @@ interface KithDB extends DBSchema {
 
 export interface Saved {
   state: Uint8Array;
+  replica: Uint8Array | undefined;
   blobs: Uint8Array[];
 }
 
@@ -38,12 +42,13 @@ export class Storage {
   /** The saved device, or undefined if this browser has not joined yet. */
   async load(): Promise<Saved | undefined> {
     const tx = this.db.transaction(['state', 'blobs'], 'readonly');
-    const [state, blobs] = await Promise.all([
+    const [state, replica, blobs] = await Promise.all([
       tx.objectStore('state').get(STATE_KEY),
+      tx.objectStore('state').get(REPLICA_KEY),
       tx.objectStore('blobs').getAll(),
     ]);
     await tx.done;
-    return state ? { state, blobs } : undefined;
+    return state ? { state, replica, blobs } : undefined;
   }
 
   /**
@@ -60,9 +65,18 @@ export class Storage {
         const tx = this.db.transaction(['state', 'blobs'], 'readwrite');
         const state = tx.objectStore('state');
         const blobs = tx.objectStore('blobs');
-        const puts = ops.map((op) =>
-          op.kind === 'blob' ? blobs.put(op.bytes, op.id) : state.put(op.bytes, STATE_KEY),
-        );
+        const puts = ops.map((op) => {
+          switch (op.kind) {
+            case 'blob':
+              return blobs.put(op.bytes, op.id);
+            case 'state':
+              return state.put(op.bytes, STATE_KEY);
+            case 'replica':
+              return state.put(op.bytes, REPLICA_KEY);
+            case 'delete':
+              return blobs.delete(op.id);
+          }
+        });
         await Promise.all([...puts, tx.done]);
       } catch (e) {
         this.broken = e;

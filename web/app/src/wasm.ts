@@ -16,7 +16,9 @@ export interface RelayRequest {
 /** What the core asks the app to store, in order, in one transaction. */
 export type StoreOp =
   | { kind: 'blob'; id: string; bytes: Uint8Array }
-  | { kind: 'state'; bytes: Uint8Array };
+  | { kind: 'state'; bytes: Uint8Array }
+  | { kind: 'replica'; bytes: Uint8Array }
+  | { kind: 'delete'; id: string };
 
 export interface Contribution {
   id: string;
@@ -27,8 +29,13 @@ export interface Contribution {
   researchOnly: boolean;
   /** This member wrote it: they may edit or delete it. */
   mine: boolean;
-  /** A reflection, or a question a facilitator or steward put to the group. */
-  kind: 'reflection' | 'prompt';
+  /**
+   * A reflection; a question a facilitator or steward put to the group; an
+   * answer to one (`prompt` names it); or an item on the cohort's agenda.
+   */
+  kind: 'reflection' | 'prompt' | 'response' | 'agenda';
+  /** For an answer, the id of the question it answers. */
+  prompt: string | null;
 }
 
 export interface Profile {
@@ -91,6 +98,16 @@ export function contribute(
   audience: Audience,
 ): { id: string; ops: StoreOp[] } {
   return device.contribute(text, audience === 'research') as { id: string; ops: StoreOp[] };
+}
+
+/** Answers a question put to the group; returns what to store. */
+export function respond(
+  device: KithDevice,
+  promptId: string,
+  text: string,
+  audience: Audience,
+): { id: string; ops: StoreOp[] } {
+  return device.respond(promptId, text, audience === 'research') as { id: string; ops: StoreOp[] };
 }
 
 /** Changes the text of one of the member's own reflections; returns what to store. */

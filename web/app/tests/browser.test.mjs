@@ -434,6 +434,27 @@ describe('Kith PWA in Chromium, against the real relay', () => {
         await page.screenshot({ path: join(process.env.KITH_SCREENSHOTS, 'question-360.png'), fullPage: true });
       }
 
+      // The member answers it, for their group too; the answer names the question.
+      await asked.getByRole('button', { name: 'Answer' }).click();
+      const answerBox = page.getByRole('textbox', { name: 'Your answer' });
+      await page.getByRole('button', { name: 'Save answer' }).click();
+      await page.getByRole('alert').filter({ hasText: 'Write your answer first' }).waitFor();
+      const reply = `Walking the dog helps. ${tag}`;
+      await answerBox.fill(reply);
+      await asked.getByLabel('My group and the research team').check();
+      if (process.env.KITH_SCREENSHOTS) {
+        await page.screenshot({ path: join(process.env.KITH_SCREENSHOTS, 'answer-360.png'), fullPage: true });
+      }
+      await page.getByRole('button', { name: 'Save answer' }).click();
+      const answered = page.getByRole('listitem').filter({ hasText: reply });
+      await answered.getByText('Your answer to a question').waitFor();
+      await until('the steward to read the answer, naming the question', async () => {
+        await kith('sync', '--data-dir', stewardDir);
+        const items = (await kith('list', '--data-dir', stewardDir)).contributions;
+        const q = items.find((c) => c.text === question);
+        return items.some((c) => c.text === reply && c.kind === 'response' && q && c.prompt === q.id);
+      }, 90_000);
+
       // The cohort sees the current text, and not the deleted one.
       await until('the cohort to see the edit and the deletion', async () => {
         await kith('sync', '--data-dir', stewardDir);

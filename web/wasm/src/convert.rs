@@ -45,14 +45,21 @@ pub fn ops(ops: Vec<StoreOp>) -> JsValue {
                 ("bytes", bytes(&encode_blob(&b))),
             ]),
             StoreOp::PutState(s) => object(&[("kind", "state".into()), ("bytes", bytes(&s))]),
+            StoreOp::PutReplica(r) => object(&[("kind", "replica".into()), ("bytes", bytes(&r))]),
+            StoreOp::DeleteBlob(id) => {
+                object(&[("kind", "delete".into()), ("id", id.to_string().into())])
+            }
         })
         .collect();
     out.into()
 }
 
 fn kind_name(kind: kith_core::kinds::Kind) -> &'static str {
+    use kith_core::kinds::Kind;
     match kind {
-        kith_core::kinds::Kind::Prompt => "prompt",
+        Kind::Prompt => "prompt",
+        Kind::Response => "response",
+        Kind::Agenda => "agenda",
         _ => "reflection",
     }
 }
@@ -66,6 +73,10 @@ pub fn contribution(c: &ContributionView) -> JsValue {
         ("researchOnly", c.research_only.into()),
         ("mine", c.mine.into()),
         ("kind", kind_name(c.kind).into()),
+        (
+            "prompt",
+            c.prompt.map_or(JsValue::NULL, |p| p.to_string().into()),
+        ),
     ])
 }
 

@@ -47,15 +47,20 @@ pub struct KithDevice {
 
 #[wasm_bindgen]
 impl KithDevice {
-    /// Restores a device from its saved state and the blobs it stored
-    /// (each as stored: the bytes of a `blob` store op).
-    pub fn load(state: &[u8], blobs: Array) -> Result<KithDevice, JsValue> {
+    /// Restores a device from its saved state, its saved replica (the
+    /// bytes of the last `replica` store op, if any) and the blobs it still
+    /// stores (each as stored: the bytes of a `blob` store op).
+    pub fn load(
+        state: &[u8],
+        replica: Option<Vec<u8>>,
+        blobs: Array,
+    ) -> Result<KithDevice, JsValue> {
         let blobs = blobs
             .iter()
             .map(|b| decode_blob(&Uint8Array::new(&b).to_vec()))
             .collect::<Result<Vec<_>, _>>()
             .map_err(fail)?;
-        let (inner, _refused) = Client::load(state, blobs).map_err(fail)?;
+        let (inner, _refused) = Client::open(state, replica.as_deref(), blobs).map_err(fail)?;
         Ok(KithDevice { inner })
     }
 
@@ -70,6 +75,30 @@ impl KithDevice {
         let (id, store) = self
             .inner
             .contribute(text, scope, now(), &mut OsRng)
+            .map_err(fail)?;
+        let out = js_sys::Object::new();
+        convert::set(&out, "id", &id.to_string().into());
+        convert::set(&out, "ops", &ops(store));
+        Ok(out.into())
+    }
+
+    /// Answers question `prompt` (its id), for the research team only or
+    /// for the member's cohort too. Returns `{ id, ops }`.
+    pub fn respond(
+        &mut self,
+        prompt: &str,
+        text: &str,
+        research_only: bool,
+    ) -> Result<JsValue, JsValue> {
+        let prompt = parse_id(prompt)?;
+        let scope = if research_only {
+            WriteScope::Research
+        } else {
+            WriteScope::Cohort
+        };
+        let (id, store) = self
+            .inner
+            .respond(prompt, text, scope, now(), &mut OsRng)
             .map_err(fail)?;
         let out = js_sys::Object::new();
         convert::set(&out, "id", &id.to_string().into());

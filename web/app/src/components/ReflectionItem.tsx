@@ -1,7 +1,15 @@
 import { useRef, useState } from 'preact/hooks';
 import type { Storage } from '../storage';
 import { sentence, when } from '../text';
-import { deleteReflection, editReflection, type Contribution, type KithDevice, type StoreOp } from '../wasm';
+import {
+  deleteReflection,
+  editReflection,
+  respond,
+  type Audience,
+  type Contribution,
+  type KithDevice,
+  type StoreOp,
+} from '../wasm';
 
 interface Props {
   item: Contribution;
@@ -11,7 +19,7 @@ interface Props {
   onStorageError: (error: unknown) => void;
 }
 
-type Mode = 'read' | 'edit' | 'confirm-delete';
+type Mode = 'read' | 'edit' | 'confirm-delete' | 'answer';
 
 /** One reflection. The member's own can be changed or deleted, here and on their other devices. */
 export function ReflectionItem({ item, device, storage, onChanged, onStorageError }: Props) {
@@ -19,6 +27,7 @@ export function ReflectionItem({ item, device, storage, onChanged, onStorageErro
   const [draft, setDraft] = useState(item.text);
   const [error, setError] = useState('');
   const [busy, setBusy] = useState(false);
+  const [audience, setAudience] = useState<Audience>('research');
   const box = useRef<HTMLTextAreaElement>(null);
   const editId = `edit-${item.id}`;
   const errorId = `error-${item.id}`;
@@ -56,9 +65,18 @@ export function ReflectionItem({ item, device, storage, onChanged, onStorageErro
     void commit(() => editReflection(device, item.id, draft));
   };
 
+  const answer = (event: Event) => {
+    event.preventDefault();
+    if (!draft.trim()) {
+      setError('Write your answer first.');
+      box.current?.focus();
+      return;
+    }
+    void commit(() => respond(device, item.id, draft, audience).ops);
+  };
+
   const prompt = item.kind === 'prompt';
-  const who = item.mine ? 'You' : item.author;
-  const byline = prompt ? (item.mine ? 'Your question to the group' : `A question from ${item.author}`) : who;
+  const byline = bylineOf(item);
   return (
     <li class={prompt ? 'reflection prompt' : 'reflection'}>
       <article aria-label={`${byline}, ${when(item.createdAt)}`}>
@@ -104,6 +122,74 @@ export function ReflectionItem({ item, device, storage, onChanged, onStorageErro
         <p class="audience">
           {item.researchOnly ? 'Only the research team can read this.' : 'Your group and the research team can read this.'}
         </p>
+        {mode === 'answer' && (
+          <form class="stack" onSubmit={answer} noValidate>
+            <label for={editId} class="label">
+              Your answer
+            </label>
+            <textarea
+              id={editId}
+              ref={box}
+              class="input text"
+              rows={4}
+              value={draft}
+              aria-describedby={error ? errorId : undefined}
+              aria-invalid={error ? true : undefined}
+              onInput={(e) => setDraft(e.currentTarget.value)}
+            />
+            <fieldset class="choice">
+              <legend class="label">Who can read it?</legend>
+              <label class="option">
+                <input
+                  type="radio"
+                  name={`audience-${item.id}`}
+                  checked={audience === 'research'}
+                  onChange={() => setAudience('research')}
+                />
+                Only the research team
+              </label>
+              <label class="option">
+                <input
+                  type="radio"
+                  name={`audience-${item.id}`}
+                  checked={audience === 'cohort'}
+                  onChange={() => setAudience('cohort')}
+                />
+                My group and the research team
+              </label>
+            </fieldset>
+            <div class="actions">
+              <button type="submit" class="button small" disabled={busy}>
+                Save answer
+              </button>
+              <button
+                type="button"
+                class="button small quiet"
+                onClick={() => {
+                  setError('');
+                  setMode('read');
+                }}
+              >
+                Cancel
+              </button>
+            </div>
+          </form>
+        )}
+        {prompt && !item.mine && mode === 'read' && (
+          <div class="actions">
+            <button
+              type="button"
+              class="button small"
+              onClick={() => {
+                setDraft('');
+                setMode('answer');
+                requestAnimationFrame(() => box.current?.focus());
+              }}
+            >
+              Answer
+            </button>
+          </div>
+        )}
         {item.mine && mode === 'read' && (
           <div class="actions">
             <button
@@ -149,4 +235,18 @@ export function ReflectionItem({ item, device, storage, onChanged, onStorageErro
       </article>
     </li>
   );
+}
+
+/** Who wrote an item, and what kind it is, in plain words. */
+function bylineOf(item: Contribution): string {
+  switch (item.kind) {
+    case 'prompt':
+      return item.mine ? 'Your question to the group' : `A question from ${item.author}`;
+    case 'response':
+      return item.mine ? 'Your answer to a question' : `An answer from ${item.author}`;
+    case 'agenda':
+      return item.mine ? 'Your idea for the next meeting' : `For the next meeting, from ${item.author}`;
+    default:
+      return item.mine ? 'You' : item.author;
+  }
 }

@@ -18,6 +18,9 @@ use crate::names::ShownNames;
 use crate::payload::{Batch, BlobPayload, Checkpoint, Content, Writing};
 use crate::shared_items;
 
+mod replica;
+pub(crate) use replica::Replica;
+
 /// Why a blob was refused. Named so the person running sync knows what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -146,7 +149,7 @@ pub enum Ingested {
 }
 
 /// Whose writing a document is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 enum Owner {
     /// One member's own: every item is theirs.
     Member(MemberId),
@@ -163,8 +166,19 @@ impl Owner {
     }
 }
 
+/// What an applied blob was.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+enum Applied {
+    /// A batch, at its place in its device's chain in a scope.
+    Batch(DeviceId, ScopeId, u64),
+    /// A checkpoint, or a batch a checkpoint already held.
+    Content,
+    /// A key grant. Kept by devices: a researcher's export may need it.
+    Grant,
+}
+
 /// The newest checkpoint of a scope, and what came after it.
-#[derive(Clone, Copy, Default)]
+#[derive(Clone, Copy, Default, serde::Serialize, serde::Deserialize)]
 struct CheckpointMark {
     covers: u64,
     batches_since: usize,
@@ -183,7 +197,10 @@ pub struct Reader {
     checkpoints: HashMap<ScopeId, CheckpointMark>,
     chains: Chains,
     /// Applied blobs, with the chain position of batches.
-    applied: HashMap<BlobId, Option<(ChainId, u64)>>,
+    applied: HashMap<BlobId, Applied>,
+    /// Writing applied since the last [`Reader::take_superseded`]: blobs a
+    /// saved replica holds, which a device need not keep.
+    fresh: Vec<BlobId>,
     held: HashSet<BlobId>,
     unreadable: Vec<BlobRecord>,
     unreadable_ids: HashSet<BlobId>,
@@ -194,6 +211,13 @@ pub struct Reader {
     /// Blobs refused while applying others (a held batch that turned out
     /// not to link, or an unreadable blob opened by a new key).
     late_rejections: Vec<Rejection>,
+    /// Whether unopened blobs are being tried again, and whether a key
+    /// found meanwhile asks for another pass.
+    retrying: bool,
+    /// While many blobs are ingested: the changes of applied batches, by
+    /// document, to merge together at the end ([`Reader::ingest_all`]).
+    deferred: Option<BTreeMap<DocId, Vec<(BlobId, Vec<u8>)>>>,
+    retry_again: bool,
 }
 
 impl Reader {
@@ -215,12 +239,35 @@ impl Reader {
             checkpoints: HashMap::new(),
             chains: Chains::default(),
             applied: HashMap::new(),
+            fresh: Vec::new(),
             held: HashSet::new(),
             unreadable: Vec::new(),
             unreadable_ids: HashSet::new(),
             late_rejections: Vec::new(),
             names: std::cell::RefCell::new(None),
+            retrying: false,
+            retry_again: false,
+            deferred: None,
         }
+    }
+
+    /// Opens, checks and applies many blobs, merging the changes of each
+    /// document in one go at the end: Automerge merges a change in time that
+    /// grows with the document, so 10,000 batches merged one at a time take
+    /// seconds, and merged together milliseconds. The outcome of each blob,
+    /// in order; call [`Reader::take_late_rejections`] afterwards.
+    pub fn ingest_all<'a>(
+        &mut self,
+        blobs: impl IntoIterator<Item = &'a BlobRecord>,
+        membership: &Membership,
+    ) -> Vec<Result<Ingested, Rejection>> {
+        let outer = self.defer();
+        let outcomes = blobs
+            .into_iter()
+            .map(|blob| self.ingest(blob, membership))
+            .collect();
+        self.settle(outer);
+        outcomes
     }
 
     /// Opens, checks and applies one blob. Errors leave every document
@@ -250,6 +297,13 @@ impl Reader {
         self.unreadable_ids.insert(blob.id);
         self.unreadable.push(blob.clone());
         Ingested::Unreadable
+    }
+
+    /// Adds an identity to open key grants with (a researcher's, for an
+    /// export), and tries again every blob that could not be opened.
+    pub fn add_grant_identity(&mut self, identity: AgeIdentity, membership: &Membership) {
+        self.grant_identities.push(identity);
+        self.retry_unreadable(membership);
     }
 
     /// Adds an epoch key (one this device made, or a checked grant).
@@ -354,8 +408,8 @@ impl Reader {
         let mut found: Vec<(u64, BlobId)> = self
             .applied
             .iter()
-            .filter_map(|(id, position)| match position {
-                Some((chain, seq)) if *chain == (device, scope) && *seq > after => {
+            .filter_map(|(id, applied)| match applied {
+                Applied::Batch(d, s, seq) if (*d, *s) == (device, scope) && *seq > after => {
                     Some((*seq, *id))
                 }
                 _ => None,
@@ -367,7 +421,7 @@ impl Reader {
 
     /// Records a key grant this device wrote itself.
     pub fn mark_applied(&mut self, id: BlobId) {
-        self.applied.insert(id, None);
+        self.applied.insert(id, Applied::Grant);
     }
 
     /// Records a batch this device wrote (its changes are already in the
@@ -383,7 +437,9 @@ impl Reader {
         self.doc_owners.insert(doc, (Owner::of(kind, member), kind));
         let chain = (device, scope);
         self.chains.set_head(chain, head);
-        self.applied.insert(id, Some((chain, head.seq)));
+        self.applied
+            .insert(id, Applied::Batch(device, scope, head.seq));
+        self.fresh.push(id);
         self.note_batch(doc, scope);
     }
 
@@ -392,12 +448,23 @@ impl Reader {
     }
 
     fn try_open(&self, blob: &BlobRecord) -> Result<Option<OpenedBlob>, Rejection> {
-        for key in &self.epoch_keys {
+        // Only the keys of the scope the relay shows: one key exchange per
+        // blob, not one per key held. A blob shown under another scope than
+        // its own stays unopened, like one withheld; the gap it leaves in
+        // its writer's chain is reported.
+        for key in self.epoch_keys.iter().filter(|k| k.scope == blob.scope) {
             match open::<BlobPayload>(BLOB_LABEL, &blob.data, &[&key.identity]) {
                 Ok(opened) => return Ok(Some((opened, Some((key.scope, key.epoch))))),
                 Err(OpenError::NotForUs) => continue,
                 Err(e) => return Err(refusal(e, blob.id)),
             }
+        }
+        // Only key grants are sealed to devices and researchers, and the
+        // relay shows neither a sequence number nor a checkpoint position
+        // for them. (A grant the relay mislabels is not opened: the same as
+        // withholding it, which a relay can always do.)
+        if blob.seq.is_some() || blob.covers.is_some() {
+            return Ok(None);
         }
         let identities: Vec<&AgeIdentity> = self.grant_identities.iter().collect();
         match open::<BlobPayload>(BLOB_LABEL, &blob.data, &identities) {
@@ -446,7 +513,7 @@ impl Reader {
                     }
                     Some(_) => {}
                 }
-                self.applied.insert(blob.id, None);
+                self.applied.insert(blob.id, Applied::Grant);
                 self.add_key(key, membership);
                 Ok(Ingested::Applied)
             }
@@ -458,7 +525,8 @@ impl Reader {
                     return Err(Rejection::UntrustedCheckpoint(blob.id));
                 }
                 self.apply_checkpoint(checkpoint, blob.id, membership)?;
-                self.applied.insert(blob.id, None);
+                self.applied.insert(blob.id, Applied::Content);
+                self.fresh.push(blob.id);
                 Ok(Ingested::Applied)
             }
         }
@@ -498,6 +566,7 @@ impl Reader {
         }
         kinds::check(kind, schema, &changes).map_err(|_| Rejection::OffSchema(blob.id))?;
         if let kinds::Sharing::Shared { moderators_remove } = kind.sharing() {
+            self.settle_doc(blob.doc);
             let doc = self.docs.get(&blob.doc);
             let existing = |key: &str| doc.is_some_and(|d| d.has_key(key));
             let writers = writers_of(membership, moderators_remove);
@@ -518,7 +587,8 @@ impl Reader {
         match self.chains.place(chain, pending) {
             Placement::Forked => Err(Rejection::Forked(blob.id)),
             Placement::Covered => {
-                self.applied.insert(blob.id, None);
+                self.applied.insert(blob.id, Applied::Content);
+                self.fresh.push(blob.id);
                 Ok(Ingested::Covered)
             }
             Placement::Held => {
@@ -636,7 +706,8 @@ impl Reader {
 
     /// Records a checkpoint this device wrote itself.
     pub fn record_own_checkpoint(&mut self, id: BlobId, scope: ScopeId, covers: u64) {
-        self.applied.insert(id, None);
+        self.applied.insert(id, Applied::Content);
+        self.fresh.push(id);
         self.checkpoints.insert(
             scope,
             CheckpointMark {
@@ -648,13 +719,22 @@ impl Reader {
 
     /// Merges a batch that is next in its chain, and moves the chain on.
     fn apply_batch(&mut self, chain: ChainId, batch: &PendingBatch) -> Result<(), Rejection> {
-        self.docs
-            .entry(batch.doc)
-            .or_default()
-            .apply(&batch.changes)
-            .map_err(|_| Rejection::BadChanges(batch.blob))?;
+        match &mut self.deferred {
+            Some(waiting) => waiting
+                .entry(batch.doc)
+                .or_default()
+                .push((batch.blob, batch.changes.clone())),
+            None => self
+                .docs
+                .entry(batch.doc)
+                .or_default()
+                .apply(&batch.changes)
+                .map_err(|_| Rejection::BadChanges(batch.blob))?,
+        }
         self.chains.advance(chain, batch);
-        self.applied.insert(batch.blob, Some((chain, batch.seq)));
+        self.applied
+            .insert(batch.blob, Applied::Batch(chain.0, chain.1, batch.seq));
+        self.fresh.push(batch.blob);
         self.note_batch(batch.doc, chain.1);
         Ok(())
     }
@@ -680,13 +760,84 @@ impl Reader {
         }
     }
 
-    fn retry_unreadable(&mut self, membership: &Membership) {
-        self.unreadable_ids.clear();
-        for blob in std::mem::take(&mut self.unreadable) {
-            if let Err(rejection) = self.ingest(&blob, membership) {
-                self.late_rejections.push(rejection);
+    /// Starts holding batches' changes back to merge them together; returns
+    /// whether they were already held (by an outer call, which merges them).
+    fn defer(&mut self) -> bool {
+        let outer = self.deferred.is_some();
+        if !outer {
+            self.deferred = Some(BTreeMap::new());
+        }
+        outer
+    }
+
+    /// Merges the changes held back since [`Reader::defer`] (unless an
+    /// outer call will). A document whose changes will not merge together
+    /// takes them one by one, and any that fails is refused on its own.
+    fn settle(&mut self, outer: bool) {
+        if outer {
+            return;
+        }
+        for (doc, batches) in self.deferred.take().unwrap_or_default() {
+            self.merge_into(doc, batches);
+        }
+    }
+
+    /// Merges the held changes of `doc` now (a check must see it whole).
+    fn settle_doc(&mut self, doc: DocId) {
+        let waiting = self.deferred.as_mut().and_then(|w| w.remove(&doc));
+        if let Some(batches) = waiting {
+            self.merge_into(doc, batches);
+        }
+    }
+
+    fn merge_into(&mut self, doc: DocId, batches: Vec<(BlobId, Vec<u8>)>) {
+        let target = self.docs.entry(doc).or_default();
+        let together: Vec<u8> = batches
+            .iter()
+            .flat_map(|(_, c)| c.iter().copied())
+            .collect();
+        if target.apply(&together).is_ok() {
+            return;
+        }
+        for (blob, changes) in batches {
+            if self.docs.entry(doc).or_default().apply(&changes).is_err() {
+                // Its chain has moved past it; it stays out of the document.
+                self.applied.remove(&blob);
+                self.fresh.retain(|b| *b != blob);
+                self.late_rejections.push(Rejection::BadChanges(blob));
             }
         }
+    }
+
+    /// Tries every unopened blob again. A key found on the way does not
+    /// start another pass inside this one (that made opening a researcher's
+    /// export quadratic); it asks for one more pass after it.
+    fn retry_unreadable(&mut self, membership: &Membership) {
+        if self.retrying {
+            self.retry_again = true;
+            return;
+        }
+        self.retrying = true;
+        let outer = self.defer();
+        loop {
+            self.retry_again = false;
+            self.unreadable_ids.clear();
+            // Key grants first (the relay shows neither a sequence number nor
+            // a checkpoint position for them), so the writing after them
+            // opens in this same pass.
+            let mut blobs = std::mem::take(&mut self.unreadable);
+            blobs.sort_by_key(|b| b.seq.is_some() || b.covers.is_some());
+            for blob in blobs {
+                if let Err(rejection) = self.ingest(&blob, membership) {
+                    self.late_rejections.push(rejection);
+                }
+            }
+            if !self.retry_again {
+                break;
+            }
+        }
+        self.settle(outer);
+        self.retrying = false;
     }
 }
 
