@@ -177,10 +177,10 @@ fn a_reflection_written_offline_reaches_only_the_people_chosen() {
         expected
     );
 
-    // Someone else's age key opens nothing.
+    // Someone else's age key is refused, saying which key to use.
     let stranger = dir(&base, "stranger.agekey");
     kith(&["keygen", "--out", &stranger]);
-    let none = kith(&[
+    let refused = kith_raw(&[
         "export",
         "--data-dir",
         &researcher,
@@ -189,7 +189,13 @@ fn a_reflection_written_offline_reaches_only_the_people_chosen() {
         "--format",
         "json",
     ]);
-    assert_eq!(authored_texts_of(&none), vec![]);
+    assert!(!refused.status.success());
+    assert!(refused.stdout.is_empty(), "nothing exported");
+    let said = String::from_utf8(refused.stderr).unwrap();
+    assert!(
+        said.contains("not one of the alliance's research team keys"),
+        "{said}"
+    );
 
     relay.kill();
     let needles = encodings_of(&canary);
