@@ -77,6 +77,9 @@ impl fmt::Display for Gap {
     }
 }
 
+/// Chains as saved: each one's head, and each one's checkpoint floor.
+pub(crate) type SavedChains = (Vec<(ChainId, ChainHead)>, Vec<(ChainId, u64)>);
+
 /// Every chain a reader has seen.
 #[derive(Default)]
 pub(crate) struct Chains {
@@ -156,7 +159,7 @@ impl Chains {
 
     /// Every chain's head and checkpoint floor, to save (held batches are
     /// not: their blobs stay stored and are read again).
-    pub fn saved(&self) -> (Vec<(ChainId, ChainHead)>, Vec<(ChainId, u64)>) {
+    pub fn saved(&self) -> SavedChains {
         let mut heads: Vec<_> = self.heads.iter().map(|(c, h)| (*c, *h)).collect();
         let mut floors: Vec<_> = self.floors.iter().map(|(c, f)| (*c, *f)).collect();
         heads.sort_by_key(|(chain, _)| *chain);

@@ -24,12 +24,7 @@ impl Client {
     /// learns with the researcher's key can then be saved by it.
     pub fn into_research_view(self, identity: AgeIdentity) -> Result<ResearchView, Error> {
         let recipient = identity.recipient().to_string();
-        if !self
-            .membership
-            .research_recipients()
-            .iter()
-            .any(|r| *r == recipient)
-        {
+        if !self.membership.research_recipients().contains(&recipient) {
             return Err(Error::NotAResearchKey);
         }
         let Client {

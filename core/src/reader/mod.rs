@@ -126,6 +126,10 @@ impl Rejection {
 /// Shown names, with the (log length, keys held) they were opened at.
 type NamesCache = Option<((u64, usize), std::sync::Arc<ShownNames>)>;
 
+/// Changes held back to merge together: each document's batches (blob,
+/// changes), in the order they were applied.
+type Deferred = BTreeMap<DocId, Vec<(BlobId, Vec<u8>)>>;
+
 /// A scope and epoch: which key opened a blob.
 type KeyName = (ScopeId, u32);
 
@@ -216,7 +220,7 @@ pub struct Reader {
     retrying: bool,
     /// While many blobs are ingested: the changes of applied batches, by
     /// document, to merge together at the end ([`Reader::ingest_all`]).
-    deferred: Option<BTreeMap<DocId, Vec<(BlobId, Vec<u8>)>>>,
+    deferred: Option<Deferred>,
     retry_again: bool,
 }
 
