@@ -200,8 +200,10 @@ impl Client {
 
     /// When writing was read or written since the last replica: the replica
     /// to store, then the stored blobs it makes redundant, to delete (except
-    /// those not yet sent). A sync does this at its end; a driver may also
-    /// ask, say before the app is put away.
+    /// those not yet sent). A sync does this at its end, after its state
+    /// record; a driver may also ask, say before the app is put away, once
+    /// it has stored every op before these: a replica must never hold more
+    /// than the state record beside it knows (its outbox, its own chains).
     pub fn save_replica(&mut self) -> Result<Vec<StoreOp>, Error> {
         let fresh = self.reader.take_superseded();
         if fresh.is_empty() && self.superseded.is_empty() {

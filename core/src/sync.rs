@@ -269,10 +269,14 @@ impl Client {
             run.report.rejected.dedup();
             run.report.missing = self.reader.gaps();
             self.recheck = run.report.rejected.iter().any(Rejection::may_be_repaired);
-            ops.extend(self.save_replica()?);
             Some(std::mem::take(&mut run.report))
         };
+        // The state first, then the replica: a replica never holds more than
+        // the state record beside it knows (its outbox, its own chains).
         ops.push(StoreOp::PutState(self.saved().encode()));
+        if finished.is_some() {
+            ops.extend(self.save_replica()?);
+        }
         if finished.is_none() {
             self.sync = Some(run);
         }

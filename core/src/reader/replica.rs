@@ -89,7 +89,15 @@ impl Reader {
                 })
             })
             .collect();
-        let mut applied: Vec<_> = self.applied.iter().map(|(id, a)| (*id, *a)).collect();
+        // Key grants are left out: their keys live in the state record, so a
+        // device opening from an older state record than its replica opens
+        // them again and gets their keys back.
+        let mut applied: Vec<_> = self
+            .applied
+            .iter()
+            .filter(|(_, a)| !matches!(a, Applied::Grant))
+            .map(|(id, a)| (*id, *a))
+            .collect();
         applied.sort_by_key(|(id, _)| *id);
         let mut checkpoints: Vec<_> = self.checkpoints.iter().map(|(s, m)| (*s, *m)).collect();
         checkpoints.sort_by_key(|(scope, _)| *scope);
