@@ -97,7 +97,10 @@ export function ReflectionItem({ item, device, storage, onChanged, onStorageErro
               value={draft}
               aria-describedby={error ? errorId : undefined}
               aria-invalid={error ? true : undefined}
-              onInput={(e) => setDraft(e.currentTarget.value)}
+              onInput={(e) => {
+                setDraft(e.currentTarget.value);
+                setError('');
+              }}
             />
             <div class="actions">
               <button type="submit" class="button small" disabled={busy}>
@@ -135,7 +138,10 @@ export function ReflectionItem({ item, device, storage, onChanged, onStorageErro
               value={draft}
               aria-describedby={error ? errorId : undefined}
               aria-invalid={error ? true : undefined}
-              onInput={(e) => setDraft(e.currentTarget.value)}
+              onInput={(e) => {
+                setDraft(e.currentTarget.value);
+                setError('');
+              }}
             />
             <fieldset class="choice">
               <legend class="label">Who can read it?</legend>
