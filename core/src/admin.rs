@@ -122,15 +122,17 @@ impl Client {
         rng: &mut impl CryptoRngCore,
     ) -> Result<(Invite, HttpRequest), Error> {
         if !self.role().may_invite() {
-            return Err(Error::Misuse("only a steward or facilitator can invite"));
+            return Err(Error::NotAllowed(
+                "only a steward or facilitator can invite",
+            ));
         }
         let cohort = match role {
-            Role::Steward => return Err(Error::Misuse("an invite cannot make a steward")),
+            Role::Steward => return Err(Error::NotAllowed("an invite cannot make a steward")),
             Role::Researcher => None,
             Role::Member | Role::Facilitator => Some(
                 cohort
                     .or(self.cohort())
-                    .ok_or(Error::Misuse("name the cohort the new member joins"))?,
+                    .ok_or(Error::Invalid("name the cohort the new member joins"))?,
             ),
         };
         self.invite_for(
@@ -210,7 +212,7 @@ impl Client {
                 .filter(|k| k.scope == scope)
                 .collect();
             if !held.iter().any(|k| k.epoch == current) {
-                return Err(Error::Misuse(
+                return Err(Error::SyncFirst(
                     "this device does not hold the newest key of that cohort; ask its facilitator to invite",
                 ));
             }
@@ -261,23 +263,23 @@ impl Client {
         self.require_active()?;
         let name = check_name(name, "cohort name")?;
         if self.role() != Role::Steward {
-            return Err(Error::Misuse("only a steward creates cohorts"));
+            return Err(Error::NotAllowed("only a steward creates cohorts"));
         }
         let taken = self
             .membership
             .cohorts()
             .any(|(id, _)| self.cohort_name(id).as_deref() == Some(name.as_str()));
         if taken {
-            return Err(Error::Misuse("a cohort with this name exists already"));
+            return Err(Error::Invalid("a cohort with this name exists already"));
         }
         let alliance_scope = self
             .membership
             .alliance_scope()
-            .ok_or(Error::Misuse("the alliance has no alliance scope"))?;
+            .ok_or(Error::CorruptState("the alliance has no alliance scope"))?;
         let sealed_to = self
             .reader
             .newest_key(alliance_scope)
-            .ok_or(Error::Misuse(
+            .ok_or(Error::SyncFirst(
                 "this device lacks the alliance key; sync first",
             ))?
             .identity
@@ -314,7 +316,7 @@ impl Client {
             .map(|(id, _)| *id)
             .collect();
         if devices.is_empty() {
-            return Err(Error::Misuse("no such member, or they have already left"));
+            return Err(Error::NotFound("no such member, or they have already left"));
         }
         self.remove_devices(devices, true, now, rng)
     }
@@ -328,7 +330,7 @@ impl Client {
         rng: &mut impl CryptoRngCore,
     ) -> Result<(HttpRequest, Vec<StoreOp>), Error> {
         if !self.membership.device(&device).is_some_and(|d| d.active) {
-            return Err(Error::Misuse("no such device, or it is already unlinked"));
+            return Err(Error::NotFound("no such device, or it is already unlinked"));
         }
         self.remove_devices(vec![device], false, now, rng)
     }
@@ -435,7 +437,7 @@ impl Client {
     ) -> Result<(HttpRequest, Vec<StoreOp>), Error> {
         if self.pending.is_some() {
             // Replacing it could lose keys the log already names.
-            return Err(Error::Misuse(
+            return Err(Error::SyncFirst(
                 "an earlier membership change is still waiting for the relay; sync first",
             ));
         }
@@ -470,7 +472,7 @@ impl Client {
         let pending = self
             .pending
             .take()
-            .ok_or(Error::Misuse("no membership change is waiting"))?;
+            .ok_or(Error::OutOfOrder("no membership change is waiting"))?;
         self.apply_log(&pending.entries)?;
         let mut ops = self.keep_change(pending);
         ops.push(StoreOp::PutState(self.saved().encode()));
@@ -533,9 +535,7 @@ impl Client {
         if self.is_active() {
             Ok(())
         } else {
-            Err(Error::Misuse(
-                "this device was removed from the alliance; it can no longer change anything",
-            ))
+            Err(Error::Removed)
         }
     }
 }

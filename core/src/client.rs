@@ -305,14 +305,14 @@ impl Client {
         let member = self
             .membership
             .member(&self.profile.member)
-            .ok_or(Error::Misuse(
+            .ok_or(Error::NotFound(
                 "this device is not in the alliance's membership",
             ))?;
         match scope {
-            WriteScope::Cohort => member.cohort.ok_or(Error::Misuse(
+            WriteScope::Cohort => member.cohort.ok_or(Error::NoCohort(
                 "researchers are not in a cohort; write with the research-only scope",
             )),
-            WriteScope::Research => member.research_scope.ok_or(Error::Misuse(
+            WriteScope::Research => member.research_scope.ok_or(Error::SyncFirst(
                 "this member's research-only space is not set up yet; sync first",
             )),
         }
@@ -349,7 +349,7 @@ impl Client {
         rng: &mut impl CryptoRngCore,
     ) -> Result<(ContributionId, Vec<StoreOp>), Error> {
         if !matches!(self.role(), Role::Facilitator | Role::Steward) {
-            return Err(Error::Misuse(
+            return Err(Error::NotAllowed(
                 "only a facilitator or a steward can put a question to their group",
             ));
         }
@@ -460,9 +460,7 @@ impl Client {
         if self.is_active() {
             Ok(())
         } else {
-            Err(Error::Misuse(
-                "this device was removed from the alliance; it can no longer write",
-            ))
+            Err(Error::Removed)
         }
     }
 
@@ -517,7 +515,7 @@ impl Client {
     /// writing back (after a restart too). Until a new key reaches it after a
     /// removal, it writes with the one it has; see the threat model.
     fn writing_key(&self, scope: ScopeId) -> Result<(u32, Recipient), Error> {
-        let key = self.reader.newest_key(scope).ok_or(Error::Misuse(
+        let key = self.reader.newest_key(scope).ok_or(Error::SyncFirst(
             "this device does not hold the key for that space yet; sync first",
         ))?;
         Ok((key.epoch, key.identity.recipient()))
@@ -902,7 +900,7 @@ pub(crate) fn json<T: serde::Serialize>(body: &T) -> Vec<u8> {
 pub(crate) fn check_name(name: &str, what: &'static str) -> Result<String, Error> {
     let name = name.trim();
     if name.is_empty() || name.chars().count() > MAX_PSEUDONYM_CHARS {
-        return Err(Error::Misuse(match what {
+        return Err(Error::Invalid(match what {
             "pseudonym" => "the pseudonym must be 1 to 64 characters",
             _ => "the name must be 1 to 64 characters",
         }));

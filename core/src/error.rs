@@ -53,9 +53,29 @@ pub enum Error {
     /// The relay's answer was not what the protocol allows.
     #[error("the relay's answer could not be understood ({0})")]
     BadResponse(&'static str),
-    /// A step was asked for in the wrong order.
+    /// A driver asked for a protocol step in the wrong order (a bug in the
+    /// app or command line, not something a member did).
     #[error("{0}")]
-    Misuse(&'static str),
+    OutOfOrder(&'static str),
+    /// This member's role does not allow it.
+    #[error("{0}")]
+    NotAllowed(&'static str),
+    /// This device was removed (or unlinked) from the alliance.
+    #[error("this device was removed from the alliance; it can no longer write or change anything")]
+    Removed,
+    /// Something a sync brings (a key, a space, the relay's answer to an
+    /// earlier change) is not here yet.
+    #[error("{0}")]
+    SyncFirst(&'static str),
+    /// Researchers are not in a cohort, so cannot write to one.
+    #[error("{0}")]
+    NoCohort(&'static str),
+    /// A member, device or other thing named is not in the alliance.
+    #[error("{0}")]
+    NotFound(&'static str),
+    /// An argument is not acceptable (a name too long, one already taken).
+    #[error("{0}")]
+    Invalid(&'static str),
     /// A membership entry was refused.
     #[error("the alliance's membership log was refused: {0}")]
     Membership(#[from] crate::membership::LogError),
@@ -110,7 +130,13 @@ impl Error {
             Error::Rejected(_) => "rejected",
             Error::Relay { .. } => "relay",
             Error::BadResponse(_) => "bad_response",
-            Error::Misuse(_) => "misuse",
+            Error::OutOfOrder(_) => "out_of_order",
+            Error::NotAllowed(_) => "not_allowed",
+            Error::Removed => "removed",
+            Error::SyncFirst(_) => "sync_first",
+            Error::NoCohort(_) => "no_cohort",
+            Error::NotFound(_) => "not_found",
+            Error::Invalid(_) => "invalid",
             Error::Membership(_) => "membership",
             Error::LogFork => "log_fork",
             Error::NameTaken(_) => "name_taken",
@@ -125,5 +151,59 @@ impl Error {
 impl From<automerge::AutomergeError> for Error {
     fn from(e: automerge::AutomergeError) -> Self {
         Error::Document(e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_distinct_and_snake_case() {
+        let id = crate::ids::ContributionId([0; 16]);
+        let all = [
+            Error::InvalidId {
+                what: "x",
+                expected_hex_digits: 2,
+            },
+            Error::InvalidInvite("x"),
+            Error::InvalidRecipient("x".into()),
+            Error::InvalidIdentity,
+            Error::EmptyText,
+            Error::TextTooLong { len: 2, max: 1 },
+            Error::Encrypt,
+            Error::CorruptState("x"),
+            Error::Rejected(crate::reader::Rejection::Damaged(crate::ids::BlobId(
+                [0; 16],
+            ))),
+            Error::Relay {
+                status: 500,
+                message: "x".into(),
+            },
+            Error::BadResponse("x"),
+            Error::OutOfOrder("x"),
+            Error::NotAllowed("x"),
+            Error::Removed,
+            Error::SyncFirst("x"),
+            Error::NoCohort("x"),
+            Error::NotFound("x"),
+            Error::Invalid("x"),
+            Error::LogFork,
+            Error::NameTaken("x".into()),
+            Error::NotYourItem(id),
+            Error::NoSuchQuestion(id),
+            Error::NotAResearchKey,
+            Error::Document("x".into()),
+        ];
+        let codes: std::collections::BTreeSet<&str> = all.iter().map(Error::code).collect();
+        // Every variant but `Membership` (it wraps a log error; its code is
+        // "membership", not among these).
+        assert_eq!(codes.len(), all.len(), "one code per variant");
+        assert!(!codes.contains("membership"));
+        assert!(
+            codes
+                .iter()
+                .all(|c| c.chars().all(|ch| ch.is_ascii_lowercase() || ch == '_'))
+        );
     }
 }

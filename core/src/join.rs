@@ -105,10 +105,12 @@ impl Joining {
     /// someone else has, say). The same device asks again.
     pub fn rename(&mut self, pseudonym: &str) -> Result<(), Error> {
         if self.pseudonym.is_none() {
-            return Err(Error::Misuse("a device added to a member keeps their name"));
+            return Err(Error::Invalid(
+                "a device added to a member keeps their name",
+            ));
         }
         if !matches!(self.step, Step::Redeem | Step::AwaitRedeem) || self.sent.is_some() {
-            return Err(Error::Misuse(
+            return Err(Error::OutOfOrder(
                 "this join has gone in; its name cannot change now",
             ));
         }
@@ -215,7 +217,7 @@ impl Joining {
             }
             other => {
                 self.step = other;
-                Err(Error::Misuse("no request is waiting for an answer"))
+                Err(Error::OutOfOrder("no request is waiting for an answer"))
             }
         }
     }
@@ -335,7 +337,7 @@ impl Joining {
         rng: &mut impl CryptoRngCore,
     ) -> Result<(Client, Vec<StoreOp>), Error> {
         let Step::Done(accepted) = self.step else {
-            return Err(Error::Misuse("joining has not finished"));
+            return Err(Error::OutOfOrder("joining has not finished"));
         };
         let Accepted {
             package,

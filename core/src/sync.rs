@@ -179,11 +179,11 @@ impl Client {
         let mut run = self
             .sync
             .take()
-            .ok_or(Error::Misuse("no sync is running"))?;
+            .ok_or(Error::OutOfOrder("no sync is running"))?;
         let awaiting = run
             .awaiting
             .take()
-            .ok_or(Error::Misuse("no request is waiting for an answer"))?;
+            .ok_or(Error::OutOfOrder("no request is waiting for an answer"))?;
         let mut ops = Vec::new();
         if awaiting == Phase::Change {
             // Refused (the log moved on meanwhile): forget it; the next run
