@@ -59,28 +59,43 @@ pub struct SyncStep {
 }
 
 pub(crate) struct SyncRun {
-    phase: Phase,
+    /// What to ask the relay next (once the answer to the last has come).
+    next: Step,
+    /// The request sent, whose answer is awaited.
+    waiting: Option<Waiting>,
     /// Where this run fetches blobs from (0 when looking again for missing ones).
     fetch_after: u64,
-    /// A membership change to send, with its entries already saved as pending.
-    change: Option<HttpRequest>,
     /// Whether to ask for checkpoints first (a new device, or one missing something).
     want_checkpoints: bool,
     /// The scopes to fetch, each from its newest checkpoint; `None` for all.
     scopes: Option<Vec<(ScopeId, u64)>>,
     /// Whether this run already wrote the checkpoints it owed.
     checkpointed: bool,
-    awaiting: Option<Phase>,
-    sending: Vec<BlobId>,
     report: SyncReport,
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Phase {
+/// The steps of a run, in order; each carries what it needs.
+enum Step {
+    /// Fetch the membership log (a page at a time).
+    Log,
+    /// Send a membership change this device owes (its entries are already
+    /// saved as pending).
+    Change(HttpRequest),
+    /// Ask for the newest checkpoint of each scope.
+    Checkpoints,
+    /// Send the outbox (a page at a time).
+    Upload,
+    /// Fetch new blobs (a page at a time).
+    Fetch,
+}
+
+/// A request on its way, and what its answer is for.
+enum Waiting {
     Log,
     Change,
     Checkpoints,
-    Upload,
+    /// The blobs sent: the relay may confirm only these.
+    Upload(Vec<BlobId>),
     Fetch,
 }
 
@@ -90,14 +105,12 @@ impl Client {
         let looking_again = self.recheck || !self.reader.gaps().is_empty();
         let fetch_after = if looking_again { 0 } else { self.cursor };
         self.sync = Some(SyncRun {
-            phase: Phase::Log,
+            next: Step::Log,
+            waiting: None,
             fetch_after,
-            change: None,
             want_checkpoints: looking_again || self.cursor == 0,
             scopes: None,
             checkpointed: false,
-            awaiting: None,
-            sending: Vec::new(),
             report: SyncReport::default(),
         });
     }
@@ -109,32 +122,38 @@ impl Client {
         rng: &mut impl CryptoRngCore,
     ) -> Option<HttpRequest> {
         let mut run = self.sync.take()?;
-        if run.awaiting.is_some() {
+        if run.waiting.is_some() {
             self.sync = Some(run);
             return None;
         }
-        if run.phase == Phase::Change && run.change.is_none() {
-            run.phase = Phase::Checkpoints;
+        // Steps with nothing to do are passed over.
+        if matches!(run.next, Step::Checkpoints) && !(run.want_checkpoints && run.scopes.is_some())
+        {
+            run.next = Step::Upload;
         }
-        if run.phase == Phase::Checkpoints && !(run.want_checkpoints && run.scopes.is_some()) {
-            run.phase = Phase::Upload;
-        }
-        if run.phase == Phase::Upload && self.outbox.is_empty() {
-            run.phase = Phase::Fetch;
+        if matches!(run.next, Step::Upload) && self.outbox.is_empty() {
+            run.next = Step::Fetch;
         }
         let alliance = self.profile.alliance;
-        let request = match run.phase {
-            Phase::Log => {
+        // The answer decides the step after; until then the run waits.
+        let (request, waiting) = match std::mem::replace(&mut run.next, Step::Fetch) {
+            Step::Log => {
                 let path = api::paths::log_from(alliance, self.membership.len());
-                self.sign_request("GET", path, Vec::new(), now, rng)
+                (
+                    self.sign_request("GET", path, Vec::new(), now, rng),
+                    Waiting::Log,
+                )
             }
-            Phase::Change => run.change.take().expect("checked above"),
-            Phase::Checkpoints => {
+            Step::Change(request) => (request, Waiting::Change),
+            Step::Checkpoints => {
                 let scopes = run.scopes.as_deref().unwrap_or_default();
                 let path = api::paths::checkpoints(alliance, scopes);
-                self.sign_request("GET", path, Vec::new(), now, rng)
+                (
+                    self.sign_request("GET", path, Vec::new(), now, rng),
+                    Waiting::Checkpoints,
+                )
             }
-            Phase::Upload => {
+            Step::Upload => {
                 // As many as fit in one request (base64 adds a third), at least one.
                 let budget = api::MAX_REQUEST_BYTES / 2;
                 let mut used = 0;
@@ -148,21 +167,27 @@ impl Client {
                     })
                     .cloned()
                     .collect();
-                run.sending = blobs.iter().map(|b| b.id).collect();
+                let sending = blobs.iter().map(|b| b.id).collect();
                 let body = json(&AppendBlobs { blobs });
-                self.sign_request("POST", api::paths::blobs(alliance), body, now, rng)
+                (
+                    self.sign_request("POST", api::paths::blobs(alliance), body, now, rng),
+                    Waiting::Upload(sending),
+                )
             }
-            Phase::Fetch => {
+            Step::Fetch => {
                 let path = api::paths::blobs_after(
                     alliance,
                     run.fetch_after,
                     api::MAX_BLOBS_PER_FETCH,
                     run.scopes.as_deref(),
                 );
-                self.sign_request("GET", path, Vec::new(), now, rng)
+                (
+                    self.sign_request("GET", path, Vec::new(), now, rng),
+                    Waiting::Fetch,
+                )
             }
         };
-        run.awaiting = Some(run.phase);
+        run.waiting = Some(waiting);
         self.sync = Some(run);
         Some(request)
     }
@@ -180,57 +205,59 @@ impl Client {
             .sync
             .take()
             .ok_or(Error::OutOfOrder("no sync is running"))?;
-        let awaiting = run
-            .awaiting
+        let waiting = run
+            .waiting
             .take()
             .ok_or(Error::OutOfOrder("no request is waiting for an answer"))?;
         let mut ops = Vec::new();
-        if awaiting == Phase::Change {
-            // Refused (the log moved on meanwhile): forget it; the next run
-            // looks again at what is owed.
-            let accepted = (200..300).contains(&response.status);
-            if !accepted && response.status != 409 {
-                return Err(relay_error(&response));
+        let ok = (200..300).contains(&response.status);
+        let more = match waiting {
+            Waiting::Change => {
+                // Refused (the log moved on meanwhile): forget it; the next
+                // run looks again at what is owed.
+                if !ok && response.status != 409 {
+                    return Err(relay_error(&response));
+                }
+                ops.extend(if ok {
+                    self.change_accepted()?
+                } else {
+                    self.change_refused()
+                });
+                run.next = Step::Checkpoints;
+                self.sync = Some(run);
+                return Ok(SyncStep {
+                    ops,
+                    finished: None,
+                });
             }
-            ops.extend(if accepted {
-                self.change_accepted()?
-            } else {
-                self.change_refused()
-            });
-            run.phase = Phase::Checkpoints;
-            self.sync = Some(run);
-            return Ok(SyncStep {
-                ops,
-                finished: None,
-            });
-        }
-        if !(200..300).contains(&response.status) {
-            return Err(relay_error(&response));
-        }
-        let more = match awaiting {
-            Phase::Log => {
+            _ if !ok => return Err(relay_error(&response)),
+            Waiting::Log => {
                 let page: LogPage = parse(&response)?;
                 self.apply_log(&page.entries)?;
-                if !page.more {
+                run.next = if page.more {
+                    Step::Log
+                } else {
                     ops.extend(self.settle_pending());
-                    run.change = self.owed_change(now, rng, &mut ops)?;
+                    let owed = self.owed_change(now, rng, &mut ops)?;
                     run.scopes = self.fetch_scopes();
-                    run.phase = Phase::Change;
-                }
+                    match owed {
+                        Some(request) => Step::Change(request),
+                        None => Step::Checkpoints,
+                    }
+                };
                 true
             }
-            Phase::Change => unreachable!("handled above"),
-            Phase::Checkpoints => {
+            Waiting::Checkpoints => {
                 let list: CheckpointList = parse(&response)?;
                 self.ingest_fetched(list.checkpoints, &mut run.report, &mut ops);
                 // Fetch each scope from where its newest checkpoint ends.
                 run.scopes = self.fetch_scopes();
-                run.phase = Phase::Upload;
+                run.next = Step::Upload;
                 true
             }
-            Phase::Upload => {
+            Waiting::Upload(sending) => {
                 let appended: Appended = parse(&response)?;
-                if appended.stored.iter().any(|id| !run.sending.contains(id)) {
+                if appended.stored.iter().any(|id| !sending.contains(id)) {
                     return Err(Error::BadResponse(
                         "the relay confirmed a blob that was not sent",
                     ));
@@ -240,9 +267,10 @@ impl Client {
                 if appended.stored.is_empty() {
                     return Err(Error::BadResponse("the relay stored nothing"));
                 }
+                run.next = Step::Upload;
                 true
             }
-            Phase::Fetch => {
+            Waiting::Fetch => {
                 let page: BlobPage = parse(&response)?;
                 if page.next < run.fetch_after || page.blobs.len() > api::MAX_BLOBS_PER_FETCH {
                     return Err(Error::BadResponse("the page does not follow the last one"));
@@ -250,16 +278,17 @@ impl Client {
                 self.ingest_fetched(page.blobs, &mut run.report, &mut ops);
                 run.fetch_after = page.next;
                 self.cursor = self.cursor.max(page.next);
+                run.next = Step::Fetch;
                 if !page.more && !run.checkpointed {
                     // Summaries this device owes go out in this run.
                     run.checkpointed = true;
                     let written = self.due_checkpoints(rng)?;
                     if !written.is_empty() {
                         ops.extend(written);
-                        run.phase = Phase::Upload;
+                        run.next = Step::Upload;
                     }
                 }
-                page.more || run.phase == Phase::Upload
+                page.more || matches!(run.next, Step::Upload)
             }
         };
         let finished = if more {
@@ -274,11 +303,9 @@ impl Client {
         // The state first, then the replica: a replica never holds more than
         // the state record beside it knows (its outbox, its own chains).
         ops.push(StoreOp::PutState(self.saved().encode()));
-        if finished.is_some() {
-            ops.extend(self.save_replica()?);
-        }
-        if finished.is_none() {
-            self.sync = Some(run);
+        match finished {
+            Some(_) => ops.extend(self.save_replica()?),
+            None => self.sync = Some(run),
         }
         Ok(SyncStep { ops, finished })
     }
