@@ -1,119 +1,201 @@
-//! Core values to plain JavaScript objects.
+//! What the bindings hand to JavaScript, as Rust types. Each derives its
+//! TypeScript declaration (tsify, into the generated .d.ts), so the app's
+//! types follow these, and crosses as a plain object (serde-wasm-bindgen).
 
-use js_sys::{Array, Object, Reflect, Uint8Array};
+use kith_core::kinds::Kind;
 use kith_core::{Client, ContributionView, HttpRequest, StoreOp, SyncReport, encode_blob};
+use serde::Serialize;
+use tsify::{Ts, Tsify};
 use wasm_bindgen::JsValue;
 
-pub fn set(obj: &Object, key: &str, value: &JsValue) {
-    // Setting a property on a plain new object cannot fail.
-    let _ = Reflect::set(obj, &key.into(), value);
+/// A value as JavaScript gets it, typed by its generated declaration.
+pub fn ts<T: Tsify + Serialize>(value: &T) -> Result<Ts<T>, JsValue> {
+    value
+        .into_ts()
+        .map_err(|e| crate::coded("encode", &format!("could not hand a value to the app: {e}")))
 }
 
-fn object(pairs: &[(&str, JsValue)]) -> JsValue {
-    let obj = Object::new();
-    for (k, v) in pairs {
-        set(&obj, k, v);
+/// Each of `values`, as [`ts`] gives it.
+pub fn each<T: Tsify + Serialize>(values: &[T]) -> Result<Vec<Ts<T>>, JsValue> {
+    values.iter().map(ts).collect()
+}
+
+/// A request the core built and signed; the app only sends it.
+#[derive(Serialize, Tsify)]
+pub struct RelayRequest {
+    pub method: String,
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+    #[serde(with = "serde_bytes")]
+    #[tsify(type = "Uint8Array<ArrayBuffer>")]
+    pub body: Vec<u8>,
+}
+
+impl From<HttpRequest> for RelayRequest {
+    fn from(r: HttpRequest) -> Self {
+        Self {
+            method: r.method.to_owned(),
+            path: r.path,
+            headers: r
+                .headers
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v))
+                .collect(),
+            body: r.body,
+        }
     }
-    obj.into()
 }
 
-fn bytes(b: &[u8]) -> JsValue {
-    Uint8Array::from(b).into()
+/// What the core asks the app to store, in order, in one transaction.
+#[derive(Serialize, Tsify)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum StoreOpView {
+    /// Keep this blob (as stored), under its id.
+    Blob {
+        id: String,
+        #[serde(with = "serde_bytes")]
+        #[tsify(type = "Uint8Array")]
+        bytes: Vec<u8>,
+    },
+    /// Replace the state record.
+    State {
+        #[serde(with = "serde_bytes")]
+        #[tsify(type = "Uint8Array")]
+        bytes: Vec<u8>,
+    },
+    /// Replace the replica (what the device read, sealed to it).
+    Replica {
+        #[serde(with = "serde_bytes")]
+        #[tsify(type = "Uint8Array")]
+        bytes: Vec<u8>,
+    },
+    /// Delete this stored blob.
+    Delete { id: String },
 }
 
-pub fn request(r: &HttpRequest) -> JsValue {
-    let headers: Array = r
-        .headers
-        .iter()
-        .map(|(k, v)| -> JsValue { Array::of2(&(*k).into(), &v.into()).into() })
-        .collect();
-    object(&[
-        ("method", r.method.into()),
-        ("path", r.path.clone().into()),
-        ("headers", headers.into()),
-        ("body", bytes(&r.body)),
-    ])
-}
-
-pub fn ops(ops: Vec<StoreOp>) -> JsValue {
-    let out: Array = ops
-        .into_iter()
+pub fn ops(ops: Vec<StoreOp>) -> Vec<StoreOpView> {
+    ops.into_iter()
         .map(|op| match op {
-            StoreOp::PutBlob(b) => object(&[
-                ("kind", "blob".into()),
-                ("id", b.id.to_string().into()),
-                ("bytes", bytes(&encode_blob(&b))),
-            ]),
-            StoreOp::PutState(s) => object(&[("kind", "state".into()), ("bytes", bytes(&s))]),
-            StoreOp::PutReplica(r) => object(&[("kind", "replica".into()), ("bytes", bytes(&r))]),
-            StoreOp::DeleteBlob(id) => {
-                object(&[("kind", "delete".into()), ("id", id.to_string().into())])
-            }
+            StoreOp::PutBlob(b) => StoreOpView::Blob {
+                id: b.id.to_string(),
+                bytes: encode_blob(&b),
+            },
+            StoreOp::PutState(s) => StoreOpView::State { bytes: s.to_vec() },
+            StoreOp::PutReplica(r) => StoreOpView::Replica { bytes: r },
+            StoreOp::DeleteBlob(id) => StoreOpView::Delete { id: id.to_string() },
         })
-        .collect();
-    out.into()
+        .collect()
 }
 
-fn kind_name(kind: kith_core::kinds::Kind) -> &'static str {
-    use kith_core::kinds::Kind;
-    match kind {
-        Kind::Prompt => "prompt",
-        Kind::Response => "response",
-        Kind::Agenda => "agenda",
-        _ => "reflection",
+/// An item written locally: its id, and what to store.
+#[derive(Serialize, Tsify)]
+pub struct Written {
+    pub id: String,
+    pub ops: Vec<StoreOpView>,
+}
+
+/// The kind of an item.
+#[derive(Serialize, Tsify)]
+#[serde(rename_all = "lowercase")]
+pub enum ContributionKind {
+    /// A member's reflection.
+    Reflection,
+    /// A question a facilitator or steward put to the group.
+    Prompt,
+    /// An answer to a question (`prompt` names it).
+    Response,
+    /// An item on the cohort's agenda for its next meeting.
+    Agenda,
+}
+
+/// One item a device can read.
+#[derive(Serialize, Tsify)]
+#[serde(rename_all = "camelCase")]
+pub struct Contribution {
+    pub id: String,
+    pub author: String,
+    pub text: String,
+    pub created_at: String,
+    /// Only the research team (and the writer's own devices) may read it.
+    pub research_only: bool,
+    /// This member wrote it: they may edit or delete it.
+    pub mine: bool,
+    pub kind: ContributionKind,
+    /// For an answer, the id of the question it answers.
+    #[tsify(optional)]
+    pub prompt: Option<String>,
+}
+
+pub fn contribution(c: &ContributionView) -> Contribution {
+    Contribution {
+        id: c.id.to_string(),
+        author: c.author.clone(),
+        text: c.text.clone(),
+        created_at: c.created_at.clone(),
+        research_only: c.research_only,
+        mine: c.mine,
+        kind: match c.kind {
+            Kind::Prompt => ContributionKind::Prompt,
+            Kind::Response => ContributionKind::Response,
+            Kind::Agenda => ContributionKind::Agenda,
+            _ => ContributionKind::Reflection,
+        },
+        prompt: c.prompt.map(|p| p.to_string()),
     }
 }
 
-pub fn contribution(c: &ContributionView) -> JsValue {
-    object(&[
-        ("id", c.id.to_string().into()),
-        ("author", c.author.clone().into()),
-        ("text", c.text.clone().into()),
-        ("createdAt", c.created_at.clone().into()),
-        ("researchOnly", c.research_only.into()),
-        ("mine", c.mine.into()),
-        ("kind", kind_name(c.kind).into()),
-        (
-            "prompt",
-            c.prompt.map_or(JsValue::NULL, |p| p.to_string().into()),
-        ),
-    ])
+/// Who this device is, in which alliance.
+#[derive(Serialize, Tsify)]
+#[serde(rename_all = "camelCase")]
+pub struct Profile {
+    pub alliance_id: String,
+    pub alliance_name: String,
+    pub pseudonym: String,
+    pub role: String,
+    pub device_id: String,
+    pub relay: String,
+    /// The member's cohort's name (researchers have none).
+    #[tsify(optional)]
+    pub cohort: Option<String>,
 }
 
-pub fn profile(client: &Client) -> JsValue {
+pub fn profile(client: &Client) -> Profile {
     let p = client.profile();
-    object(&[
-        ("allianceId", p.alliance.to_string().into()),
-        ("allianceName", p.alliance_name.clone().into()),
-        ("pseudonym", p.pseudonym.clone().into()),
-        ("role", client.role().as_str().into()),
-        ("deviceId", client.device_id().to_string().into()),
-        ("relay", p.relay.clone().into()),
-        (
-            "cohort",
-            client
-                .cohort()
-                .and_then(|c| client.cohort_name(&c))
-                .map_or(JsValue::NULL, JsValue::from),
-        ),
-    ])
+    Profile {
+        alliance_id: p.alliance.to_string(),
+        alliance_name: p.alliance_name.clone(),
+        pseudonym: p.pseudonym.clone(),
+        role: client.role().as_str().to_owned(),
+        device_id: client.device_id().to_string(),
+        relay: p.relay.clone(),
+        cohort: client.cohort().and_then(|c| client.cohort_name(&c)),
+    }
 }
 
-pub fn report(r: &SyncReport) -> JsValue {
-    let rejected: Array = r
-        .rejected
-        .iter()
-        .map(|e| JsValue::from(e.to_string()))
-        .collect();
-    let missing: Array = r
-        .missing
-        .iter()
-        .map(|g| JsValue::from(g.to_string()))
-        .collect();
-    object(&[
-        ("sent", (r.sent as u32).into()),
-        ("received", (r.received as u32).into()),
-        ("rejected", rejected.into()),
-        ("missing", missing.into()),
-    ])
+/// What one sync run did.
+#[derive(Serialize, Tsify)]
+pub struct Report {
+    pub sent: u32,
+    pub received: u32,
+    /// Blobs refused, each as a sentence.
+    pub rejected: Vec<String>,
+    /// Batches still missing, each as a sentence.
+    pub missing: Vec<String>,
+}
+
+pub fn report(r: &SyncReport) -> Report {
+    Report {
+        sent: u32::try_from(r.sent).unwrap_or(u32::MAX),
+        received: u32::try_from(r.received).unwrap_or(u32::MAX),
+        rejected: r.rejected.iter().map(ToString::to_string).collect(),
+        missing: r.missing.iter().map(ToString::to_string).collect(),
+    }
+}
+
+/// What to store after one answer, and, when the run is over, its report.
+#[derive(Serialize, Tsify)]
+pub struct SyncStep {
+    pub ops: Vec<StoreOpView>,
+    #[tsify(optional)]
+    pub finished: Option<Report>,
 }

@@ -11,7 +11,11 @@ use kith_core::{Client, HttpResponse, Joining as CoreJoining, Timestamp, WriteSc
 use rand_core::OsRng;
 use wasm_bindgen::prelude::*;
 
-use convert::{contribution, ops, report, request};
+use convert::{
+    Contribution, Profile, RelayRequest, StoreOpView, SyncStep, Written, contribution, each, ops,
+    report, ts,
+};
+use tsify::Ts;
 
 fn now() -> Timestamp {
     Timestamp(js_sys::Date::now() as u64)
@@ -23,7 +27,7 @@ fn fail(e: kith_core::Error) -> JsValue {
     coded(e.code(), &e.to_string())
 }
 
-fn coded(code: &str, message: &str) -> JsValue {
+pub(crate) fn coded(code: &str, message: &str) -> JsValue {
     let error = js_sys::Error::new(message);
     error.set_name("KithError");
     let _ = js_sys::Reflect::set(&error, &"code".into(), &code.into());
@@ -65,8 +69,8 @@ impl KithDevice {
     }
 
     /// Writes a reflection locally, for the research team only or for the
-    /// member's cohort too. Returns `{ id, ops }`; persist `ops` in order.
-    pub fn contribute(&mut self, text: &str, research_only: bool) -> Result<JsValue, JsValue> {
+    /// member's cohort too. Persist its `ops` in order.
+    pub fn contribute(&mut self, text: &str, research_only: bool) -> Result<Ts<Written>, JsValue> {
         let scope = if research_only {
             WriteScope::Research
         } else {
@@ -76,20 +80,20 @@ impl KithDevice {
             .inner
             .contribute(text, scope, now(), &mut OsRng)
             .map_err(fail)?;
-        let out = js_sys::Object::new();
-        convert::set(&out, "id", &id.to_string().into());
-        convert::set(&out, "ops", &ops(store));
-        Ok(out.into())
+        ts(&Written {
+            id: id.to_string(),
+            ops: ops(store),
+        })
     }
 
     /// Answers question `prompt` (its id), for the research team only or
-    /// for the member's cohort too. Returns `{ id, ops }`.
+    /// for the member's cohort too. Persist its `ops` in order.
     pub fn respond(
         &mut self,
         prompt: &str,
         text: &str,
         research_only: bool,
-    ) -> Result<JsValue, JsValue> {
+    ) -> Result<Ts<Written>, JsValue> {
         let prompt = parse_id(prompt)?;
         let scope = if research_only {
             WriteScope::Research
@@ -100,40 +104,41 @@ impl KithDevice {
             .inner
             .respond(prompt, text, scope, now(), &mut OsRng)
             .map_err(fail)?;
-        let out = js_sys::Object::new();
-        convert::set(&out, "id", &id.to_string().into());
-        convert::set(&out, "ops", &ops(store));
-        Ok(out.into())
+        ts(&Written {
+            id: id.to_string(),
+            ops: ops(store),
+        })
     }
 
     /// Replaces the text of one of the member's own reflections. Returns the
     /// store ops; persist them in order.
-    pub fn edit(&mut self, id: &str, text: &str) -> Result<JsValue, JsValue> {
+    pub fn edit(&mut self, id: &str, text: &str) -> Result<Vec<Ts<StoreOpView>>, JsValue> {
         let id = parse_id(id)?;
         let store = self.inner.edit(id, text, now(), &mut OsRng).map_err(fail)?;
-        Ok(ops(store))
+        each(&ops(store))
     }
 
     /// Deletes one of the member's own reflections. Returns the store ops.
-    pub fn delete(&mut self, id: &str) -> Result<JsValue, JsValue> {
+    pub fn delete(&mut self, id: &str) -> Result<Vec<Ts<StoreOpView>>, JsValue> {
         let id = parse_id(id)?;
         let store = self.inner.delete(id, now(), &mut OsRng).map_err(fail)?;
-        Ok(ops(store))
+        each(&ops(store))
     }
 
-    /// Every contribution this device can read:
-    /// `{ id, author, text, createdAt, researchOnly, mine }[]`.
-    pub fn contributions(&self) -> Array {
-        self.inner
+    /// Every item this device can read, oldest first.
+    pub fn contributions(&self) -> Result<Vec<Ts<Contribution>>, JsValue> {
+        let all: Vec<Contribution> = self
+            .inner
             .contributions()
             .iter()
             .map(contribution)
-            .collect()
+            .collect();
+        each(&all)
     }
 
-    /// `{ allianceId, allianceName, pseudonym, role, deviceId, relay }`.
-    pub fn profile(&self) -> JsValue {
-        convert::profile(&self.inner)
+    /// Who this device is, in which alliance.
+    pub fn profile(&self) -> Result<Ts<Profile>, JsValue> {
+        ts(&convert::profile(&self.inner))
     }
 
     /// How many blobs wait to be sent.
@@ -148,40 +153,40 @@ impl KithDevice {
         self.inner.sync_start();
     }
 
-    /// The next request `{ method, path, headers, body }`, or `undefined` when done.
+    /// The next request, or `undefined` when done.
     #[wasm_bindgen(js_name = syncNext)]
-    pub fn sync_next(&mut self) -> JsValue {
-        match self.inner.sync_next(now(), &mut OsRng) {
-            Some(r) => request(&r),
-            None => JsValue::UNDEFINED,
-        }
+    pub fn sync_next(&mut self) -> Result<Option<Ts<RelayRequest>>, JsValue> {
+        let next = self.inner.sync_next(now(), &mut OsRng);
+        next.map(|r| ts(&RelayRequest::from(r))).transpose()
     }
 
-    /// A signed request `{ method, path, headers, body }` for the relay's
+    /// A signed request for the relay's
     /// live updates: a stream of server-sent events, `ready` first, then
     /// `changed` whenever the alliance changes (sync at each), or `removed`.
     /// Each call signs anew; a request is good for one use.
     #[wasm_bindgen(js_name = eventsRequest)]
-    pub fn events_request(&self) -> JsValue {
-        request(&self.inner.events_request(now(), &mut OsRng))
+    pub fn events_request(&self) -> Result<Ts<RelayRequest>, JsValue> {
+        ts(&RelayRequest::from(
+            self.inner.events_request(now(), &mut OsRng),
+        ))
     }
 
-    /// A signed long poll `{ method, path, headers, body }`, for networks
+    /// A signed long poll, for networks
     /// that hold streamed answers back: the relay answers when something
     /// this device reads arrives, or with an empty page after `wait_secs`.
     /// Either way, sync next. Each call signs anew.
     #[wasm_bindgen(js_name = waitRequest)]
-    pub fn wait_request(&self, wait_secs: u32) -> JsValue {
-        request(
-            &self
-                .inner
-                .wait_request(u64::from(wait_secs), now(), &mut OsRng),
-        )
+    pub fn wait_request(&self, wait_secs: u32) -> Result<Ts<RelayRequest>, JsValue> {
+        ts(&RelayRequest::from(self.inner.wait_request(
+            u64::from(wait_secs),
+            now(),
+            &mut OsRng,
+        )))
     }
 
-    /// Feeds the answer. Returns `{ ops, finished? : { sent, received, rejected } }`.
+    /// Feeds the answer: what to store, and the report once the run is over.
     #[wasm_bindgen(js_name = syncReceive)]
-    pub fn sync_receive(&mut self, status: u16, body: &[u8]) -> Result<JsValue, JsValue> {
+    pub fn sync_receive(&mut self, status: u16, body: &[u8]) -> Result<Ts<SyncStep>, JsValue> {
         let step = self
             .inner
             .sync_receive(
@@ -193,12 +198,10 @@ impl KithDevice {
                 &mut OsRng,
             )
             .map_err(fail)?;
-        let out = js_sys::Object::new();
-        convert::set(&out, "ops", &ops(step.ops));
-        if let Some(r) = step.finished {
-            convert::set(&out, "finished", &report(&r));
-        }
-        Ok(out.into())
+        ts(&SyncStep {
+            ops: ops(step.ops),
+            finished: step.finished.as_ref().map(report),
+        })
     }
 }
 
@@ -206,6 +209,7 @@ impl KithDevice {
 #[wasm_bindgen]
 pub struct Joining {
     inner: Option<CoreJoining>,
+    finished_ops: Vec<StoreOpView>,
 }
 
 #[wasm_bindgen]
@@ -214,7 +218,10 @@ impl Joining {
     #[wasm_bindgen(constructor)]
     pub fn new(invite: &str, pseudonym: &str) -> Result<Joining, JsValue> {
         let inner = CoreJoining::new(invite, pseudonym, &mut OsRng).map_err(fail)?;
-        Ok(Joining { inner: Some(inner) })
+        Ok(Joining {
+            inner: Some(inner),
+            finished_ops: Vec::new(),
+        })
     }
 
     /// Chooses another pseudonym before the join has gone in (the first was
@@ -235,15 +242,12 @@ impl Joining {
             .unwrap_or_default()
     }
 
-    /// The next request `{ method, path, headers, body }`, or `undefined`
-    /// when joined (then call `finish`).
+    /// The next request, or `undefined` when joined (then call `finish`).
     #[wasm_bindgen(js_name = nextRequest)]
-    pub fn next_request(&mut self) -> Result<JsValue, JsValue> {
+    pub fn next_request(&mut self) -> Result<Option<Ts<RelayRequest>>, JsValue> {
         let inner = self.inner.as_mut().ok_or_else(used)?;
-        Ok(match inner.next_request(now(), &mut OsRng) {
-            Some(r) => request(&r),
-            None => JsValue::UNDEFINED,
-        })
+        let next = inner.next_request(now(), &mut OsRng);
+        next.map(|r| ts(&RelayRequest::from(r))).transpose()
     }
 
     /// Feeds the relay's answer to the last request.
@@ -261,13 +265,17 @@ impl Joining {
             .map_err(fail)
     }
 
-    /// The device, once joined. Returns `{ device, ops }`.
-    pub fn finish(&mut self) -> Result<JsValue, JsValue> {
+    /// The device, once joined; then take what to store with `takeOps`.
+    pub fn finish(&mut self) -> Result<KithDevice, JsValue> {
         let inner = self.inner.take().ok_or_else(used)?;
         let (client, store) = inner.finish(now(), &mut OsRng).map_err(fail)?;
-        let out = js_sys::Object::new();
-        convert::set(&out, "device", &KithDevice { inner: client }.into());
-        convert::set(&out, "ops", &ops(store));
-        Ok(out.into())
+        self.finished_ops = ops(store);
+        Ok(KithDevice { inner: client })
+    }
+
+    /// What the finished join asks the app to store, in order (once).
+    #[wasm_bindgen(js_name = takeOps)]
+    pub fn take_ops(&mut self) -> Result<Vec<Ts<StoreOpView>>, JsValue> {
+        each(&std::mem::take(&mut self.finished_ops))
     }
 }
