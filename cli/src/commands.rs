@@ -178,7 +178,7 @@ fn init(dir: &DataDir, mut new: NewAlliance, researchers: &[String]) -> Result<O
     if !(200..300).contains(&response.status) {
         bail!(
             "the relay refused to register the alliance: {}",
-            message(&response.body)
+            response.refusal_message()
         );
     }
     dir.apply(ops)?;
@@ -468,10 +468,4 @@ fn csv_bytes(contributions: &[ContributionView]) -> Result<Vec<u8>> {
         ])?;
     }
     Ok(writer.into_inner()?)
-}
-
-pub fn message(body: &[u8]) -> String {
-    serde_json::from_slice::<kith_core::api::ErrorBody>(body)
-        .map(|e| e.message)
-        .unwrap_or_else(|_| "no details".into())
 }

@@ -8,7 +8,6 @@ use kith_core::{Client, DeviceId, Joining, MemberId, ScopeId};
 use rand_core::OsRng;
 use serde_json::json;
 
-use crate::commands::message;
 use crate::relay::{Relay, change, join_relay, now, publish, sync};
 use crate::store::DataDir;
 use crate::{CohortCommand, DeviceCommand, MemberCommand, Output};
@@ -133,7 +132,7 @@ fn withdraw(data_dir: &Path, member: &str) -> Result<Output> {
     if !(200..300).contains(&response.status) {
         bail!(
             "the relay did not delete {member}'s writing: {}",
-            message(&response.body)
+            response.refusal_message()
         );
     }
     let done: Withdrawn = serde_json::from_slice(&response.body)

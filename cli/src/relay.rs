@@ -10,7 +10,6 @@ use kith_core::{
 };
 use rand_core::OsRng;
 
-use crate::commands::message;
 use crate::store::DataDir;
 
 /// The clock, in milliseconds since the epoch.
@@ -106,24 +105,9 @@ impl Relay {
     }
 }
 
-/// Runs a full sync, persisting as it goes. When batches are missing at
-/// the end, runs once more: that run starts from the newest checkpoints, so
-/// batches the relay deleted because a checkpoint superseded them (a device
-/// offline for a long time) are found there.
+/// Runs a full sync, persisting as it goes. (A run that ends with batches
+/// missing looks once more from the newest checkpoints by itself.)
 pub fn sync(client: &mut Client, dir: &DataDir) -> Result<SyncReport> {
-    let first = sync_once(client, dir)?;
-    if first.missing.is_empty() {
-        return Ok(first);
-    }
-    let mut again = sync_once(client, dir)?;
-    again.sent += first.sent;
-    again.received += first.received;
-    again.rejected.extend(first.rejected);
-    again.rejected.dedup();
-    Ok(again)
-}
-
-fn sync_once(client: &mut Client, dir: &DataDir) -> Result<SyncReport> {
     let relay = Relay::new(&client.profile().relay);
     client.sync_start();
     while let Some(request) = client.sync_next(now(), &mut OsRng) {
@@ -165,7 +149,10 @@ pub fn publish(
             return Ok(invite);
         }
         if response.status != 409 || attempt == 1 {
-            bail!("the relay refused the invite: {}", message(&response.body));
+            bail!(
+                "the relay refused the invite: {}",
+                response.refusal_message()
+            );
         }
         sync(client, dir)?;
     }
@@ -194,7 +181,10 @@ pub fn change(
         let ops = client.change_refused();
         dir.apply(ops)?;
         if response.status != 409 || attempt == 1 {
-            bail!("the relay refused the change: {}", message(&response.body));
+            bail!(
+                "the relay refused the change: {}",
+                response.refusal_message()
+            );
         }
         sync(client, dir)?;
     }

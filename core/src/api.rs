@@ -63,6 +63,20 @@ pub struct HttpResponse {
     pub body: Vec<u8>,
 }
 
+impl HttpResponse {
+    /// Whether the relay did what was asked (a 2xx status).
+    pub fn is_success(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+
+    /// The relay's own sentence for a refusal (from its JSON error body).
+    pub fn refusal_message(&self) -> String {
+        serde_json::from_slice::<ErrorBody>(&self.body)
+            .map(|e| e.message)
+            .unwrap_or_else(|_| "no details".into())
+    }
+}
+
 /// Builds and signs a request.
 pub fn signed_request(
     keys: &DeviceKeys,

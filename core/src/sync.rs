@@ -10,15 +10,16 @@
 //!
 //! When a device's chain has a gap (a later batch came, an earlier one did
 //! not), or the last run refused blobs, the run fetches from the start
-//! again: a blob the relay delayed may sit before the cursor, and a refused
+//! again (and a run that ends with a gap starts over once, from the newest
+//! checkpoints): a blob the relay delayed may sit before the cursor, and a refused
 //! one may since have been put right. Blobs already seen are skipped by id,
 //! unopened.
 
 use rand_core::CryptoRngCore;
 
 use crate::api::{
-    self, AppendBlobs, AppendLog, Appended, BlobPage, BlobRecord, CheckpointList, ErrorBody,
-    HttpRequest, HttpResponse, LogPage,
+    self, AppendBlobs, AppendLog, Appended, BlobPage, BlobRecord, CheckpointList, HttpRequest,
+    HttpResponse, LogPage,
 };
 use crate::chain::Gap;
 use crate::client::{Client, json};
@@ -71,6 +72,8 @@ pub(crate) struct SyncRun {
     scopes: Option<Vec<(ScopeId, u64)>>,
     /// Whether this run already wrote the checkpoints it owed.
     checkpointed: bool,
+    /// Whether this run already started over to look for missing batches.
+    looked_again: bool,
     report: SyncReport,
 }
 
@@ -111,6 +114,7 @@ impl Client {
             want_checkpoints: looking_again || self.cursor == 0,
             scopes: None,
             checkpointed: false,
+            looked_again: false,
             report: SyncReport::default(),
         });
     }
@@ -291,8 +295,21 @@ impl Client {
                 page.more || matches!(run.next, Step::Upload)
             }
         };
+        let missing = !more && !self.reader.gaps().is_empty();
         let finished = if more {
             self.recheck |= run.report.rejected.iter().any(Rejection::may_be_repaired);
+            None
+        } else if missing && !run.looked_again {
+            // Batches are missing: look once more from the start, beginning
+            // with the newest checkpoints, where batches the relay deleted
+            // because a checkpoint superseded them (a device offline for a
+            // long time) are found.
+            run.looked_again = true;
+            run.next = Step::Log;
+            run.fetch_after = 0;
+            run.want_checkpoints = true;
+            run.scopes = None;
+            run.checkpointed = false;
             None
         } else {
             run.report.rejected.dedup();
@@ -358,11 +375,8 @@ fn parse<T: serde::de::DeserializeOwned>(response: &HttpResponse) -> Result<T, E
 }
 
 pub(crate) fn relay_error(response: &HttpResponse) -> Error {
-    let message = serde_json::from_slice::<ErrorBody>(&response.body)
-        .map(|e| e.message)
-        .unwrap_or_else(|_| "no details".into());
     Error::Relay {
         status: response.status,
-        message,
+        message: response.refusal_message(),
     }
 }
