@@ -150,13 +150,10 @@ impl Client {
                 client.cursor = 0;
             }
         }
-        let mut refused = client
+        let refused = client
             .reader
             .ingest_all(&blobs, &client.membership)
-            .iter()
-            .filter(|outcome| outcome.is_err())
-            .count();
-        refused += client.reader.take_late_rejections().len();
+            .refused();
         client.superseded = blobs
             .iter()
             .map(|b| b.id)

@@ -72,7 +72,7 @@ pub use invite::{Invite, InvitePackage};
 pub use join::Joining;
 pub use keys::{AgeIdentity, DeviceKeys, EpochKey, Recipient, verify};
 pub use membership::{LogError, Membership, SignedEntry};
-pub use reader::{Ingested, Reader, Rejection};
+pub use reader::{Ingested, Ingestion, Reader, Rejection};
 pub use research::ResearchView;
 pub use state::{Profile, StoreOp, decode_blob, encode_blob};
 pub use sync::{SyncReport, SyncStep};

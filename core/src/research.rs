@@ -32,8 +32,7 @@ impl Client {
             membership,
             ..
         } = self;
-        reader.add_grant_identity(identity, &membership);
-        let refused = reader.take_late_rejections();
+        let refused = reader.add_grant_identity(identity, &membership);
         Ok(ResearchView {
             reader,
             membership,

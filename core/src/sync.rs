@@ -334,8 +334,8 @@ impl Client {
         report: &mut SyncReport,
         ops: &mut Vec<StoreOp>,
     ) {
-        let outcomes = self.reader.ingest_all(&blobs, &self.membership);
-        for (blob, outcome) in blobs.into_iter().zip(outcomes) {
+        let ingestion = self.reader.ingest_all(&blobs, &self.membership);
+        for (blob, outcome) in blobs.into_iter().zip(ingestion.outcomes) {
             match outcome {
                 Ok(Ingested::AlreadyHad | Ingested::Covered) => {}
                 Ok(Ingested::Applied | Ingested::Unreadable | Ingested::Held) => {
@@ -345,7 +345,7 @@ impl Client {
                 Err(rejection) => report.rejected.push(rejection),
             }
         }
-        report.rejected.extend(self.reader.take_late_rejections());
+        report.rejected.extend(ingestion.late);
     }
 
     /// The membership change to send this run: a pending one the relay has

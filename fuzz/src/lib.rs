@@ -396,10 +396,12 @@ pub fn reader_ingest(data: &[u8]) {
             seq: payload.content.seq(),
             data,
         };
-        if reader.ingest(&record, membership).is_ok() {
-            assert_eq!(reader.ingest(&record, membership), Ok(Ingested::AlreadyHad));
+        if reader.ingest_all([&record], membership).outcomes[0].is_ok() {
+            assert_eq!(
+                reader.ingest_all([&record], membership).outcomes,
+                vec![Ok(Ingested::AlreadyHad)]
+            );
         }
-        let _ = reader.take_late_rejections();
     }
     let _ = reader.contributions(membership);
     let _ = reader.gaps();

@@ -136,6 +136,23 @@ type KeyName = (ScopeId, u32);
 /// An opened blob and, for content keys, which epoch key opened it.
 type OpenedBlob = (Opened<BlobPayload>, Option<KeyName>);
 
+/// What a bulk ingest did.
+#[derive(Debug)]
+pub struct Ingestion {
+    /// Each blob's outcome, in the order given.
+    pub outcomes: Vec<Result<Ingested, Rejection>>,
+    /// Blobs refused on the way: given now or earlier, and released or
+    /// opened by this ingest (a held batch that did not link, say).
+    pub late: Vec<Rejection>,
+}
+
+impl Ingestion {
+    /// How many blobs were refused, given or released.
+    pub fn refused(&self) -> usize {
+        self.outcomes.iter().filter(|o| o.is_err()).count() + self.late.len()
+    }
+}
+
 /// What happened to one blob.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Ingested {
@@ -255,29 +272,33 @@ impl Reader {
         }
     }
 
-    /// Opens, checks and applies many blobs, merging the changes of each
-    /// document in one go at the end: Automerge merges a change in time that
-    /// grows with the document, so 10,000 batches merged one at a time take
-    /// seconds, and merged together milliseconds. The outcome of each blob,
-    /// in order; call [`Reader::take_late_rejections`] afterwards.
+    /// Opens, checks and applies blobs, merging the changes of each document
+    /// in one go at the end: Automerge merges a change in time that grows
+    /// with the document, so 10,000 batches merged one at a time take
+    /// seconds, and merged together milliseconds. Returns the outcome of
+    /// each blob, in order, and every blob refused on the way (a held batch
+    /// that turned out not to link; an unopened blob a new key opened).
     pub fn ingest_all<'a>(
         &mut self,
         blobs: impl IntoIterator<Item = &'a BlobRecord>,
         membership: &Membership,
-    ) -> Vec<Result<Ingested, Rejection>> {
+    ) -> Ingestion {
         let outer = self.defer();
         let outcomes = blobs
             .into_iter()
             .map(|blob| self.ingest(blob, membership))
             .collect();
         self.settle(outer);
-        outcomes
+        Ingestion {
+            outcomes,
+            late: self.take_late_rejections(),
+        }
     }
 
     /// Opens, checks and applies one blob. Errors leave every document
-    /// untouched. Call [`Reader::take_late_rejections`] afterwards: applying
-    /// one blob can release others, and those can fail their checks.
-    pub fn ingest(
+    /// untouched. Applying one blob can release others, which can fail
+    /// their checks: those are kept for [`Reader::ingest_all`] to return.
+    fn ingest(
         &mut self,
         blob: &BlobRecord,
         membership: &Membership,
@@ -305,9 +326,15 @@ impl Reader {
 
     /// Adds an identity to open key grants with (a researcher's, for an
     /// export), and tries again every blob that could not be opened.
-    pub fn add_grant_identity(&mut self, identity: AgeIdentity, membership: &Membership) {
+    /// Returns every blob refused on the way.
+    pub fn add_grant_identity(
+        &mut self,
+        identity: AgeIdentity,
+        membership: &Membership,
+    ) -> Vec<Rejection> {
         self.grant_identities.push(identity);
         self.retry_unreadable(membership);
+        self.take_late_rejections()
     }
 
     /// Adds an epoch key (one this device made, or a checked grant).
@@ -330,8 +357,8 @@ impl Reader {
             .max_by_key(|k| k.epoch)
     }
 
-    /// Blobs refused as a side effect of earlier calls to [`Reader::ingest`].
-    pub fn take_late_rejections(&mut self) -> Vec<Rejection> {
+    /// Blobs refused as a side effect of earlier calls.
+    fn take_late_rejections(&mut self) -> Vec<Rejection> {
         std::mem::take(&mut self.late_rejections)
     }
 

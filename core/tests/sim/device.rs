@@ -225,16 +225,17 @@ impl Device {
         };
         let membership = self.client.membership();
         let mut reader = self.client.research_reader(identity.clone());
-        for blob in self.store.blobs() {
-            let mut refused: Vec<Rejection> =
-                reader.ingest(blob, membership).err().into_iter().collect();
-            refused.extend(reader.take_late_rejections());
-            for rejection in refused {
-                let tolerated =
-                    matches!(rejection, Rejection::AfterRemoval(b) if by_removed.contains(&b));
-                if !tolerated {
-                    return Err(format!("the research reader refused a blob: {rejection}"));
-                }
+        let ingestion = reader.ingest_all(self.store.blobs(), membership);
+        let refused = ingestion
+            .outcomes
+            .into_iter()
+            .filter_map(Result::err)
+            .chain(ingestion.late);
+        for rejection in refused {
+            let tolerated =
+                matches!(rejection, Rejection::AfterRemoval(b) if by_removed.contains(&b));
+            if !tolerated {
+                return Err(format!("the research reader refused a blob: {rejection}"));
             }
         }
         Ok(reader.contributions(membership))
