@@ -6,24 +6,13 @@
 
 use std::path::Path;
 
-use kith_tests::{Relay, Study, encodings_of, files_containing, kith, kith_raw};
+use kith_tests::{Relay, Study, encodings_of, files_containing, kith, kith_raw, texts_of};
 use serde_json::Value;
 
 fn stored_blobs(dir: &str) -> usize {
     std::fs::read_dir(Path::new(dir).join("blobs"))
         .map(|entries| entries.count())
         .unwrap_or(0)
-}
-
-fn texts(listing: &Value) -> Vec<String> {
-    let mut all: Vec<String> = listing["contributions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["text"].as_str().unwrap().to_owned())
-        .collect();
-    all.sort();
-    all
 }
 
 #[test]
@@ -63,13 +52,13 @@ fn a_device_keeps_a_sealed_replica_instead_of_every_blob() {
         after <= before,
         "the store grew from {before} to {after} blobs though a replica holds them"
     );
-    assert_eq!(texts(&kith(&["list", "--data-dir", &steward])), written);
+    assert_eq!(texts_of(&kith(&["list", "--data-dir", &steward])), written);
     // Alex's own device sent its batches: they are gone from its store too.
     assert!(Path::new(&alex).join("replica.kith").exists());
     let mut alex_sees = written.clone();
     alex_sees.push(private.clone());
     alex_sees.sort();
-    assert_eq!(texts(&kith(&["list", "--data-dir", &alex])), alex_sees);
+    assert_eq!(texts_of(&kith(&["list", "--data-dir", &alex])), alex_sees);
 
     // The replica is sealed: no text in it, or anywhere in the folders.
     for dir in [&steward, &alex] {
@@ -96,11 +85,11 @@ fn a_device_keeps_a_sealed_replica_instead_of_every_blob() {
         "{warned}"
     );
     let from_steward: Value = serde_json::from_slice(&from_steward.stdout).unwrap();
-    assert_eq!(texts(&from_steward), written);
+    assert_eq!(texts_of(&from_steward), written);
     // The researcher's device fetches everything: all of it, once each.
-    assert_eq!(texts(&study.export()), alex_sees);
+    assert_eq!(texts_of(&study.export()), alex_sees);
     assert_eq!(
-        texts(&study.export()),
+        texts_of(&study.export()),
         alex_sees,
         "and again, from its replica"
     );
@@ -133,5 +122,5 @@ fn a_device_keeps_a_sealed_replica_instead_of_every_blob() {
     std::fs::write(&replica, bytes).unwrap();
     kith(&["list", "--data-dir", &steward]);
     kith(&["sync", "--data-dir", &steward]);
-    assert_eq!(texts(&kith(&["list", "--data-dir", &steward])), written);
+    assert_eq!(texts_of(&kith(&["list", "--data-dir", &steward])), written);
 }
