@@ -364,12 +364,7 @@ impl Client {
         now: Timestamp,
         rng: &mut impl CryptoRngCore,
     ) -> Result<(ContributionId, Vec<StoreOp>), Error> {
-        let asked = self
-            .reader
-            .contributions(&self.membership)
-            .iter()
-            .any(|c| c.id == prompt && c.kind == Kind::Prompt);
-        if !asked {
+        if !self.reader.holds(Kind::Prompt, prompt) {
             return Err(Error::NoSuchQuestion(prompt));
         }
         check_text(text)?;

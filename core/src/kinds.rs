@@ -79,10 +79,18 @@ impl Kind {
 /// derives it, so a batch can only be for its signer's own document or a
 /// shared one.
 pub fn document(kind: Kind, member: MemberId, scope: ScopeId) -> DocId {
-    match (kind, kind.sharing()) {
-        (Kind::Reflection, _) => DocId::own(member, scope),
-        (_, Sharing::Own) => DocId::own_of_kind(kind.name(), member, scope),
-        (_, Sharing::Shared { .. }) => DocId::shared_of_kind(kind.name(), scope),
+    match kind {
+        Kind::Reflection => DocId::own(member, scope),
+        _ => shared_document(kind, scope)
+            .unwrap_or_else(|| DocId::own_of_kind(kind.name(), member, scope)),
+    }
+}
+
+/// The scope's one document of `kind`, if the kind is shared.
+pub fn shared_document(kind: Kind, scope: ScopeId) -> Option<DocId> {
+    match kind.sharing() {
+        Sharing::Own => None,
+        Sharing::Shared { .. } => Some(DocId::shared_of_kind(kind.name(), scope)),
     }
 }
 

@@ -419,6 +419,14 @@ impl Reader {
         &self.epoch_keys
     }
 
+    /// Whether item `id` is in a document of `kind` this reader holds.
+    pub fn holds(&self, kind: Kind, id: crate::ids::ContributionId) -> bool {
+        self.doc_owners
+            .iter()
+            .filter(|(_, (_, k))| *k == kind)
+            .any(|(doc, _)| self.docs.get(doc).is_some_and(|d| d.has(id)))
+    }
+
     /// One document, if any of it is here.
     pub fn doc(&self, id: DocId) -> Option<&ContributionDoc> {
         self.docs.get(&id)
@@ -903,10 +911,9 @@ fn check_writer(
 /// Whose document in `scope` is `doc` (a member's own, or a shared kind's),
 /// and of which kind.
 fn owner_of(membership: &Membership, doc: &DocId, scope: &ScopeId) -> Option<(Owner, Kind)> {
-    let anyone = MemberId([0; 16]);
-    let shared = Kind::ALL.into_iter().find(|kind| {
-        kind.sharing() != kinds::Sharing::Own && kinds::document(*kind, anyone, *scope) == *doc
-    });
+    let shared = Kind::ALL
+        .into_iter()
+        .find(|kind| kinds::shared_document(*kind, *scope) == Some(*doc));
     if let Some(kind) = shared {
         return Some((Owner::Shared, kind));
     }
