@@ -34,6 +34,16 @@ pub(crate) fn coded(code: &str, message: &str) -> JsValue {
     error.into()
 }
 
+/// Who may read what the member writes: the research team only, or their
+/// cohort too.
+fn audience(research_only: bool) -> WriteScope {
+    if research_only {
+        WriteScope::Research
+    } else {
+        WriteScope::Cohort
+    }
+}
+
 /// A `Joining` used after it finished.
 fn used() -> JsValue {
     coded("invite_used", "this invite was already used")
@@ -71,11 +81,7 @@ impl KithDevice {
     /// Writes a reflection locally, for the research team only or for the
     /// member's cohort too. Persist its `ops` in order.
     pub fn contribute(&mut self, text: &str, research_only: bool) -> Result<Ts<Written>, JsValue> {
-        let scope = if research_only {
-            WriteScope::Research
-        } else {
-            WriteScope::Cohort
-        };
+        let scope = audience(research_only);
         let (id, store) = self
             .inner
             .contribute(text, scope, now(), &mut OsRng)
@@ -95,11 +101,7 @@ impl KithDevice {
         research_only: bool,
     ) -> Result<Ts<Written>, JsValue> {
         let prompt = parse_id(prompt)?;
-        let scope = if research_only {
-            WriteScope::Research
-        } else {
-            WriteScope::Cohort
-        };
+        let scope = audience(research_only);
         let (id, store) = self
             .inner
             .respond(prompt, text, scope, now(), &mut OsRng)
