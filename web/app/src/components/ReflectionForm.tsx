@@ -2,6 +2,7 @@ import { useRef, useState } from 'preact/hooks';
 import type { Storage } from '../storage';
 import { sentence } from '../text';
 import { contribute, type Audience, type KithDevice } from '../wasm';
+import { AudienceChoice } from './AudienceChoice';
 
 interface Props {
   device: KithDevice;
@@ -68,29 +69,7 @@ export function ReflectionForm({ device, storage, onSaved, onStorageError }: Pro
         aria-invalid={error ? true : undefined}
         onInput={(e) => setText(e.currentTarget.value)}
       />
-      <fieldset class="choice">
-        <legend class="label">Who can read it?</legend>
-        <label class="option">
-          <input
-            type="radio"
-            name="audience"
-            value="research"
-            checked={audience === 'research'}
-            onChange={() => setAudience('research')}
-          />
-          Only the research team
-        </label>
-        <label class="option">
-          <input
-            type="radio"
-            name="audience"
-            value="cohort"
-            checked={audience === 'cohort'}
-            onChange={() => setAudience('cohort')}
-          />
-          My group and the research team
-        </label>
-      </fieldset>
+      <AudienceChoice name="audience" value={audience} onChange={setAudience} />
       <button type="submit" class="button" disabled={busy}>
         Save
       </button>

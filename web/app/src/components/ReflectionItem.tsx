@@ -1,3 +1,4 @@
+import type { ComponentChildren, RefObject } from 'preact';
 import { useRef, useState } from 'preact/hooks';
 import type { Storage } from '../storage';
 import { sentence, when } from '../text';
@@ -10,6 +11,7 @@ import {
   type KithDevice,
   type StoreOp,
 } from '../wasm';
+import { AudienceChoice } from './AudienceChoice';
 
 interface Props {
   item: Contribution;
@@ -85,40 +87,26 @@ export function ReflectionItem({ item, device, storage, onChanged, onStorageErro
           <time dateTime={item.createdAt}>{when(item.createdAt)}</time>
         </p>
         {mode === 'edit' ? (
-          <form class="stack" onSubmit={save} noValidate>
-            <label for={editId} class="label">
-              {prompt ? 'Change your question' : 'Change your reflection'}
-            </label>
-            <textarea
-              id={editId}
-              ref={box}
-              class="input text"
-              rows={4}
-              value={draft}
-              aria-describedby={error ? errorId : undefined}
-              aria-invalid={error ? true : undefined}
-              onInput={(e) => {
-                setDraft(e.currentTarget.value);
-                setError('');
-              }}
-            />
-            <div class="actions">
-              <button type="submit" class="button small" disabled={busy}>
-                Save changes
-              </button>
-              <button
-                type="button"
-                class="button small quiet"
-                onClick={() => {
-                  setDraft(item.text);
-                  setError('');
-                  setMode('read');
-                }}
-              >
-                Cancel
-              </button>
-            </div>
-          </form>
+          <DraftForm
+            id={editId}
+            label={prompt ? 'Change your question' : 'Change your reflection'}
+            submit="Save changes"
+            boxRef={box}
+            draft={draft}
+            error={error}
+            errorId={errorId}
+            busy={busy}
+            onInput={(text) => {
+              setDraft(text);
+              setError('');
+            }}
+            onSubmit={save}
+            onCancel={() => {
+              setDraft(item.text);
+              setError('');
+              setMode('read');
+            }}
+          />
         ) : (
           <p class="body">{item.text}</p>
         )}
@@ -126,60 +114,27 @@ export function ReflectionItem({ item, device, storage, onChanged, onStorageErro
           {item.researchOnly ? 'Only the research team can read this.' : 'Your group and the research team can read this.'}
         </p>
         {mode === 'answer' && (
-          <form class="stack" onSubmit={answer} noValidate>
-            <label for={editId} class="label">
-              Your answer
-            </label>
-            <textarea
-              id={editId}
-              ref={box}
-              class="input text"
-              rows={4}
-              value={draft}
-              aria-describedby={error ? errorId : undefined}
-              aria-invalid={error ? true : undefined}
-              onInput={(e) => {
-                setDraft(e.currentTarget.value);
-                setError('');
-              }}
-            />
-            <fieldset class="choice">
-              <legend class="label">Who can read it?</legend>
-              <label class="option">
-                <input
-                  type="radio"
-                  name={`audience-${item.id}`}
-                  checked={audience === 'research'}
-                  onChange={() => setAudience('research')}
-                />
-                Only the research team
-              </label>
-              <label class="option">
-                <input
-                  type="radio"
-                  name={`audience-${item.id}`}
-                  checked={audience === 'cohort'}
-                  onChange={() => setAudience('cohort')}
-                />
-                My group and the research team
-              </label>
-            </fieldset>
-            <div class="actions">
-              <button type="submit" class="button small" disabled={busy}>
-                Save answer
-              </button>
-              <button
-                type="button"
-                class="button small quiet"
-                onClick={() => {
-                  setError('');
-                  setMode('read');
-                }}
-              >
-                Cancel
-              </button>
-            </div>
-          </form>
+          <DraftForm
+            id={editId}
+            label="Your answer"
+            submit="Save answer"
+            boxRef={box}
+            draft={draft}
+            error={error}
+            errorId={errorId}
+            busy={busy}
+            onInput={(text) => {
+              setDraft(text);
+              setError('');
+            }}
+            onSubmit={answer}
+            onCancel={() => {
+              setError('');
+              setMode('read');
+            }}
+          >
+            <AudienceChoice name={`audience-${item.id}`} value={audience} onChange={setAudience} />
+          </DraftForm>
         )}
         {prompt && !item.mine && mode === 'read' && (
           <div class="actions">
@@ -255,4 +210,51 @@ function bylineOf(item: Contribution): string {
     default:
       return item.mine ? 'You' : item.author;
   }
+}
+
+interface DraftFormProps {
+  id: string;
+  label: string;
+  submit: string;
+  boxRef: RefObject<HTMLTextAreaElement | null>;
+  draft: string;
+  error: string;
+  errorId: string;
+  busy: boolean;
+  onInput: (text: string) => void;
+  onSubmit: (event: Event) => void;
+  onCancel: () => void;
+  /** More fields, between the text and the buttons. */
+  children?: ComponentChildren;
+}
+
+/** A text box under an item (to change it, or to answer it), with Save and Cancel. */
+function DraftForm(props: DraftFormProps) {
+  const { id, error, errorId } = props;
+  return (
+    <form class="stack" onSubmit={props.onSubmit} noValidate>
+      <label for={id} class="label">
+        {props.label}
+      </label>
+      <textarea
+        id={id}
+        ref={props.boxRef}
+        class="input text"
+        rows={4}
+        value={props.draft}
+        aria-describedby={error ? errorId : undefined}
+        aria-invalid={error ? true : undefined}
+        onInput={(e) => props.onInput(e.currentTarget.value)}
+      />
+      {props.children}
+      <div class="actions">
+        <button type="submit" class="button small" disabled={props.busy}>
+          {props.submit}
+        </button>
+        <button type="button" class="button small quiet" onClick={props.onCancel}>
+          Cancel
+        </button>
+      </div>
+    </form>
+  );
 }

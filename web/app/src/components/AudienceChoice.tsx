@@ -1,0 +1,25 @@
+import type { Audience } from '../wasm';
+
+interface Props {
+  /** Names the radio group (one per form on the page). */
+  name: string;
+  value: Audience;
+  onChange: (audience: Audience) => void;
+}
+
+/** Who can read what the member writes: the research team only, or their group too. */
+export function AudienceChoice({ name, value, onChange }: Props) {
+  return (
+    <fieldset class="choice">
+      <legend class="label">Who can read it?</legend>
+      <label class="option">
+        <input type="radio" name={name} value="research" checked={value === 'research'} onChange={() => onChange('research')} />
+        Only the research team
+      </label>
+      <label class="option">
+        <input type="radio" name={name} value="cohort" checked={value === 'cohort'} onChange={() => onChange('cohort')} />
+        My group and the research team
+      </label>
+    </fieldset>
+  );
+}
