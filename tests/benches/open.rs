@@ -16,9 +16,9 @@ use std::time::{Duration, Instant};
 
 use kith_core::envelope::decrypt;
 use kith_core::kinds::Kind;
-use kith_core::{AgeIdentity, BlobId, BlobRecord, Client, ContributionDoc, Joining, Role, StoreOp};
+use kith_core::{AgeIdentity, BlobId, BlobRecord, Client, ContributionDoc, Role, StoreOp};
 use kith_tests::Relay;
-use kith_tests::device::{Device, now};
+use kith_tests::device::Device;
 use rand_core::OsRng;
 
 const SAMPLES: usize = 5;
@@ -64,44 +64,6 @@ impl Store {
     }
 }
 
-/// Syncs `device`, keeping what it asks to store in `store`.
-fn sync_into(device: &mut Device, store: &mut Store) {
-    device.client.sync_start();
-    while let Some(request) = device.client.sync_next(now(), &mut OsRng) {
-        let answer = device.http.send(&request);
-        let step = device
-            .client
-            .sync_receive(answer, now(), &mut OsRng)
-            .unwrap();
-        store.apply(step.ops);
-        if step.finished.is_some() {
-            return;
-        }
-    }
-}
-
-/// A new member of `inviter`'s cohort, joined through the relay, with
-/// everything it stores from the start kept in `store`.
-fn join_into(inviter: &mut Device, name: &str, role: Role, store: &mut Store) -> Device {
-    let (invite, publish) = inviter
-        .client
-        .create_invite(role, None, 60_000, now(), &mut OsRng)
-        .unwrap();
-    assert_eq!(inviter.http.send(&publish).status, 201);
-    let mut http = kith_tests::device::Http::new(&invite.relay);
-    let mut joining = Joining::new(&invite.link(), name, &mut OsRng).unwrap();
-    while let Some(request) = joining.next_request(now(), &mut OsRng) {
-        let answer = http.send(&request);
-        joining.receive(answer, now(), &mut OsRng).unwrap();
-    }
-    let (client, ops) = joining.finish(now(), &mut OsRng).unwrap();
-    store.apply(ops);
-    let mut device = Device { client, http };
-    sync_into(&mut device, store);
-    inviter.sync();
-    device
-}
-
 /// The median time of `SAMPLES` runs of each of `runs`, interleaved so all
 /// see the same load.
 fn medians<const N: usize>(runs: [&dyn Fn(); N]) -> [Duration; N] {
@@ -137,14 +99,14 @@ fn main() {
     let mut steward = Device::steward(&relay.url(), vec![research.recipient()]);
     let mut writer = Device::invited(&mut steward, "Writer", Role::Member);
     let mut member_store = Store::default();
-    let mut member = join_into(&mut steward, "Member", Role::Member, &mut member_store);
+    let mut member = Device::invited_keeping(&mut steward, "Member", Role::Member, &mut |ops| {
+        member_store.apply(ops)
+    });
     let mut research_store = Store::default();
-    let mut researcher = join_into(
-        &mut steward,
-        "Researcher",
-        Role::Researcher,
-        &mut research_store,
-    );
+    let mut researcher =
+        Device::invited_keeping(&mut steward, "Researcher", Role::Researcher, &mut |ops| {
+            research_store.apply(ops)
+        });
     let mut written = 0;
     while written < n {
         let round = (n - written).min(500);
@@ -152,8 +114,8 @@ fn main() {
         writer.sync();
         written += round;
     }
-    sync_into(&mut member, &mut member_store);
-    sync_into(&mut researcher, &mut research_store);
+    member.sync_keeping(&mut |ops| member_store.apply(ops));
+    researcher.sync_keeping(&mut |ops| research_store.apply(ops));
     assert_eq!(member.client.contributions().len(), n);
 
     let saved_doc = writer.client.saved_document(Kind::Reflection).unwrap();
@@ -198,15 +160,6 @@ fn main() {
             assert_eq!(black_box(view.contributions()).len(), n);
         },
     ]);
-    if std::env::var_os("KITH_BENCH_DETAIL").is_some() {
-        let t = Instant::now();
-        let client = research_store.open();
-        let opened = t.elapsed();
-        let view = client.into_research_view(research.clone()).unwrap();
-        let widened = t.elapsed();
-        assert_eq!(view.contributions().len(), n);
-        eprintln!("open {opened:?}, widen {widened:?}, list {:?}", t.elapsed());
-    }
     let ratio = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64();
     println!(
         "{n} contributions; the member's device stores {} blob(s) and a {} KiB replica \

@@ -5,8 +5,8 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use kith_core::{
-    Client, HttpRequest, HttpResponse, Joining, NewAlliance, Recipient, Role, ScopeId, SyncReport,
-    Timestamp,
+    Client, HttpRequest, HttpResponse, Joining, NewAlliance, Recipient, Role, ScopeId, StoreOp,
+    SyncReport, Timestamp,
 };
 use rand_core::OsRng;
 
@@ -111,6 +111,17 @@ impl Device {
 
     /// A new member of `inviter`'s cohort, joined through the relay.
     pub fn invited(inviter: &mut Device, name: &str, role: Role) -> Self {
+        Self::invited_keeping(inviter, name, role, &mut |_| {})
+    }
+
+    /// As [`Device::invited`], handing everything the new device asks to
+    /// store (from its join and first sync) to `keep`, in order.
+    pub fn invited_keeping(
+        inviter: &mut Device,
+        name: &str,
+        role: Role,
+        keep: &mut dyn FnMut(Vec<StoreOp>),
+    ) -> Self {
         let (invite, publish) = inviter
             .client
             .create_invite(role, None, 60_000, now(), &mut OsRng)
@@ -122,19 +133,26 @@ impl Device {
             let answer = http.send(&request);
             joining.receive(answer, now(), &mut OsRng).unwrap();
         }
-        let (client, _) = joining.finish(now(), &mut OsRng).unwrap();
+        let (client, ops) = joining.finish(now(), &mut OsRng).unwrap();
+        keep(ops);
         let mut device = Self { client, http };
-        device.sync();
+        device.sync_keeping(keep);
         inviter.sync();
         device
     }
 
     /// One full sync.
     pub fn sync(&mut self) -> SyncReport {
+        self.sync_keeping(&mut |_| {})
+    }
+
+    /// One full sync, handing what it asks to store to `keep`, in order.
+    pub fn sync_keeping(&mut self, keep: &mut dyn FnMut(Vec<StoreOp>)) -> SyncReport {
         self.client.sync_start();
         while let Some(request) = self.client.sync_next(now(), &mut OsRng) {
             let answer = self.http.send(&request);
             let step = self.client.sync_receive(answer, now(), &mut OsRng).unwrap();
+            keep(step.ops);
             if let Some(report) = step.finished {
                 return report;
             }
