@@ -150,16 +150,18 @@ impl Client {
                 client.cursor = 0;
             }
         }
-        let refused = client
-            .reader
-            .ingest_all(&blobs, &client.membership)
-            .refused();
+        // Stored blobs the replica already holds (a crash came between
+        // storing it and deleting them): deleted at the next save. Those
+        // applied now are new to the reader, and the next replica holds them.
         client.superseded = blobs
             .iter()
             .map(|b| b.id)
             .filter(|id| client.reader.holds_writing(id))
             .collect();
-        client.reader.take_superseded();
+        let refused = client
+            .reader
+            .ingest_all(&blobs, &client.membership)
+            .refused();
         let mut waiting = saved.outbox;
         waiting.extend(client.adopt_unsaved_batches());
         let mut by_id: BTreeMap<BlobId, BlobRecord> =
@@ -203,15 +205,17 @@ impl Client {
     /// than the state record beside it knows (its outbox, its own chains).
     pub fn save_replica(&mut self) -> Result<Vec<StoreOp>, Error> {
         let fresh = self.reader.take_superseded();
-        if fresh.is_empty() && self.superseded.is_empty() {
-            return Ok(Vec::new());
+        let mut ops = Vec::new();
+        // Only new writing needs a new replica; blobs an earlier one holds
+        // (kept then because they were not sent yet) are deleted without one.
+        if !fresh.is_empty() {
+            let sealed = self
+                .reader
+                .replica()
+                .seal(&self.keys.identity().recipient())?;
+            ops.push(StoreOp::PutReplica(sealed));
+            self.superseded.extend(fresh);
         }
-        self.superseded.extend(fresh);
-        let sealed = self
-            .reader
-            .replica()
-            .seal(&self.keys.identity().recipient())?;
-        let mut ops = vec![StoreOp::PutReplica(sealed)];
         let unsent: std::collections::BTreeSet<BlobId> = self.outbox.iter().map(|b| b.id).collect();
         let (keep, delete): (Vec<BlobId>, Vec<BlobId>) = std::mem::take(&mut self.superseded)
             .into_iter()
