@@ -54,6 +54,7 @@ mod names;
 mod padding;
 pub mod payload;
 mod reader;
+pub mod relay_rules;
 mod research;
 mod role;
 mod shared_items;

@@ -11,6 +11,8 @@ use http_body_util::LengthLimitError;
 use kith_core::api::{self, HEADER_DEVICE, HEADER_NONCE, HEADER_SIGNATURE, HEADER_TIME};
 use kith_core::{DeviceId, Timestamp};
 
+use kith_core::relay_rules::Refusal;
+
 use crate::error::AppError;
 use crate::{AppState, now};
 
@@ -26,7 +28,7 @@ impl Signed {
     /// The body as JSON of type `T`.
     pub fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T, AppError> {
         serde_json::from_slice(&self.body)
-            .map_err(|e| AppError::BadRequest(format!("the request body is not valid: {e}")))
+            .map_err(|e| AppError::bad_request(format!("the request body is not valid: {e}")))
     }
 }
 
@@ -111,11 +113,11 @@ async fn read_body(body: Body, timeout: Duration) -> Result<Bytes, AppError> {
         Ok(Err(e)) => {
             let error = e.into_inner();
             if error.downcast_ref::<LengthLimitError>().is_some() {
-                Err(AppError::TooLarge(api::MAX_REQUEST_BYTES))
+                Err(Refusal::TooLarge(api::MAX_REQUEST_BYTES).into())
             } else {
                 tracing::debug!(error = %error, "request body unreadable");
-                Err(AppError::BadRequest(
-                    "the request body could not be read (the connection broke?); try again".into(),
+                Err(AppError::bad_request(
+                    "the request body could not be read (the connection broke?); try again",
                 ))
             }
         }

@@ -5,6 +5,7 @@ use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use kith_core::api::ErrorBody;
+use kith_core::relay_rules::Refusal;
 
 use crate::storage::StorageError;
 
@@ -14,21 +15,9 @@ pub enum AppError {
     /// The request lacks a valid device signature.
     #[error("{0}")]
     Unauthenticated(&'static str),
-    /// The device is known but may not do this.
+    /// A refusal the relay's rules (in kith-core) decided.
     #[error("{0}")]
-    Forbidden(&'static str),
-    /// No such thing.
-    #[error("{0}")]
-    NotFound(&'static str),
-    /// Taken, used or otherwise in the way.
-    #[error("{0}")]
-    Conflict(&'static str),
-    /// The invite has expired.
-    #[error("this invite has expired; ask for a new one")]
-    Gone,
-    /// The body is too large.
-    #[error("the request is too large (at most {0} bytes); send fewer or smaller blobs")]
-    TooLarge(usize),
+    Refused(#[from] Refusal),
     /// The alliance holds as much as the relay allows it.
     #[error(
         "this alliance has used all the storage this relay allows it ({0} bytes); ask the relay's operator for more"
@@ -45,9 +34,6 @@ pub enum AppError {
         "the request body did not arrive in time (the relay waits {0} seconds for it); check the connection and try again"
     )]
     TimedOut(u64),
-    /// The request is malformed.
-    #[error("{0}")]
-    BadRequest(String),
     /// The relay's own data is not in a state it can use; details are logged.
     #[error("the relay cannot serve this alliance right now; try again later")]
     Unavailable,
@@ -57,18 +43,21 @@ pub enum AppError {
 }
 
 impl AppError {
+    /// A malformed request, with what was wrong.
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        AppError::Refused(Refusal::BadRequest(message.into().into()))
+    }
+
     fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
             AppError::Unauthenticated(_) => (StatusCode::UNAUTHORIZED, "unauthenticated"),
-            AppError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
-            AppError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
-            AppError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
-            AppError::Gone => (StatusCode::GONE, "expired"),
-            AppError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
+            AppError::Refused(refusal) => (
+                StatusCode::from_u16(refusal.status()).unwrap_or(StatusCode::BAD_REQUEST),
+                refusal.code(),
+            ),
             AppError::OverQuota(_) => (StatusCode::INSUFFICIENT_STORAGE, "over_quota"),
             AppError::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             AppError::TimedOut(_) => (StatusCode::REQUEST_TIMEOUT, "timeout"),
-            AppError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
             AppError::Storage(_) => (StatusCode::SERVICE_UNAVAILABLE, "storage"),
             AppError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
         }

@@ -15,6 +15,8 @@ use kith_core::DeviceId;
 use kith_core::api;
 
 use crate::Limits;
+use kith_core::relay_rules::Refusal;
+
 use crate::error::AppError;
 
 /// One token bucket per device: `burst` requests at once, refilled at
@@ -132,7 +134,7 @@ pub async fn refuse_oversized_bodies(
         })
         .await;
     }
-    let mut refusal = AppError::TooLarge(api::MAX_REQUEST_BYTES).into_response();
+    let mut refusal = AppError::from(Refusal::TooLarge(api::MAX_REQUEST_BYTES)).into_response();
     refusal
         .headers_mut()
         .insert(header::CONNECTION, HeaderValue::from_static("close"));

@@ -7,6 +7,7 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use kith_core::api::{Role, Withdraw, Withdrawn};
+use kith_core::relay_rules::Refusal;
 use kith_core::{DeviceId, Timestamp};
 
 use crate::auth::Signed;
@@ -24,9 +25,10 @@ pub async fn withdraw<S: Storage>(
 ) -> Result<Json<Withdrawn>, AppError> {
     let alliance = alliance_id(&alliance)?;
     if require_member(&state, alliance, signed.device).await? != Role::Steward {
-        return Err(AppError::Forbidden(
+        return Err(Refusal::Forbidden(
             "only a steward can delete a member's writing; ask your steward",
-        ));
+        )
+        .into());
     }
     let body: Withdraw = signed.json()?;
     let membership = membership(&state, alliance).await?;
@@ -36,14 +38,15 @@ pub async fn withdraw<S: Storage>(
         .map(|(id, info)| (*id, info.active))
         .collect();
     if devices.is_empty() {
-        return Err(AppError::NotFound(
-            "no such member in this alliance; check the member's id",
-        ));
+        return Err(
+            Refusal::NotFound("no such member in this alliance; check the member's id").into(),
+        );
     }
     if devices.iter().any(|(_, active)| *active) {
-        return Err(AppError::Conflict(
+        return Err(Refusal::Conflict(
             "remove the member first, so nothing more arrives from them; then delete their writing",
-        ));
+        )
+        .into());
     }
     let ids: Vec<DeviceId> = devices.into_iter().map(|(id, _)| id).collect();
     let private = membership.research_scopes_of(&body.member);

@@ -1,32 +1,26 @@
 //! The HTTP API handlers. Each one checks who is asking, then stores or
-//! serves opaque bytes.
+//! serves opaque bytes. What to allow is decided by `kith_core::relay_rules`
+//! (the simulation's relay calls the same functions); this module looks up
+//! what those decisions need and stores what they allow.
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use kith_core::api::{
-    self, AppendBlobs, AppendLog, Appended as AppendedBody, BlobPage, CheckpointList, LogPage,
+    AppendBlobs, AppendLog, Appended as AppendedBody, BlobPage, CheckpointList, LogPage,
     PublishInvite, RedeemInvite, Redeemed, RegisterAlliance, Role,
 };
-use kith_core::membership::Action;
-use kith_core::{AllianceId, DeviceId, InviteId, LogError, Membership, SignedEntry};
+use kith_core::relay_rules::{self as rules, Redemption};
+use kith_core::{AllianceId, DeviceId, Membership, SignedEntry};
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
 
 use crate::auth::Signed;
 use crate::error::AppError;
 use crate::storage::{Append, Appended, DeviceAccess, LogAppend, Storage, StoredInvite};
 use crate::{AppState, now};
 
-/// The longest an invite may stay valid.
-const MAX_INVITE_MS: u64 = 30 * 24 * 60 * 60 * 1000;
-/// The largest invite package.
-const MAX_PACKAGE_BYTES: usize = 64 * 1024;
-
 pub(crate) fn alliance_id(raw: &str) -> Result<AllianceId, AppError> {
-    raw.parse()
-        .map_err(|_| AppError::NotFound("no such alliance; check the link or the alliance id"))
+    Ok(rules::alliance_id(raw)?)
 }
 
 pub(crate) async fn require_member<S: Storage>(
@@ -34,26 +28,11 @@ pub(crate) async fn require_member<S: Storage>(
     alliance: AllianceId,
     device: DeviceId,
 ) -> Result<Role, AppError> {
-    match state.storage.device_access(alliance, device).await? {
-        Some(access) if access.active => Ok(access.role),
-        Some(_) => Err(AppError::Forbidden(
-            "this device was removed from the alliance; ask a steward for a new invite",
-        )),
-        None => Err(AppError::Forbidden(
-            "this device is not a member of this alliance; join with an invite first",
-        )),
-    }
-}
-
-/// Why the relay refuses a membership entry, as an answer.
-fn log_refusal(error: LogError) -> AppError {
-    match error {
-        LogError::OutOfOrder { .. } => {
-            AppError::Conflict("the membership changed meanwhile; sync, then try again")
-        }
-        LogError::Unauthorised(why) => AppError::Forbidden(why),
-        other => AppError::BadRequest(format!("{other}")),
-    }
+    let access = state.storage.device_access(alliance, device).await?;
+    rules::member_access(access.as_ref().map(|a| a.active))?;
+    access
+        .map(|a| a.role)
+        .ok_or(AppError::from(rules::NOT_A_MEMBER))
 }
 
 /// The alliance's membership, replayed from the stored log.
@@ -73,46 +52,20 @@ async fn append_entries<S: Storage>(
     state: &AppState<S>,
     alliance: AllianceId,
     signer: DeviceId,
-    mut membership: Membership,
+    membership: Membership,
     entries: &[SignedEntry],
 ) -> Result<(), AppError> {
-    if entries.is_empty() || entries.len() > api::MAX_ENTRIES_PER_APPEND {
-        return Err(AppError::BadRequest(format!(
-            "send between 1 and {} membership entries at a time",
-            api::MAX_ENTRIES_PER_APPEND
-        )));
-    }
     let from = membership.len();
-    let mut cutoffs = Vec::new();
-    for signed in entries {
-        let entry = signed.open().map_err(log_refusal)?;
-        if entry.author != signer {
-            return Err(AppError::Forbidden(
-                "a device may only send membership entries it signed itself",
-            ));
-        }
-        membership.apply(signed).map_err(log_refusal)?;
-        if let Action::Remove { cutoffs: more, .. } = entry.action {
-            cutoffs.extend(more);
-        }
-    }
-    let devices = DeviceAccess::all(&membership);
+    let checked = rules::entries_to_append(membership, signer, entries)?;
+    let devices = DeviceAccess::all(&checked.membership);
     match state
         .storage
-        .append_log(alliance, from, entries, &devices, &cutoffs, now())
+        .append_log(alliance, from, entries, &devices, &checked.cutoffs, now())
         .await?
     {
         LogAppend::Appended => {}
-        LogAppend::Conflict => {
-            return Err(AppError::Conflict(
-                "the membership changed meanwhile; sync, then try again",
-            ));
-        }
-        LogAppend::CutoffBehind => {
-            return Err(AppError::Conflict(
-                "the device being removed sent writing this device has not seen yet; sync, then try again",
-            ));
-        }
+        LogAppend::Conflict => return Err(rules::MEMBERSHIP_MOVED.into()),
+        LogAppend::CutoffBehind => return Err(rules::CUTOFF_BEHIND.into()),
     }
     tracing::info!(alliance = %alliance, count = entries.len(), "membership entries appended");
     Ok(())
@@ -124,17 +77,7 @@ pub async fn register_alliance<S: Storage>(
     signed: Signed,
 ) -> Result<StatusCode, AppError> {
     let body: RegisterAlliance = signed.json()?;
-    let membership = Membership::replay(body.alliance_id, &body.log).map_err(log_refusal)?;
-    let created_by = body
-        .log
-        .first()
-        .and_then(|e| e.open().ok())
-        .map(|e| e.author);
-    if membership.is_empty() || created_by != Some(signed.device) {
-        return Err(AppError::BadRequest(
-            "a new alliance's log must start with an entry its steward's device signed".into(),
-        ));
-    }
+    let membership = rules::new_alliance(signed.device, &body)?;
     let devices = DeviceAccess::all(&membership);
     if state
         .storage
@@ -145,13 +88,9 @@ pub async fn register_alliance<S: Storage>(
         return Ok(StatusCode::CREATED);
     }
     // A retried registration of the same log is fine.
-    if state.storage.log(body.alliance_id, 0).await? == body.log {
-        Ok(StatusCode::OK)
-    } else {
-        Err(AppError::Conflict(
-            "an alliance with this id already exists",
-        ))
-    }
+    let same = state.storage.log(body.alliance_id, 0).await? == body.log;
+    rules::registered_again(same)?;
+    Ok(StatusCode::OK)
 }
 
 /// `POST /v1/alliances/{alliance}/invites`
@@ -163,44 +102,22 @@ pub async fn publish_invite<S: Storage>(
     let alliance = alliance_id(&alliance)?;
     require_member(&state, alliance, signed.device).await?;
     let body: PublishInvite = signed.json()?;
-    let entry = body.entry.open().map_err(log_refusal)?;
-    let Action::Invite { invite, role, .. } = entry.action else {
-        return Err(AppError::BadRequest(
-            "an invite must come with its membership entry".into(),
-        ));
-    };
-    if invite != body.invite_id {
-        return Err(AppError::BadRequest(
-            "the membership entry is for another invite".into(),
-        ));
-    }
-    let now = now();
-    if body.expires_at <= now || body.expires_at.millis() - now.millis() > MAX_INVITE_MS {
-        return Err(AppError::BadRequest(
-            "an invite must expire in the future and within 30 days".into(),
-        ));
-    }
-    if body.package.len() > MAX_PACKAGE_BYTES {
-        return Err(AppError::TooLarge(MAX_PACKAGE_BYTES));
-    }
-    let mut token_sha256 = [0u8; 32];
-    hex::decode_to_slice(&body.token_sha256, &mut token_sha256)
-        .map_err(|_| AppError::BadRequest("token_sha256 must be 64 hex digits".into()))?;
+    let checked = rules::invite_to_publish(&body, now())?;
     if state.storage.invite(body.invite_id).await?.is_some() {
-        return Err(AppError::Conflict("an invite with this id already exists"));
+        return Err(rules::INVITE_ID_TAKEN.into());
     }
     let membership = membership(&state, alliance).await?;
     append_entries(&state, alliance, signed.device, membership, &[body.entry]).await?;
     let invite = StoredInvite {
         alliance,
-        token_sha256,
-        role,
+        token_sha256: checked.token_sha256,
+        role: checked.role,
         package: body.package,
         expires_at: body.expires_at,
         used_by: None,
     };
     if !state.storage.put_invite(body.invite_id, invite).await? {
-        return Err(AppError::Conflict("an invite with this id already exists"));
+        return Err(rules::INVITE_ID_TAKEN.into());
     }
     Ok(StatusCode::CREATED)
 }
@@ -211,47 +128,34 @@ pub async fn redeem_invite<S: Storage>(
     Path(invite): Path<String>,
     signed: Signed,
 ) -> Result<Json<Redeemed>, AppError> {
-    const UNKNOWN: AppError =
-        AppError::NotFound("this invite is not known here; check the link, or ask for a new one");
-    let id: InviteId = invite.parse().map_err(|_| UNKNOWN)?;
+    let id = rules::invite_id(&invite)?;
     let body: RedeemInvite = signed.json()?;
-    let stored = state.storage.invite(id).await?.ok_or(UNKNOWN)?;
-    let mut token = [0u8; 32];
-    hex::decode_to_slice(&body.token, &mut token).map_err(|_| UNKNOWN)?;
-    let token_hash: [u8; 32] = Sha256::digest(token).into();
-    if !bool::from(token_hash.ct_eq(&stored.token_sha256)) {
-        return Err(UNKNOWN);
-    }
-    match stored.used_by {
-        // The same device asking again (its first answer was lost, or the
-        // membership moved before its join) gets the same answer; unless
-        // it joined and was removed since: the log would show it everyone
-        // who joined after it left.
-        Some(device) if device == signed.device => {
-            let access = state.storage.device_access(stored.alliance, device).await?;
-            if access.is_some_and(|a| !a.active) {
-                return Err(AppError::Forbidden(
-                    "this device was removed from the alliance; ask a steward for a new invite",
-                ));
-            }
-        }
-        Some(_) => {
-            return Err(AppError::Conflict(
-                "this invite was already used; ask for a new one",
-            ));
-        }
-        None => {
-            if stored.expires_at <= now() {
-                return Err(AppError::Gone);
-            }
-            if !state
-                .storage
-                .consume_invite(id, signed.device, now())
-                .await?
-            {
-                return Err(AppError::Conflict(
-                    "this invite was already used; ask for a new one",
-                ));
+    let stored = state
+        .storage
+        .invite(id)
+        .await?
+        .ok_or(rules::UNKNOWN_INVITE)?;
+    let access = state
+        .storage
+        .device_access(stored.alliance, signed.device)
+        .await?;
+    let held = rules::HeldInvite {
+        token_sha256: stored.token_sha256,
+        expires_at: stored.expires_at,
+        used_by: stored.used_by,
+    };
+    let now = now();
+    match rules::redeem(
+        &held,
+        &body.token,
+        signed.device,
+        access.map(|a| a.active),
+        now,
+    )? {
+        Redemption::Repeat => {}
+        Redemption::Consume => {
+            if !state.storage.consume_invite(id, signed.device, now).await? {
+                return Err(rules::INVITE_USED.into());
             }
         }
     }
@@ -273,22 +177,16 @@ pub async fn append_log<S: Storage>(
 ) -> Result<StatusCode, AppError> {
     let alliance = alliance_id(&alliance)?;
     let body: AppendLog = signed.json()?;
-    if require_member(&state, alliance, signed.device)
-        .await
-        .is_err()
-    {
-        let joining = body.entries.first().and_then(|e| e.open().ok());
-        let Some(Action::Join { invite, .. }) = joining.map(|e| e.action) else {
-            return require_member(&state, alliance, signed.device)
-                .await
-                .map(|_| StatusCode::OK);
+    if let Err(refusal) = require_member(&state, alliance, signed.device).await {
+        let Some(invite) = rules::joining_with(&body.entries) else {
+            return Err(refusal);
         };
         let redeemed = state.storage.invite(invite).await?;
-        if !redeemed.is_some_and(|i| i.alliance == alliance && i.used_by == Some(signed.device)) {
-            return Err(AppError::Forbidden(
-                "redeem the invite before joining with it",
-            ));
-        }
+        rules::join_allowed(
+            alliance,
+            signed.device,
+            redeemed.map(|i| (i.alliance, i.used_by)),
+        )?;
     }
     let membership = membership(&state, alliance).await?;
     append_entries(&state, alliance, signed.device, membership, &body.entries).await?;
@@ -312,8 +210,8 @@ pub async fn fetch_log<S: Storage>(
     let alliance = alliance_id(&alliance)?;
     require_member(&state, alliance, signed.device).await?;
     let mut entries = state.storage.log(alliance, query.from).await?;
-    let more = entries.len() > api::MAX_ENTRIES_PER_FETCH;
-    entries.truncate(api::MAX_ENTRIES_PER_FETCH);
+    let more = entries.len() > kith_core::api::MAX_ENTRIES_PER_FETCH;
+    entries.truncate(kith_core::api::MAX_ENTRIES_PER_FETCH);
     Ok(Json(LogPage { entries, more }))
 }
 
@@ -326,33 +224,10 @@ pub async fn append_blobs<S: Storage>(
     let alliance = alliance_id(&alliance)?;
     require_member(&state, alliance, signed.device).await?;
     let body: AppendBlobs = signed.json()?;
-    if body.blobs.is_empty() || body.blobs.len() > api::MAX_BLOBS_PER_APPEND {
-        return Err(AppError::BadRequest(format!(
-            "send between 1 and {} blobs at a time",
-            api::MAX_BLOBS_PER_APPEND
-        )));
-    }
-    if body
-        .blobs
-        .iter()
-        .any(|b| b.data.len() > api::MAX_BLOB_BYTES)
-    {
-        return Err(AppError::TooLarge(api::MAX_BLOB_BYTES));
-    }
-    // Only a device that may summarise a scope writes its checkpoints: the
-    // relay picks checkpoints for new devices and deletes what they supersede.
-    if body.blobs.iter().any(|b| b.covers.is_some()) {
+    rules::blobs_to_append(&body)?;
+    if rules::has_checkpoints(&body.blobs) {
         let membership = membership(&state, alliance).await?;
-        let allowed = body
-            .blobs
-            .iter()
-            .filter(|b| b.covers.is_some())
-            .all(|b| membership.may_checkpoint(&signed.device, &b.scope));
-        if !allowed {
-            return Err(AppError::Forbidden(
-                "only the scope's facilitator or steward (or, for research-only writing, its author) may write its checkpoint",
-            ));
-        }
+        rules::checkpoint_writers(&membership, signed.device, &body.blobs)?;
     }
     let outcomes = match state
         .storage
@@ -365,25 +240,15 @@ pub async fn append_blobs<S: Storage>(
         .await?
     {
         Append::Done(outcomes) => outcomes,
-        Append::NotActive => {
-            return Err(AppError::Forbidden(
-                "this device was removed from the alliance; ask a steward for a new invite",
-            ));
-        }
-        Append::CoversAhead => {
-            return Err(AppError::BadRequest(
-                "a checkpoint cannot cover blobs the relay does not have yet; sync, then write it again".into(),
-            ));
-        }
+        Append::NotActive => return Err(rules::REMOVED.into()),
+        Append::CoversAhead => return Err(rules::COVERS_AHEAD.into()),
         Append::OverQuota { used } => {
             tracing::warn!(alliance = %alliance, used, "alliance storage quota reached");
             return Err(AppError::OverQuota(state.limits.alliance_quota_bytes));
         }
     };
     if outcomes.contains(&Appended::Conflict) {
-        return Err(AppError::Conflict(
-            "a different blob with the same id is already stored",
-        ));
+        return Err(rules::BLOB_ID_TAKEN.into());
     }
     tracing::debug!(alliance = %alliance, count = body.blobs.len(), "blobs appended");
     crate::metrics::blobs_appended(&body.blobs);
@@ -404,12 +269,6 @@ pub struct After {
     wait: u64,
 }
 
-fn scope_list(text: &str) -> Result<Vec<(kith_core::ScopeId, u64)>, AppError> {
-    api::paths::parse_scope_list(text).ok_or(AppError::BadRequest(
-        "scopes must be SCOPE:POSITION pairs separated by commas (at most 256)".into(),
-    ))
-}
-
 /// `GET /v1/alliances/{alliance}/blobs?after=N&limit=M[&scopes=S:P,...][&wait=S]`
 pub async fn fetch_blobs<S: Storage>(
     State(state): State<AppState<S>>,
@@ -419,11 +278,8 @@ pub async fn fetch_blobs<S: Storage>(
 ) -> Result<Json<BlobPage>, AppError> {
     let alliance = alliance_id(&alliance)?;
     require_member(&state, alliance, signed.device).await?;
-    let limit = query
-        .limit
-        .unwrap_or(api::MAX_BLOBS_PER_FETCH)
-        .clamp(1, api::MAX_BLOBS_PER_FETCH);
-    let scopes = query.scopes.as_deref().map(scope_list).transpose()?;
+    let limit = rules::page_limit(query.limit);
+    let scopes = query.scopes.as_deref().map(rules::scope_list).transpose()?;
     // Listen before looking, so nothing arriving in between is missed.
     let changes = (query.wait > 0).then(|| state.storage.changes());
     let mut page = state
@@ -460,7 +316,7 @@ pub async fn fetch_checkpoints<S: Storage>(
 ) -> Result<Json<CheckpointList>, AppError> {
     let alliance = alliance_id(&alliance)?;
     require_member(&state, alliance, signed.device).await?;
-    let scopes = scope_list(&query.scopes)?;
+    let scopes = rules::scope_list(&query.scopes)?;
     let checkpoints = state.storage.checkpoints(alliance, &scopes).await?;
     Ok(Json(CheckpointList { checkpoints }))
 }

@@ -1,15 +1,15 @@
 //! An in-memory relay with the same HTTP API and the same answers as
-//! `server/src/routes.rs` over its SQLite storage: it keeps the signed
-//! membership log, replays every appended entry with `Membership::apply`
-//! (refusing entries not signed by the sending device, 409 on a stale
-//! index), lets a device that redeemed an invite append its own join, and
-//! answers every request from a removed device with 403. Each blob is kept
-//! with the device that sent it and its batch number in the clear (`seq`),
-//! and, as `append_log` in `server/src/storage/sqlite.rs` does in the same
-//! transaction as the append, a removal whose cutoff for some (device,
-//! scope) is below the highest batch number the relay holds from that
-//! device in that scope (visible to readers yet or not) is refused with
-//! 409, so no batch the relay acknowledged is refused by readers later.
+//! `server/src/routes.rs`: every decision (who may call a route, which
+//! membership entries, invites, redeems, joins and appends to accept, and
+//! the refusal each gets) is made by `kith_core::relay_rules`, the functions
+//! the real relay calls too. What is here is storage (the log, invites and
+//! blobs in memory, each blob kept with the device that sent it and its
+//! batch number in the clear) and the faults. As `append_log` in the real
+//! storage does in the same transaction as the append, a removal whose
+//! cutoff for some (device, scope) is below the highest batch number the
+//! relay holds from that device in that scope (visible to readers yet or
+//! not) is refused, so no batch the relay acknowledged is refused by
+//! readers later.
 //!
 //! Blobs carry their scope in the clear: a fetch may ask for some scopes
 //! only, each after its own position, and `GET .../checkpoints` serves the
@@ -39,18 +39,13 @@ use kith_core::api::{
     LogPage, PublishInvite, RedeemInvite, Redeemed, RegisterAlliance,
 };
 use kith_core::membership::Action;
+use kith_core::relay_rules::{self as rules, Redemption};
 use kith_core::{
-    AllianceId, BlobId, BlobRecord, DeviceId, HttpRequest, HttpResponse, InviteId, LogError,
-    Membership, ScopeId, SignedEntry,
+    AllianceId, BlobId, BlobRecord, DeviceId, HttpRequest, HttpResponse, InviteId, Membership,
+    ScopeId, SignedEntry, Timestamp,
 };
-use sha2::{Digest, Sha256};
 
 use super::{Dice, Faults};
-
-/// The longest an invite may stay valid (as the real relay).
-const MAX_INVITE_MS: u64 = 30 * 24 * 60 * 60 * 1000;
-/// The largest invite package (as the real relay).
-const MAX_PACKAGE_BYTES: usize = 64 * 1024;
 
 /// How often the relay misbehaves, per mille, and how.
 #[derive(Clone, Debug)]
@@ -72,10 +67,8 @@ pub struct Knobs {
 
 struct Invite {
     alliance: AllianceId,
-    token_sha256: [u8; 32],
+    held: rules::HeldInvite,
     package: Vec<u8>,
-    expires_at: u64,
-    used_by: Option<DeviceId>,
 }
 
 struct Stored {
@@ -127,6 +120,11 @@ pub struct SimRelay {
 
 type Refusal = (u16, &'static str, String);
 type Answer = Result<(u16, Vec<u8>), Refusal>;
+
+/// A decision of the relay's rules as an answer.
+fn refused(refusal: rules::Refusal) -> Refusal {
+    (refusal.status(), refusal.code(), refusal.to_string())
+}
 
 impl SimRelay {
     /// An empty relay that misbehaves as `knobs` say.
@@ -301,38 +299,24 @@ impl SimRelay {
         device: DeviceId,
         faults: &mut Faults,
     ) -> Result<(), Refusal> {
-        let known = self
-            .alliances
-            .get(&alliance)
-            .and_then(|a| a.membership.device(&device));
-        match known {
-            Some(d) if d.active => Ok(()),
-            Some(_) => {
-                faults.removed_refused += 1;
-                Err((
-                    403,
-                    "forbidden",
-                    "this device was removed from the alliance".into(),
-                ))
-            }
-            None => Err((
-                403,
-                "forbidden",
-                "this device is not a member of this alliance".into(),
-            )),
+        let active = self.active(alliance, device);
+        if active == Some(false) {
+            faults.removed_refused += 1;
         }
+        rules::member_access(active).map_err(refused)
+    }
+
+    /// Whether the relay knows `device` in `alliance`, and if so whether it
+    /// is active.
+    fn active(&self, alliance: AllianceId, device: DeviceId) -> Option<bool> {
+        self.alliances
+            .get(&alliance)
+            .and_then(|a| a.membership.device(&device))
+            .map(|d| d.active)
     }
 
     fn register(&mut self, device: DeviceId, body: RegisterAlliance, now: u64) -> Answer {
-        let membership = Membership::replay(body.alliance_id, &body.log).map_err(log_refusal)?;
-        let created_by = body
-            .log
-            .first()
-            .and_then(|e| e.open().ok())
-            .map(|e| e.author);
-        if membership.is_empty() || created_by != Some(device) {
-            return Err((400, "bad_request", "log not started by the sender".into()));
-        }
+        let membership = rules::new_alliance(device, &body).map_err(refused)?;
         match self.alliances.get(&body.alliance_id) {
             None => {
                 self.alliances
@@ -340,8 +324,11 @@ impl SimRelay {
                 self.note_entries(&body.log, now);
                 Ok((201, Vec::new()))
             }
-            Some(a) if a.membership.entries() == body.log.as_slice() => Ok((200, Vec::new())),
-            Some(_) => Err((409, "conflict", "alliance exists".into())),
+            Some(a) => {
+                rules::registered_again(a.membership.entries() == body.log.as_slice())
+                    .map_err(refused)?;
+                Ok((200, Vec::new()))
+            }
         }
     }
 
@@ -352,58 +339,38 @@ impl SimRelay {
         body: PublishInvite,
         now: u64,
     ) -> Answer {
-        let entry = body.entry.open().map_err(log_refusal)?;
-        let Action::Invite { invite, .. } = entry.action else {
-            return Err((400, "bad_request", "no invite entry".into()));
-        };
-        if invite != body.invite_id {
-            return Err((400, "bad_request", "entry for another invite".into()));
-        }
-        let expires_at = body.expires_at.millis();
-        if expires_at <= now || expires_at - now > MAX_INVITE_MS {
-            return Err((400, "bad_request", "bad expiry".into()));
-        }
-        if body.package.len() > MAX_PACKAGE_BYTES {
-            return Err((413, "too_large", "package too large".into()));
-        }
-        let mut token_sha256 = [0u8; 32];
-        hex::decode_to_slice(&body.token_sha256, &mut token_sha256)
-            .map_err(|_| (400, "bad_request", "token_sha256".to_owned()))?;
+        let checked = rules::invite_to_publish(&body, Timestamp(now)).map_err(refused)?;
         if self.invites.contains_key(&body.invite_id) {
-            return Err((409, "conflict", "invite id taken".into()));
+            return Err(refused(rules::INVITE_ID_TAKEN));
         }
         self.append_entries(alliance, device, &[body.entry], now)?;
         self.invites.insert(
             body.invite_id,
             Invite {
                 alliance,
-                token_sha256,
+                held: rules::HeldInvite {
+                    token_sha256: checked.token_sha256,
+                    expires_at: body.expires_at,
+                    used_by: None,
+                },
                 package: body.package,
-                expires_at,
-                used_by: None,
             },
         );
         Ok((201, Vec::new()))
     }
 
     fn redeem(&mut self, device: DeviceId, invite: &str, body: RedeemInvite, now: u64) -> Answer {
-        let unknown = || (404, "not_found", "unknown invite".to_owned());
-        let id: InviteId = invite.parse().map_err(|_| unknown())?;
-        let stored = self.invites.get_mut(&id).ok_or_else(unknown)?;
-        let mut token = [0u8; 32];
-        hex::decode_to_slice(&body.token, &mut token).map_err(|_| unknown())?;
-        if <[u8; 32]>::from(Sha256::digest(token)) != stored.token_sha256 {
-            return Err(unknown());
-        }
-        match stored.used_by {
-            // The same device asking again (its first answer was lost, or
-            // the membership moved before its join) gets the same answer.
-            Some(by) if by == device => {}
-            Some(_) => return Err((409, "conflict", "invite already used".into())),
-            None if stored.expires_at <= now => {
-                return Err((410, "expired", "invite expired".into()));
-            }
-            None => stored.used_by = Some(device),
+        let id = rules::invite_id(invite).map_err(refused)?;
+        let alliance = self
+            .invites
+            .get(&id)
+            .ok_or(refused(rules::UNKNOWN_INVITE))?
+            .alliance;
+        let active = self.active(alliance, device);
+        let stored = self.invites.get_mut(&id).expect("looked up above");
+        let decided = rules::redeem(&stored.held, &body.token, device, active, Timestamp(now));
+        if decided.map_err(refused)? == Redemption::Consume {
+            stored.held.used_by = Some(device);
         }
         let log = self.alliances[&stored.alliance]
             .membership
@@ -428,17 +395,14 @@ impl SimRelay {
         faults: &mut Faults,
     ) -> Answer {
         if let Err(refusal) = self.require_member(alliance, device, faults) {
-            let joining = body.entries.first().and_then(|e| e.open().ok());
-            let Some(Action::Join { invite, .. }) = joining.map(|e| e.action) else {
+            let Some(invite) = rules::joining_with(&body.entries) else {
                 return Err(refusal);
             };
             let redeemed = self
                 .invites
                 .get(&invite)
-                .is_some_and(|i| i.alliance == alliance && i.used_by == Some(device));
-            if !redeemed {
-                return Err((403, "forbidden", "redeem the invite first".into()));
-            }
+                .map(|i| (i.alliance, i.held.used_by));
+            rules::join_allowed(alliance, device, redeemed).map_err(refused)?;
         }
         self.append_entries(alliance, device, &body.entries, now)?;
         Ok((201, Vec::new()))
@@ -454,27 +418,13 @@ impl SimRelay {
         entries: &[SignedEntry],
         now: u64,
     ) -> Result<(), Refusal> {
-        if entries.is_empty() || entries.len() > api::MAX_ENTRIES_PER_APPEND {
-            return Err((400, "bad_request", "1 to 64 entries".into()));
-        }
-        let stored = self.alliances.get(&alliance).ok_or((
-            404,
-            "not_found",
-            "no such alliance".to_owned(),
-        ))?;
-        let mut membership = stored.membership.clone();
-        let mut cutoffs = Vec::new();
-        for signed in entries {
-            let entry = signed.open().map_err(log_refusal)?;
-            if entry.author != signer {
-                return Err((403, "forbidden", "entry signed by another device".into()));
-            }
-            membership.apply(signed).map_err(log_refusal)?;
-            if let Action::Remove { cutoffs: more, .. } = entry.action {
-                cutoffs.extend(more);
-            }
-        }
-        for cutoff in &cutoffs {
+        let stored = self
+            .alliances
+            .get(&alliance)
+            .ok_or(refused(rules::UNKNOWN_ALLIANCE))?;
+        let checked = rules::entries_to_append(stored.membership.clone(), signer, entries)
+            .map_err(refused)?;
+        for cutoff in &checked.cutoffs {
             let held = self
                 .blobs
                 .iter()
@@ -485,22 +435,18 @@ impl SimRelay {
                 })
                 .filter_map(|b| b.record.seq)
                 .max();
-            if held.is_some_and(|h| h > cutoff.seq) {
+            if rules::cutoff_behind(cutoff, held) {
                 self.cutoff_refusals += 1;
                 self.log.push(format!(
                     "relay: removal refused, it holds batch {} past the cutoff {}",
                     held.unwrap_or_default(),
                     cutoff.seq
                 ));
-                return Err((
-                    409,
-                    "conflict",
-                    "the device being removed sent writing this device has not seen yet; sync, then try again".into(),
-                ));
+                return Err(refused(rules::CUTOFF_BEHIND));
             }
         }
         let stored = self.alliances.get_mut(&alliance).expect("checked above");
-        stored.membership = membership;
+        stored.membership = checked.membership;
         self.note_entries(entries, now);
         Ok(())
     }
@@ -551,15 +497,10 @@ impl SimRelay {
         dice: &mut Dice,
         faults: &mut Faults,
     ) -> Answer {
-        if body.blobs.is_empty() || body.blobs.len() > api::MAX_BLOBS_PER_APPEND {
-            return Err((400, "bad_request", "1 to 64 blobs".into()));
-        }
-        if body
-            .blobs
-            .iter()
-            .any(|b| b.data.len() > api::MAX_BLOB_BYTES)
-        {
-            return Err((413, "too_large", "blob too large".into()));
+        rules::blobs_to_append(&body).map_err(refused)?;
+        if rules::has_checkpoints(&body.blobs) {
+            let membership = &self.alliances[&alliance].membership;
+            rules::checkpoint_writers(membership, device, &body.blobs).map_err(refused)?;
         }
         // As the SQLite storage: every new blob is kept (one transaction that
         // commits), and any id holding other bytes makes the answer 409.
@@ -595,7 +536,7 @@ impl SimRelay {
             }
         }
         if conflict {
-            return Err((409, "conflict", "a different blob has this id".into()));
+            return Err(refused(rules::BLOB_ID_TAKEN));
         }
         let stored = Appended {
             stored: body.blobs.iter().map(|b| b.id).collect(),
@@ -612,20 +553,18 @@ impl SimRelay {
         faults: &mut Faults,
     ) -> Answer {
         let mut after = 0u64;
-        let mut limit = api::MAX_BLOBS_PER_FETCH;
+        let mut limit = None;
         let mut scopes = None;
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             let bad = || (400, "bad_request", format!("bad query {query}"));
             match pair.split_once('=').ok_or_else(bad)? {
                 ("after", v) => after = v.parse().map_err(|_| bad())?,
-                ("limit", v) => limit = v.parse().map_err(|_| bad())?,
-                ("scopes", v) => scopes = Some(scope_list(v)?),
+                ("limit", v) => limit = Some(v.parse().map_err(|_| bad())?),
+                ("scopes", v) => scopes = Some(rules::scope_list(v).map_err(refused)?),
                 _ => return Err(bad()),
             }
         }
-        let limit = limit
-            .clamp(1, api::MAX_BLOBS_PER_FETCH)
-            .min(self.knobs.page_size);
+        let limit = rules::page_limit(limit).min(self.knobs.page_size);
         // The visibility frontier: nothing at or after the first blob still
         // hidden is served, so what a page shows is a prefix of the final order.
         let frontier = self.frontier(now);
@@ -715,7 +654,7 @@ impl SimRelay {
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             let bad = || (400, "bad_request", format!("bad query {query}"));
             match pair.split_once('=').ok_or_else(bad)? {
-                ("scopes", v) => scopes = scope_list(v)?,
+                ("scopes", v) => scopes = rules::scope_list(v).map_err(refused)?,
                 _ => return Err(bad()),
             }
         }
@@ -742,26 +681,10 @@ impl SimRelay {
     }
 }
 
-/// `SCOPE:POS,...`, as the real relay reads it.
-fn scope_list(text: &str) -> Result<Vec<(ScopeId, u64)>, Refusal> {
-    api::paths::parse_scope_list(text).ok_or((400, "bad_request", "bad scope list".to_owned()))
-}
-
-/// As the real relay: a stale index is 409, a forbidden change 403, the
-/// rest 400.
-fn log_refusal(error: LogError) -> Refusal {
-    match error {
-        LogError::OutOfOrder { .. } => (409, "conflict", error.to_string()),
-        LogError::Unauthorised(_) => (403, "forbidden", error.to_string()),
-        other => (400, "bad_request", other.to_string()),
-    }
-}
-
 fn json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Refusal> {
     serde_json::from_slice(body).map_err(|e| (400, "bad_request", format!("bad body: {e}")))
 }
 
 fn alliance_id(raw: &str) -> Result<AllianceId, Refusal> {
-    raw.parse()
-        .map_err(|_| (404, "not_found", "no such alliance".to_owned()))
+    rules::alliance_id(raw).map_err(refused)
 }
