@@ -42,6 +42,20 @@ impl Relay {
 
     /// Sends one request.
     pub fn send(&self, request: &HttpRequest) -> Result<HttpResponse> {
+        self.send_by(&self.agent, request)
+    }
+
+    /// Sends one request, giving up after `timeout` (a long poll's own bound).
+    pub fn send_within(&self, request: &HttpRequest, timeout: Duration) -> Result<HttpResponse> {
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(timeout))
+            .build()
+            .into();
+        self.send_by(&agent, request)
+    }
+
+    fn send_by(&self, agent: &ureq::Agent, request: &HttpRequest) -> Result<HttpResponse> {
         let url = format!("{}{}", self.base, request.path);
         let unreachable = || {
             format!(
@@ -51,14 +65,14 @@ impl Relay {
         };
         let mut response = match request.method {
             "GET" => {
-                let mut builder = self.agent.get(&url);
+                let mut builder = agent.get(&url);
                 for (name, value) in &request.headers {
                     builder = builder.header(*name, value);
                 }
                 builder.call()
             }
             _ => {
-                let mut builder = self.agent.post(&url);
+                let mut builder = agent.post(&url);
                 for (name, value) in &request.headers {
                     builder = builder.header(*name, value);
                 }

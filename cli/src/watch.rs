@@ -1,156 +1,202 @@
-//! `kith sync --watch`: sync now, then again whenever the relay says the
-//! alliance changed. Listens on the relay's event stream; where a network
-//! holds streamed answers back (or with `--poll`), it long-polls instead.
+//! `kith sync --watch`: drives the core's live-update machine
+//! (`kith_core::live`, which the app drives too): it decides when to listen
+//! on the relay's event stream, when to long-poll instead, when to sync and
+//! how long to pause; this module only does the I/O.
 
 use std::io::{BufRead, BufReader};
+use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
+use kith_core::live::{Live, LiveStep, StreamEnd, SyncResult};
 use kith_core::{Client, Error as CoreError, SyncReport};
-use rand_core::OsRng;
+use rand_core::{OsRng, RngCore};
 
 use crate::relay::{Relay, now, sync};
 use crate::store::DataDir;
 
+pub use kith_core::live::Mode;
+
 /// The relay ends each stream after 10 minutes; a little more than that.
 const STREAM_LIMIT: Duration = Duration::from_secs(11 * 60);
-/// How long a long poll waits at the relay.
-const POLL_WAIT_SECS: u64 = 25;
-/// The longest pause between attempts while the relay cannot be reached.
-const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
-/// How the watch hears of changes.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    /// Server-sent events, falling back to long polls if the relay has none.
-    Stream,
-    /// Long polls only.
-    Poll,
-}
-
-/// Why listening stopped.
-enum Stopped {
-    /// The stream ended (its time was up, or the relay restarted): listen again.
-    Ended,
-    /// This relay (or a proxy on the way) does not serve the stream.
-    NoStream,
-}
-
-/// Watches until the device is removed or an error cannot pass; calls
-/// `report` after every sync.
+/// Watches until the relay refuses the device for good; calls `report`
+/// after every sync that went through.
 pub fn watch(
     client: &mut Client,
     dir: &DataDir,
     mode: Mode,
     report: &mut dyn FnMut(&SyncReport),
 ) -> Result<()> {
-    let relay = Relay::new(&client.profile().relay);
-    let mut mode = mode;
-    let mut pause = Duration::from_secs(1);
+    let mut watcher = Watcher {
+        relay: Relay::new(&client.profile().relay),
+        live: Live::new(OsRng.next_u64(), mode),
+        client,
+        dir,
+        report,
+        last_error: None,
+    };
+    let mut step = watcher.live.start(clock());
     loop {
-        let outcome = match mode {
-            Mode::Stream => listen(&relay, client, dir, report),
-            Mode::Poll => poll(&relay, client, dir, report).map(|()| Stopped::Ended),
+        step = match step {
+            LiveStep::Listen { silence_ms } => watcher.listen(silence_ms),
+            LiveStep::Sync => {
+                let result = watcher.sync();
+                watcher
+                    .live
+                    .synced(clock(), result)
+                    .unwrap_or_else(|| watcher.live.resume(clock()))
+            }
+            LiveStep::Poll {
+                wait_secs,
+                timeout_ms,
+            } => watcher.poll(wait_secs, timeout_ms),
+            LiveStep::Pause { ms } => {
+                if let Some(e) = &watcher.last_error {
+                    eprintln!("kith: {e:#}; trying again in {} s", ms.div_ceil(1_000));
+                }
+                std::thread::sleep(Duration::from_millis(ms));
+                watcher.live.resume(clock())
+            }
+            LiveStep::Stop => {
+                return Err(watcher
+                    .last_error
+                    .take()
+                    .unwrap_or_else(|| anyhow::anyhow!("the relay refused this device")));
+            }
         };
-        match outcome {
-            Ok(Stopped::Ended) => pause = Duration::from_secs(1),
-            Ok(Stopped::NoStream) => {
+    }
+}
+
+/// The time in milliseconds, as the machine counts it.
+fn clock() -> u64 {
+    now().millis()
+}
+
+struct Watcher<'a> {
+    relay: Relay,
+    live: Live,
+    client: &'a mut Client,
+    dir: &'a DataDir,
+    report: &'a mut dyn FnMut(&SyncReport),
+    /// What went wrong last, said at the next pause (or at the stop).
+    last_error: Option<anyhow::Error>,
+}
+
+impl Watcher<'_> {
+    /// Syncs, tells the caller, and classifies the outcome for the machine.
+    fn sync(&mut self) -> SyncResult {
+        match sync(self.client, self.dir) {
+            Ok(done) => {
+                (self.report)(&done);
+                self.last_error = None;
+                SyncResult::Done
+            }
+            Err(e) => {
+                let for_good = e
+                    .downcast_ref::<CoreError>()
+                    .is_some_and(CoreError::is_refused_for_good);
+                self.last_error = Some(e);
+                if for_good {
+                    SyncResult::Refused
+                } else {
+                    SyncResult::Failed
+                }
+            }
+        }
+    }
+
+    /// Opens the event stream and follows it until it ends, or until the
+    /// machine says otherwise.
+    fn listen(&mut self, silence_ms: u64) -> LiveStep {
+        let request = self.client.events_request(now(), &mut OsRng);
+        let response = match self.relay.open_stream(&request, STREAM_LIMIT) {
+            Ok(response) => response,
+            Err(e) => {
+                self.last_error = Some(e);
+                return self.live.stream_ended(clock(), StreamEnd::Broken);
+            }
+        };
+        let status = response.status().as_u16();
+        let is_stream = response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("text/event-stream"));
+        let was = self.live.mode();
+        if let Some(next) = self.live.opened(status, is_stream) {
+            if self.live.mode() != was {
                 eprintln!(
                     "kith: the relay sends no live updates here; asking it every few seconds instead"
                 );
-                mode = Mode::Poll;
+            } else {
+                self.last_error = Some(anyhow::anyhow!(
+                    "the relay could not open live updates just now ({status})"
+                ));
+            }
+            return next;
+        }
+        // Lines arrive on a thread, so silence can be timed here.
+        let (lines, heard_lines) = mpsc::channel();
+        let reader = BufReader::new(response.into_body().into_reader());
+        std::thread::spawn(move || {
+            for line in reader.lines() {
+                if lines.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        let silence = Duration::from_millis(silence_ms);
+        let mut heard = false;
+        loop {
+            let line = match heard_lines.recv_timeout(silence) {
+                Ok(Ok(line)) => line,
+                Ok(Err(e)) => {
+                    self.last_error =
+                        Some(anyhow::Error::new(e).context("the live updates stream broke"));
+                    return self.live.stream_ended(clock(), StreamEnd::Broken);
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    return self.live.stream_ended(clock(), StreamEnd::Closed);
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    return self.live.stream_ended(clock(), StreamEnd::Silent { heard });
+                }
+            };
+            heard = true;
+            let Some(event) = line.strip_prefix("event:").map(str::trim) else {
                 continue;
+            };
+            if self.live.event(event) == Some(LiveStep::Sync) {
+                let result = self.sync();
+                if let Some(next) = self.live.synced(clock(), result) {
+                    return next;
+                }
             }
-            Err(e) if is_permanent(&e) => return Err(e),
+        }
+    }
+
+    /// Sends one long poll and tells the machine how it went.
+    fn poll(&mut self, wait_secs: u64, timeout_ms: u64) -> LiveStep {
+        let request = self.client.wait_request(wait_secs, now(), &mut OsRng);
+        let status = match self
+            .relay
+            .send_within(&request, Duration::from_millis(timeout_ms))
+        {
+            Ok(response) => {
+                if !(200..300).contains(&response.status) {
+                    self.last_error = Some(anyhow::anyhow!(
+                        "the relay did not answer the poll ({})",
+                        response.status
+                    ));
+                }
+                Some(response.status)
+            }
             Err(e) => {
-                eprintln!("kith: {e:#}; trying again in {} s", pause.as_secs());
-                pause = (pause * 2).min(MAX_BACKOFF);
+                self.last_error = Some(e);
+                None
             }
-        }
-        std::thread::sleep(pause);
-    }
-}
-
-/// A refusal no retry can mend: the device was removed, or is not known.
-fn is_permanent(error: &anyhow::Error) -> bool {
-    matches!(
-        error.downcast_ref::<CoreError>(),
-        Some(CoreError::Relay {
-            status: 401 | 403 | 404,
-            ..
-        })
-    )
-}
-
-/// Syncs, and tells the caller.
-fn sync_and_report(
-    client: &mut Client,
-    dir: &DataDir,
-    report: &mut dyn FnMut(&SyncReport),
-) -> Result<()> {
-    let done = sync(client, dir)?;
-    report(&done);
-    Ok(())
-}
-
-/// Listens on the event stream, syncing at `ready` and at each `changed`.
-fn listen(
-    relay: &Relay,
-    client: &mut Client,
-    dir: &DataDir,
-    report: &mut dyn FnMut(&SyncReport),
-) -> Result<Stopped> {
-    let request = client.events_request(now(), &mut OsRng);
-    let response = relay.open_stream(&request, STREAM_LIMIT)?;
-    let status = response.status().as_u16();
-    let is_stream = response
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("text/event-stream"));
-    if status == 401 || status == 403 {
-        // Let sync say why, in the relay's words.
-        sync(client, dir)?;
-        anyhow::bail!("the relay refused the live updates ({status})");
-    }
-    if status >= 500 || status == 429 {
-        // Passing (a relay restarting, a busy proxy): try again after a pause.
-        anyhow::bail!("the relay could not open live updates just now ({status})");
-    }
-    if !(200..300).contains(&status) || !is_stream {
-        return Ok(Stopped::NoStream);
-    }
-    let lines = BufReader::new(response.into_body().into_reader()).lines();
-    for line in lines {
-        let line = line.context("the live updates stream broke")?;
-        match line.strip_prefix("event:").map(str::trim) {
-            Some("ready" | "changed") => sync_and_report(client, dir, report)?,
-            Some("removed") => {
-                // The sync fails with the relay's own explanation.
-                sync(client, dir)?;
-                anyhow::bail!("this device was removed from the alliance");
-            }
-            _ => {}
-        }
-    }
-    Ok(Stopped::Ended)
-}
-
-/// Long polls: syncs, then waits at the relay for something new.
-fn poll(
-    relay: &Relay,
-    client: &mut Client,
-    dir: &DataDir,
-    report: &mut dyn FnMut(&SyncReport),
-) -> Result<()> {
-    loop {
-        sync_and_report(client, dir, report)?;
-        let request = client.wait_request(POLL_WAIT_SECS, now(), &mut OsRng);
-        let response = relay.send(&request)?;
-        if !(200..300).contains(&response.status) {
-            // The caller pauses before trying again (the next sync says
-            // what is wrong, in the relay's words, if it lasts).
-            anyhow::bail!("the relay did not answer the poll ({})", response.status);
-        }
+        };
+        self.live.polled(clock(), status)
     }
 }

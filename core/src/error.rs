@@ -115,6 +115,19 @@ pub enum Error {
 }
 
 impl Error {
+    /// Whether the relay refused this device for good: it was removed, is
+    /// not known, or its requests are not accepted. Trying again cannot help.
+    pub fn is_refused_for_good(&self) -> bool {
+        matches!(
+            self,
+            Error::Removed
+                | Error::Relay {
+                    status: 401 | 403 | 404,
+                    ..
+                }
+        )
+    }
+
     /// A stable code for programs to branch on (the app's TypeScript gets it
     /// beside the message); the message is for people and may be reworded.
     pub fn code(&self) -> &'static str {

@@ -49,6 +49,7 @@ mod invite;
 mod join;
 mod keys;
 pub mod kinds;
+pub mod live;
 pub mod membership;
 mod names;
 mod padding;

@@ -6,7 +6,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 use kith_tests::{Relay, TestDatabase, bin, encodings_of, kith, shown};
@@ -20,6 +20,8 @@ fn dir(base: &tempfile::TempDir, name: &str) -> String {
 struct Watch {
     child: Child,
     lines: mpsc::Receiver<Value>,
+    /// What it said on stderr (passed on to the test's stderr too).
+    said: Arc<Mutex<String>>,
 }
 
 impl Watch {
@@ -28,9 +30,18 @@ impl Watch {
             .args(["sync", "--watch", "--json", "--data-dir", data_dir])
             .args(extra)
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("kith runs");
+        let said = Arc::new(Mutex::new(String::new()));
+        let stderr = child.stderr.take().unwrap();
+        let keep = Arc::clone(&said);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                eprintln!("{line}");
+                keep.lock().unwrap().push_str(&line);
+            }
+        });
         let stdout = child.stdout.take().unwrap();
         let (send, lines) = mpsc::channel();
         std::thread::spawn(move || {
@@ -43,7 +54,22 @@ impl Watch {
                 }
             }
         });
-        Self { child, lines }
+        Self { child, lines, said }
+    }
+
+    /// Waits (up to `bound`) for the watch to end by itself; its exit status
+    /// and what it said.
+    fn until_it_stops(&mut self, bound: Duration) -> (std::process::ExitStatus, String) {
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                // Let the stderr thread take the last lines.
+                std::thread::sleep(Duration::from_millis(200));
+                return (status, self.said.lock().unwrap().clone());
+            }
+            assert!(start.elapsed() < bound, "the watch is still running");
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     /// Waits (up to a generous bound; this is not a timing test) for a sync
@@ -186,6 +212,26 @@ fn two_instances_on_one_database_push_changes_to_each_other() {
             "Welcome, everyone.".to_owned()
         ]
     );
+
+    // A watching device that is removed stops, on the stream and on long
+    // polls alike, and says why, instead of asking again and again.
+    let mut blake_watch = Watch::start(&blake, &[]);
+    let mut blake_poll = Watch::start(&blake, &["--poll"]);
+    blake_watch.until_listening();
+    blake_poll.until_listening();
+    kith(&[
+        "member",
+        "remove",
+        "--data-dir",
+        &steward,
+        "--member",
+        "Blake",
+    ]);
+    for watch in [&mut blake_watch, &mut blake_poll] {
+        let (status, said) = watch.until_it_stops(Duration::from_secs(90));
+        assert!(!status.success(), "a removed device's watch fails");
+        assert!(said.contains("removed"), "it says why: {said}");
+    }
 
     // What PostgreSQL holds is ciphertext and opaque ids: no text and no
     // name, in any encoding (bytea reads back as hex here), in any table.

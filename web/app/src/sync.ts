@@ -7,7 +7,7 @@
 
 import { OfflineError, send } from './relay';
 import type { Storage } from './storage';
-import { nextRequest, receive, type KithDevice, type SyncReport } from './wasm';
+import { nextRequest, receive, refusedForGood, type KithDevice, type SyncOutcome, type SyncReport } from './wasm';
 
 export type SyncPhase =
   /** Not running and nothing has gone wrong. */
@@ -40,7 +40,7 @@ export class Syncer {
   private pollTimer: ReturnType<typeof setInterval> | undefined;
   private stopped = true;
   /** Told, at the end of the current run, whether it went through. */
-  private waiters: ((ok: boolean) => void)[] = [];
+  private waiters: ((outcome: SyncOutcome) => void)[] = [];
 
   constructor(
     private readonly device: KithDevice,
@@ -83,11 +83,12 @@ export class Syncer {
 
   /**
    * Starts a run like `kick()`, and resolves when a run that began after
-   * this call is over: true if it went through.
+   * this call is over: whether it went through, failed for now, or was
+   * refused for good (the device was removed).
    */
-  synced(): Promise<boolean> {
-    if (this.stopped) return Promise.resolve(false);
-    const done = new Promise<boolean>((resolve) => this.waiters.push(resolve));
+  synced(): Promise<SyncOutcome> {
+    if (this.stopped) return Promise.resolve('failed');
+    const done = new Promise<SyncOutcome>((resolve) => this.waiters.push(resolve));
     this.kick();
     return done;
   }
@@ -115,7 +116,7 @@ export class Syncer {
 
   private async run(): Promise<void> {
     this.running = true;
-    let ok = false;
+    let outcome: SyncOutcome = 'failed';
     this.set({ ...this.state, phase: 'running', error: undefined });
     try {
       do {
@@ -124,7 +125,7 @@ export class Syncer {
         this.failures = 0;
         this.set({ phase: 'running', last: report });
       } while (this.again && !this.stopped);
-      ok = !this.again;
+      if (!this.again) outcome = 'done';
       this.set({ ...this.state, phase: 'idle' });
     } catch (e) {
       if (e instanceof OfflineError) {
@@ -136,6 +137,7 @@ export class Syncer {
         this.onStorageError(e.reason);
       } else {
         const message = e instanceof Error ? e.message : String(e);
+        if (refusedForGood(e)) outcome = 'refused';
         this.set({ ...this.state, phase: 'failed', error: message });
         this.retryLater();
       }
@@ -143,7 +145,7 @@ export class Syncer {
       this.running = false;
       const waiting = this.waiters;
       this.waiters = [];
-      for (const resolve of waiting) resolve(ok);
+      for (const resolve of waiting) resolve(outcome);
     }
   }
 

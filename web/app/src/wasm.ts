@@ -6,6 +6,10 @@
 import init, {
   Joining,
   KithDevice,
+  LiveUpdates,
+  type LiveNext,
+  type StreamEnded,
+  type SyncOutcome,
   type Contribution,
   type Profile,
   type RelayRequest,
@@ -15,8 +19,8 @@ import init, {
   type Written,
 } from './wasm/pkg/kith_wasm.js';
 
-export { Joining, KithDevice };
-export type { Contribution, Profile, RelayRequest, SyncStep, Written };
+export { Joining, KithDevice, LiveUpdates };
+export type { Contribution, LiveNext, Profile, RelayRequest, StreamEnded, SyncOutcome, SyncStep, Written };
 
 /** What the core asks the app to store, in order, in one transaction. */
 export type StoreOp = StoreOpView;
@@ -38,6 +42,11 @@ export function nextRequest(device: KithDevice): RelayRequest | undefined {
 
 export function receive(device: KithDevice, status: number, body: Uint8Array): SyncStep {
   return device.syncReceive(status, body);
+}
+
+/** Whether a core error says the relay refused this device for good (it was removed). */
+export function refusedForGood(error: unknown): boolean {
+  return error instanceof Error && 'refusedForGood' in error && error.refusedForGood === true;
 }
 
 /** A freshly signed request for the relay's live updates (server-sent events). */

@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 mod convert;
+mod live;
 
 use js_sys::{Array, Uint8Array};
 use kith_core::{Client, HttpResponse, Joining as CoreJoining, Timestamp, WriteScope, decode_blob};
@@ -24,7 +25,14 @@ fn now() -> Timestamp {
 /// A core error as a JavaScript `Error` whose `message` is the sentence for
 /// the person and whose `code` is stable, for the app to branch on.
 fn fail(e: kith_core::Error) -> JsValue {
-    coded(e.code(), &e.to_string())
+    let error = coded(e.code(), &e.to_string());
+    // Live updates stop on such an error instead of trying again.
+    let _ = js_sys::Reflect::set(
+        &error,
+        &"refusedForGood".into(),
+        &e.is_refused_for_good().into(),
+    );
+    error
 }
 
 pub(crate) fn coded(code: &str, message: &str) -> JsValue {
