@@ -8,8 +8,9 @@
 
 use rand_core::CryptoRngCore;
 
+use crate::api::json;
 use crate::api::{self, AppendLog, HttpRequest, PublishInvite, RegisterAlliance, Role};
-use crate::client::{Client, PendingChange, check_name, json};
+use crate::client::{Client, PendingChange, check_name};
 use crate::envelope::{INVITE_LABEL, seal};
 use crate::error::Error;
 use crate::ids::{AllianceId, DeviceId, MemberId, ScopeId};

@@ -374,3 +374,16 @@ pub mod paths {
         format!("/v1/alliances/{alliance}/log?from={from}")
     }
 }
+
+/// A request body as JSON.
+pub(crate) fn json<T: serde::Serialize>(body: &T) -> Vec<u8> {
+    serde_json::to_vec(body).expect("request bodies encode")
+}
+
+/// The relay's refusal as an error.
+pub(crate) fn relay_error(response: &HttpResponse) -> crate::error::Error {
+    crate::error::Error::Relay {
+        status: response.status,
+        message: response.refusal_message(),
+    }
+}

@@ -22,7 +22,7 @@ use crate::state::{
     Profile, Saved, SavedPending, StoreOp, decode_blob, encode_blob, load_identity, load_keys,
     save_keys,
 };
-use crate::sync::SyncRun;
+use crate::sync_state::SyncRun;
 use crate::time::Timestamp;
 
 /// The longest contribution accepted, in bytes of UTF-8.
@@ -858,7 +858,7 @@ impl Client {
     /// A cohort's name, if this device can open it.
     pub fn cohort_name(&self, cohort: &ScopeId) -> Option<String> {
         let sealed = &self.membership.scope(cohort)?.sealed_name;
-        crate::names::open_name(sealed, &self.membership, &self.reader)
+        crate::names::open_name(sealed, &self.membership, self.reader.epoch_keys())
     }
 }
 
@@ -887,10 +887,6 @@ fn check_text(text: &str) -> Result<(), Error> {
         });
     }
     Ok(())
-}
-
-pub(crate) fn json<T: serde::Serialize>(body: &T) -> Vec<u8> {
-    serde_json::to_vec(body).expect("request bodies encode")
 }
 
 pub(crate) fn check_name(name: &str, what: &'static str) -> Result<String, Error> {

@@ -6,13 +6,8 @@
 #[non_exhaustive]
 pub enum Error {
     /// An id in text form was not the right shape.
-    #[error("{what} is not valid: expected {expected_hex_digits} hex digits")]
-    InvalidId {
-        /// Which kind of id.
-        what: &'static str,
-        /// How many hex digits it should have.
-        expected_hex_digits: usize,
-    },
+    #[error(transparent)]
+    InvalidId(#[from] crate::ids::InvalidId),
     /// An invite code or link could not be read.
     #[error("this invite is not valid ({0}); ask for a new invite link")]
     InvalidInvite(&'static str),
@@ -41,7 +36,7 @@ pub enum Error {
     CorruptState(&'static str),
     /// A blob from the relay failed a check; it was not applied.
     #[error("a blob from the relay was refused: {0}")]
-    Rejected(#[from] crate::reader::Rejection),
+    Rejected(#[from] crate::rejection::Rejection),
     /// The relay answered with an error.
     #[error("the relay refused the request ({status}): {message}")]
     Relay {
@@ -78,7 +73,7 @@ pub enum Error {
     Invalid(&'static str),
     /// A membership entry was refused.
     #[error("the alliance's membership log was refused: {0}")]
-    Membership(#[from] crate::membership::LogError),
+    Membership(#[from] crate::log_error::LogError),
     /// The relay showed a membership history other than the one seen before.
     #[error(
         "the relay now shows a different membership history from the one this device saw before; \
@@ -132,7 +127,7 @@ impl Error {
     /// beside the message); the message is for people and may be reworded.
     pub fn code(&self) -> &'static str {
         match self {
-            Error::InvalidId { .. } => "invalid_id",
+            Error::InvalidId(_) => "invalid_id",
             Error::InvalidInvite(_) => "invalid_invite",
             Error::InvalidRecipient(_) => "invalid_recipient",
             Error::InvalidIdentity => "invalid_identity",
@@ -175,10 +170,10 @@ mod tests {
     fn codes_are_distinct_and_snake_case() {
         let id = crate::ids::ContributionId([0; 16]);
         let all = [
-            Error::InvalidId {
+            Error::InvalidId(crate::ids::InvalidId {
                 what: "x",
                 expected_hex_digits: 2,
-            },
+            }),
             Error::InvalidInvite("x"),
             Error::InvalidRecipient("x".into()),
             Error::InvalidIdentity,
@@ -186,7 +181,7 @@ mod tests {
             Error::TextTooLong { len: 2, max: 1 },
             Error::Encrypt,
             Error::CorruptState("x"),
-            Error::Rejected(crate::reader::Rejection::Damaged(crate::ids::BlobId(
+            Error::Rejected(crate::rejection::Rejection::Damaged(crate::ids::BlobId(
                 [0; 16],
             ))),
             Error::Relay {

@@ -7,8 +7,6 @@ use std::str::FromStr;
 use rand_core::CryptoRngCore;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::error::Error;
-
 /// Ids are hex strings in JSON and raw bytes in binary formats.
 macro_rules! hex_serde {
     ($name:ident) => {
@@ -65,8 +63,8 @@ macro_rules! random_id {
         }
 
         impl FromStr for $name {
-            type Err = Error;
-            fn from_str(s: &str) -> Result<Self, Error> {
+            type Err = InvalidId;
+            fn from_str(s: &str) -> Result<Self, InvalidId> {
                 parse_hex(s, stringify!($name)).map(Self)
             }
         }
@@ -121,15 +119,25 @@ impl fmt::Debug for DeviceId {
 }
 
 impl FromStr for DeviceId {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self, Error> {
+    type Err = InvalidId;
+    fn from_str(s: &str) -> Result<Self, InvalidId> {
         parse_hex(s, "DeviceId").map(Self)
     }
 }
 
-fn parse_hex<const N: usize>(s: &str, what: &'static str) -> Result<[u8; N], Error> {
+/// An id in text form was not the right shape.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{what} is not valid: expected {expected_hex_digits} hex digits")]
+pub struct InvalidId {
+    /// Which kind of id.
+    pub what: &'static str,
+    /// How many hex digits it should have.
+    pub expected_hex_digits: usize,
+}
+
+fn parse_hex<const N: usize>(s: &str, what: &'static str) -> Result<[u8; N], InvalidId> {
     let mut out = [0u8; N];
-    hex::decode_to_slice(s, &mut out).map_err(|_| Error::InvalidId {
+    hex::decode_to_slice(s, &mut out).map_err(|_| InvalidId {
         what,
         expected_hex_digits: N * 2,
     })?;

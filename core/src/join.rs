@@ -12,7 +12,8 @@ use rand_core::CryptoRngCore;
 
 use crate::admin::device_public_keys;
 use crate::api::{self, AppendLog, HttpRequest, HttpResponse, RedeemInvite, Redeemed};
-use crate::client::{Client, check_name, json};
+use crate::api::{json, relay_error};
+use crate::client::{Client, check_name};
 use crate::envelope::{INVITE_LABEL, open};
 use crate::error::Error;
 use crate::invite::{Invite, InvitePackage};
@@ -20,7 +21,6 @@ use crate::keys::{DeviceKeys, EpochKey};
 use crate::membership::{Action, Membership, ScopeKind, SignedEntry, join_proof_message};
 use crate::names::{seal_name, taken};
 use crate::state::{Profile, StoreOp};
-use crate::sync::relay_error;
 use crate::time::Timestamp;
 
 /// How often joining starts over because the membership moved meanwhile.

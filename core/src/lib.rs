@@ -50,17 +50,20 @@ mod join;
 mod keys;
 pub mod kinds;
 pub mod live;
+mod log_error;
 pub mod membership;
 mod names;
 mod padding;
 pub mod payload;
 mod reader;
+mod rejection;
 pub mod relay_rules;
 mod research;
 mod role;
 mod shared_items;
 mod state;
 mod sync;
+mod sync_state;
 mod time;
 
 pub use admin::NewAlliance;
@@ -69,7 +72,9 @@ pub use chain::{ChainHead, Gap};
 pub use client::{Client, MAX_TEXT_BYTES, WriteScope};
 pub use document::{ContributionDoc, ContributionView, rfc3339};
 pub use error::Error;
-pub use ids::{AllianceId, BlobId, ContributionId, DeviceId, DocId, InviteId, MemberId, ScopeId};
+pub use ids::{
+    AllianceId, BlobId, ContributionId, DeviceId, DocId, InvalidId, InviteId, MemberId, ScopeId,
+};
 pub use invite::{Invite, InvitePackage};
 pub use join::Joining;
 pub use keys::{AgeIdentity, DeviceKeys, EpochKey, Recipient, verify};
@@ -77,5 +82,5 @@ pub use membership::{LogError, Membership, SignedEntry};
 pub use reader::{Ingested, Ingestion, Reader, Rejection};
 pub use research::ResearchView;
 pub use state::{Profile, StoreOp, decode_blob, encode_blob};
-pub use sync::{SyncReport, SyncStep};
+pub use sync_state::{SyncReport, SyncStep};
 pub use time::Timestamp;

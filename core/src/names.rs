@@ -9,7 +9,6 @@ use crate::error::Error;
 use crate::ids::MemberId;
 use crate::keys::{AgeIdentity, EpochKey, Recipient};
 use crate::membership::Membership;
-use crate::reader::Reader;
 
 /// Seals `name` to the alliance scope's recipient.
 pub(crate) fn seal_name(name: &str, alliance_recipient: &str) -> Result<Vec<u8>, Error> {
@@ -17,14 +16,17 @@ pub(crate) fn seal_name(name: &str, alliance_recipient: &str) -> Result<Vec<u8>,
     encrypt(name.as_bytes(), &[&recipient])
 }
 
-/// Opens a sealed name with any alliance-scope key the reader holds.
-pub(crate) fn open_name(sealed: &[u8], membership: &Membership, reader: &Reader) -> Option<String> {
+/// Opens a sealed name with any alliance-scope key among `keys`.
+pub(crate) fn open_name(
+    sealed: &[u8],
+    membership: &Membership,
+    keys: &[EpochKey],
+) -> Option<String> {
     if sealed.is_empty() {
         return None;
     }
     let scope = membership.alliance_scope()?;
-    let identities: Vec<&AgeIdentity> = reader
-        .epoch_keys()
+    let identities: Vec<&AgeIdentity> = keys
         .iter()
         .filter(|k| k.scope == scope)
         .map(|k| &k.identity)
@@ -73,15 +75,15 @@ pub(crate) struct ShownNames {
 }
 
 impl ShownNames {
-    pub(crate) fn of(membership: &Membership, reader: &Reader) -> Self {
-        Self::from_join_order(membership.members_in_join_order().into_iter().map(
-            |(member, info)| {
-                (
-                    member,
-                    open_name(&info.sealed_pseudonym, membership, reader),
-                )
-            },
-        ))
+    pub(crate) fn of(membership: &Membership, keys: &[EpochKey]) -> Self {
+        Self::from_join_order(
+            membership
+                .members_in_join_order()
+                .into_iter()
+                .map(|(member, info)| {
+                    (member, open_name(&info.sealed_pseudonym, membership, keys))
+                }),
+        )
     }
 
     /// From each member's name (if it could be opened), in join order.

@@ -21,86 +21,14 @@ use crate::api::{
     self, AppendBlobs, AppendLog, Appended, BlobPage, BlobRecord, CheckpointList, HttpRequest,
     HttpResponse, LogPage,
 };
-use crate::chain::Gap;
-use crate::client::{Client, json};
+use crate::api::{json, relay_error};
+use crate::client::Client;
 use crate::error::Error;
-use crate::ids::{BlobId, ScopeId};
+use crate::sync_state::{Step, SyncReport, SyncRun, SyncStep, Waiting};
+
 use crate::reader::{Ingested, Rejection};
 use crate::state::StoreOp;
 use crate::time::Timestamp;
-
-/// What one sync run did.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct SyncReport {
-    /// Blobs this device sent that the relay now holds.
-    pub sent: usize,
-    /// New blobs received from others.
-    pub received: usize,
-    /// Blobs refused because they failed a check (never applied).
-    pub rejected: Vec<Rejection>,
-    /// Batches still missing when the run ended: a later batch from the same
-    /// device arrived, these did not. The later ones are held, unread.
-    pub missing: Vec<Gap>,
-}
-
-impl SyncReport {
-    /// Whether the relay served everything, and all of it passed its checks.
-    pub fn is_clean(&self) -> bool {
-        self.rejected.is_empty() && self.missing.is_empty()
-    }
-}
-
-/// The result of feeding one response.
-#[derive(Debug)]
-pub struct SyncStep {
-    /// What to persist, in order, before sending the next request.
-    pub ops: Vec<StoreOp>,
-    /// Set when the run is over.
-    pub finished: Option<SyncReport>,
-}
-
-pub(crate) struct SyncRun {
-    /// What to ask the relay next (once the answer to the last has come).
-    next: Step,
-    /// The request sent, whose answer is awaited.
-    waiting: Option<Waiting>,
-    /// Where this run fetches blobs from (0 when looking again for missing ones).
-    fetch_after: u64,
-    /// Whether to ask for checkpoints first (a new device, or one missing something).
-    want_checkpoints: bool,
-    /// The scopes to fetch, each from its newest checkpoint; `None` for all.
-    scopes: Option<Vec<(ScopeId, u64)>>,
-    /// Whether this run already wrote the checkpoints it owed.
-    checkpointed: bool,
-    /// Whether this run already started over to look for missing batches.
-    looked_again: bool,
-    report: SyncReport,
-}
-
-/// The steps of a run, in order; each carries what it needs.
-enum Step {
-    /// Fetch the membership log (a page at a time).
-    Log,
-    /// Send a membership change this device owes (its entries are already
-    /// saved as pending).
-    Change(HttpRequest),
-    /// Ask for the newest checkpoint of each scope.
-    Checkpoints,
-    /// Send the outbox (a page at a time).
-    Upload,
-    /// Fetch new blobs (a page at a time).
-    Fetch,
-}
-
-/// A request on its way, and what its answer is for.
-enum Waiting {
-    Log,
-    Change,
-    Checkpoints,
-    /// The blobs sent: the relay may confirm only these.
-    Upload(Vec<BlobId>),
-    Fetch,
-}
 
 impl Client {
     /// Starts a sync run (restarting one that was interrupted).
@@ -372,11 +300,4 @@ impl Client {
 
 fn parse<T: serde::de::DeserializeOwned>(response: &HttpResponse) -> Result<T, Error> {
     serde_json::from_slice(&response.body).map_err(|_| Error::BadResponse("unexpected body"))
-}
-
-pub(crate) fn relay_error(response: &HttpResponse) -> Error {
-    Error::Relay {
-        status: response.status,
-        message: response.refusal_message(),
-    }
 }

@@ -58,7 +58,7 @@ fn used() -> JsValue {
 }
 
 fn parse_id(id: &str) -> Result<kith_core::ContributionId, JsValue> {
-    id.parse().map_err(fail)
+    id.parse().map_err(|e: kith_core::InvalidId| fail(e.into()))
 }
 
 /// One device in one alliance.
