@@ -45,12 +45,17 @@ pub fn run(command: Command, json_output: bool) -> Result<Output> {
             &researchers,
         ),
         Command::Invite {
+            action: Some(action),
+            ..
+        } => crate::membership::run_invite(action),
+        Command::Invite {
+            action: None,
             data_dir,
             role,
             cohort,
             days,
         } => invite(
-            &DataDir::new(&data_dir),
+            &DataDir::new(&data_dir.context("--data-dir is needed")?),
             role.into(),
             cohort.as_deref(),
             days,
@@ -201,11 +206,13 @@ fn invite(dir: &DataDir, role: Role, cohort: Option<&str>, days: u64) -> Result<
     })?;
     let link = invite.link();
     Ok(Output::ok(
-        json!({ "invite": *link }),
+        json!({ "invite": *link, "invite_id": invite.invite.to_string() }),
         format!(
-            "Send this link to the new {} (it works once, for {days} days):\n{}",
+            "Send this link to the new {} (it works once, for {days} days):\n{}\n\
+             To cancel it before it is used: kith invite cancel --id {}",
             role.as_str(),
-            *link
+            *link,
+            invite.invite
         ),
     ))
 }

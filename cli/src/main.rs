@@ -55,9 +55,13 @@ enum Command {
         researchers: Vec<String>,
     },
     /// Make an invite link for a new member.
+    #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
     Invite {
-        #[arg(long)]
-        data_dir: PathBuf,
+        /// Or: list the invites not yet used, or cancel one.
+        #[command(subcommand)]
+        action: Option<InviteCommand>,
+        #[arg(long, required = true)]
+        data_dir: Option<PathBuf>,
         /// The role the new member gets.
         #[arg(long, value_enum, default_value_t = InviteRole::Member)]
         role: InviteRole,
@@ -198,6 +202,23 @@ enum CohortCommand {
     List {
         #[arg(long)]
         data_dir: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum InviteCommand {
+    /// The invites and device links not yet used: who made each, for whom, until when.
+    List {
+        #[arg(long)]
+        data_dir: PathBuf,
+    },
+    /// Cancel an invite or device link no one has used yet.
+    Cancel {
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// The invite's id (see kith invite list).
+        #[arg(long)]
+        id: String,
     },
 }
 

@@ -10,7 +10,7 @@ use serde_json::json;
 
 use crate::relay::{Relay, change, join_relay, now, publish, sync};
 use crate::store::DataDir;
-use crate::{CohortCommand, DeviceCommand, MemberCommand, Output};
+use crate::{CohortCommand, DeviceCommand, InviteCommand, MemberCommand, Output};
 
 const HOUR_MS: u64 = 60 * 60 * 1000;
 
@@ -48,6 +48,71 @@ pub fn run_cohort(command: CohortCommand) -> Result<Output> {
                 .collect::<Vec<_>>()
                 .join("\n");
             Ok(Output::ok(json!({ "cohorts": cohorts }), text))
+        }
+    }
+}
+
+pub fn run_invite(command: InviteCommand) -> Result<Output> {
+    match command {
+        InviteCommand::List { data_dir } => {
+            let client = fresh(&DataDir::new(&data_dir))?;
+            let pseudonyms = client.pseudonyms();
+            let now = now();
+            let invites: Vec<_> = client
+                .membership()
+                .invites()
+                .filter(|(_, i)| i.is_open(now))
+                .map(|(id, i)| {
+                    let maker = client.membership().device(&i.made_by).map(|d| d.member);
+                    let adds_device = client.membership().member(&i.member).is_some();
+                    json!({
+                        "id": id.to_string(),
+                        "kind": if adds_device { "device link" } else { "invite" },
+                        "role": i.role.as_str(),
+                        "cohort": i.cohort.and_then(|c| client.cohort_name(&c)),
+                        "made_by": maker.and_then(|m| pseudonyms.get(&m).cloned()),
+                        "expires_at": kith_core::rfc3339(i64::try_from(i.expires_at.millis()).unwrap_or(i64::MAX)),
+                    })
+                })
+                .collect();
+            let text = if invites.is_empty() {
+                "No invites are waiting to be used.".to_owned()
+            } else {
+                invites
+                    .iter()
+                    .map(|i| {
+                        format!(
+                            "{}  {} for a {}{}, made by {}, until {}",
+                            i["id"].as_str().unwrap_or(""),
+                            i["kind"].as_str().unwrap_or(""),
+                            i["role"].as_str().unwrap_or(""),
+                            i["cohort"]
+                                .as_str()
+                                .map(|c| format!(" in {c}"))
+                                .unwrap_or_default(),
+                            i["made_by"].as_str().unwrap_or("(a member who left)"),
+                            i["expires_at"].as_str().unwrap_or(""),
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            };
+            Ok(Output::ok(json!({ "invites": invites }), text))
+        }
+        InviteCommand::Cancel { data_dir, id } => {
+            let dir = DataDir::new(&data_dir);
+            let invite = id
+                .parse()
+                .context("the invite id is 32 hex digits; see kith invite list")?;
+            let mut client = dir.load()?;
+            sync(&mut client, &dir)?;
+            change(&mut client, &dir, |c| {
+                c.cancel_invite(invite, now(), &mut OsRng)
+            })?;
+            Ok(Output::ok(
+                json!({ "cancelled": id }),
+                "Cancelled. No one can join with that invite now.",
+            ))
         }
     }
 }

@@ -13,7 +13,7 @@ use crate::api::{self, AppendLog, HttpRequest, PublishInvite, RegisterAlliance, 
 use crate::client::{Client, PendingChange, check_name};
 use crate::envelope::{INVITE_LABEL, seal};
 use crate::error::Error;
-use crate::ids::{AllianceId, DeviceId, MemberId, ScopeId};
+use crate::ids::{AllianceId, DeviceId, InviteId, MemberId, ScopeId};
 use crate::invite::{Invite, InvitePackage};
 use crate::keys::{DeviceKeys, EpochKey, Recipient};
 use crate::membership::{Action, Cutoff, DeviceKeysPublic, Membership, ScopeKind, SignedEntry};
@@ -299,6 +299,30 @@ impl Client {
             now,
         )?;
         self.stage_change(draft, vec![entry], vec![key], now, rng)
+    }
+
+    /// Cancels an invite (or device link) no device has used yet: one this
+    /// member made, or, for a steward or the cohort's facilitator, any into
+    /// their reach. A device that has the link can no longer join with it.
+    pub fn cancel_invite(
+        &mut self,
+        invite: InviteId,
+        now: Timestamp,
+        rng: &mut impl CryptoRngCore,
+    ) -> Result<(HttpRequest, Vec<StoreOp>), Error> {
+        self.require_active()?;
+        if !self
+            .membership
+            .invite(&invite)
+            .is_some_and(|i| i.is_open(now))
+        {
+            return Err(Error::NotFound(
+                "no such invite, or it was already used, cancelled or expired; see kith invite list",
+            ));
+        }
+        let mut draft = self.membership.clone();
+        let entry = draft.append(&self.keys, Action::CancelInvite { invite }, now)?;
+        self.stage_change(draft, vec![entry], Vec::new(), now, rng)
     }
 
     /// Removes a member and all their devices (also how a member leaves:

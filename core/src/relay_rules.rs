@@ -39,6 +39,9 @@ pub enum Refusal {
     /// The invite has expired (410).
     #[error("this invite has expired; ask for a new one")]
     Expired,
+    /// The invite was cancelled (410): its maker cancelled it, or was removed.
+    #[error("this invite was cancelled; ask for a new one")]
+    Cancelled,
     /// Something in the request is larger than the relay allows (413).
     #[error("the request is too large (at most {0} bytes); send fewer or smaller blobs")]
     TooLarge(usize),
@@ -54,7 +57,7 @@ impl Refusal {
             Refusal::Forbidden(_) => 403,
             Refusal::NotFound(_) => 404,
             Refusal::Conflict(_) => 409,
-            Refusal::Expired => 410,
+            Refusal::Expired | Refusal::Cancelled => 410,
             Refusal::TooLarge(_) => 413,
             Refusal::BadRequest(_) => 400,
         }
@@ -67,6 +70,7 @@ impl Refusal {
             Refusal::NotFound(_) => "not_found",
             Refusal::Conflict(_) => "conflict",
             Refusal::Expired => "expired",
+            Refusal::Cancelled => "cancelled",
             Refusal::TooLarge(_) => "too_large",
             Refusal::BadRequest(_) => "bad_request",
         }
@@ -200,6 +204,8 @@ pub struct HeldInvite {
     pub expires_at: Timestamp,
     /// The device that redeemed it, if one did.
     pub used_by: Option<DeviceId>,
+    /// Whether the membership log cancelled it (before a device joined with it).
+    pub cancelled: bool,
 }
 
 /// What to do with a redeem the relay accepts.
@@ -228,6 +234,9 @@ pub fn redeem(
     let hash: [u8; 32] = Sha256::digest(raw).into();
     if !bool::from(hash.ct_eq(&invite.token_sha256)) {
         return Err(UNKNOWN_INVITE);
+    }
+    if invite.cancelled {
+        return Err(Refusal::Cancelled);
     }
     match invite.used_by {
         Some(by) if by == device => match device_active {
@@ -396,6 +405,7 @@ mod tests {
             token_sha256: Sha256::digest(token).into(),
             expires_at: Timestamp(1_000),
             used_by,
+            cancelled: false,
         }
     }
 
@@ -435,6 +445,14 @@ mod tests {
         assert_eq!(
             redeem(&used, &token, device(2), None, Timestamp(0)),
             Err(INVITE_USED)
+        );
+        let cancelled = HeldInvite {
+            cancelled: true,
+            ..fresh
+        };
+        assert_eq!(
+            redeem(&cancelled, &token, device(1), None, Timestamp(0)),
+            Err(Refusal::Cancelled)
         );
     }
 

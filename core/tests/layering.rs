@@ -82,5 +82,9 @@ fn no_module_of_the_core_imports_one_that_imports_it() {
         .filter_map(|module| circle_from(&graph, module))
         .map(|circle| circle.join(" -> "))
         .collect();
-    assert!(circles.is_empty(), "import circles:\n{}", circles.join("\n"));
+    assert!(
+        circles.is_empty(),
+        "import circles:\n{}",
+        circles.join("\n")
+    );
 }

@@ -356,6 +356,7 @@ fn action_name(action: &Action) -> &'static str {
         Action::Invite { .. } => "Invite",
         Action::Join { .. } => "Join",
         Action::Remove { .. } => "Remove",
+        Action::CancelInvite { .. } => "CancelInvite",
     }
 }
 

@@ -139,10 +139,17 @@ pub async fn redeem_invite<S: Storage>(
         .storage
         .device_access(stored.alliance, signed.device)
         .await?;
+    // The log says whether the invite was cancelled (by its maker, or by
+    // its maker's removal).
+    let cancelled = membership(&state, stored.alliance)
+        .await?
+        .invite(&id)
+        .is_some_and(|i| i.cancelled);
     let held = rules::HeldInvite {
         token_sha256: stored.token_sha256,
         expires_at: stored.expires_at,
         used_by: stored.used_by,
+        cancelled,
     };
     let now = now();
     match rules::redeem(

@@ -187,6 +187,11 @@ pub enum Action {
         /// Where each removed device's writes stop.
         cutoffs: Vec<Cutoff>,
     },
+    /// Cancels an invite no device has used yet.
+    CancelInvite {
+        /// The invite.
+        invite: InviteId,
+    },
 }
 
 /// A member as the log knows them.
@@ -248,8 +253,20 @@ pub struct InviteInfo {
     pub recipient: String,
     /// When it stops working.
     pub expires_at: Timestamp,
+    /// The device that made it.
+    pub made_by: DeviceId,
     /// The device that used it.
     pub used_by: Option<DeviceId>,
+    /// Whether it was cancelled before use: by its maker, a steward or the
+    /// cohort's facilitator, or because its maker's device was removed.
+    pub cancelled: bool,
+}
+
+impl InviteInfo {
+    /// Whether a device may still join with it at `now`.
+    pub fn is_open(&self, now: Timestamp) -> bool {
+        self.used_by.is_none() && !self.cancelled && self.expires_at > now
+    }
 }
 
 /// The membership, as replayed from the log.
@@ -457,6 +474,11 @@ impl Membership {
         self.invites.get(invite)
     }
 
+    /// Every invite the log names, used or not.
+    pub fn invites(&self) -> impl Iterator<Item = (&InviteId, &InviteInfo)> {
+        self.invites.iter()
+    }
+
     /// Whether `member` reads `scope` (by membership, not by key).
     pub fn member_reads(&self, member: &MemberId, scope: &ScopeId) -> bool {
         let (Some(info), Some(s)) = (self.members.get(member), self.scopes.get(scope)) else {
@@ -518,7 +540,7 @@ impl Membership {
         };
         self.invites
             .values()
-            .filter(|i| i.used_by.is_none() && i.expires_at > now)
+            .filter(|i| i.is_open(now))
             .filter(|i| match kind {
                 ScopeKind::Alliance => true,
                 ScopeKind::Cohort => i.cohort == Some(scope),

@@ -64,10 +64,13 @@ impl Membership {
                     cohort: *cohort,
                     recipient: recipient.clone(),
                     expires_at: *expires_at,
+                    made_by: entry.author,
                     used_by: None,
+                    cancelled: false,
                 };
                 self.add_invite(author, *invite, info)
             }
+            Action::CancelInvite { invite } => self.cancel_invite(author, *invite),
             Action::Remove {
                 devices,
                 whole_member,
@@ -295,6 +298,9 @@ impl Membership {
         if invite.used_by.is_some() {
             return Err(LogError::Invalid("this invite was already used"));
         }
+        if invite.cancelled {
+            return Err(LogError::Invalid("this invite was cancelled"));
+        }
         let message = join_proof_message(self.alliance, invite_id, device);
         if !verify(&DeviceId(invite.key), &message, proof) {
             return Err(LogError::Unauthorised(
@@ -410,6 +416,44 @@ impl Membership {
         if whole_member {
             self.members.get_mut(&target).expect("exists").removed = true;
         }
+        // What a removed device set in motion stops with it: its unused
+        // invites and link codes (and, for a member who leaves, any link
+        // code that would add a device for them).
+        for invite in self.invites.values_mut() {
+            let made_here = devices.contains(&invite.made_by);
+            let for_them = whole_member && invite.member == target;
+            if invite.used_by.is_none() && (made_here || for_them) {
+                invite.cancelled = true;
+            }
+        }
+        Ok(())
+    }
+
+    /// Cancels an unused invite: its maker's member, a steward, or the
+    /// facilitator of the cohort it joins may.
+    fn cancel_invite(&mut self, author: MemberId, id: InviteId) -> Result<(), LogError> {
+        let invite = self
+            .invites
+            .get(&id)
+            .ok_or(LogError::Invalid("no such invite"))?;
+        if invite.used_by.is_some() || invite.cancelled {
+            return Err(LogError::Invalid(
+                "this invite was already used or cancelled",
+            ));
+        }
+        let maker = self.devices.get(&invite.made_by).map(|d| d.member);
+        let by = &self.members[&author];
+        let may = maker == Some(author)
+            || by.role == Role::Steward
+            || (by.role == Role::Facilitator
+                && invite.cohort.is_some()
+                && by.cohort == invite.cohort);
+        if !may {
+            return Err(LogError::Unauthorised(
+                "only its maker, a steward or the cohort's facilitator cancels an invite",
+            ));
+        }
+        self.invites.get_mut(&id).expect("found above").cancelled = true;
         Ok(())
     }
 }

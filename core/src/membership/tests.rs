@@ -277,3 +277,83 @@ fn a_cohort_opened_by_a_steward_outside_it_waits_for_its_first_reader_to_rekey()
     assert!(w.log.may_checkpoint(&w.steward.device_id(), &w.cohort));
     assert!(!w.log.may_checkpoint(&casey.device_id(), &w.other_cohort));
 }
+
+#[test]
+fn a_removed_devices_unused_invites_are_cancelled_and_refuse_to_join() {
+    let mut w = World::new();
+    let steward = w.steward_keys();
+    let (facilitator, _) = w.member(Role::Facilitator, w.cohort);
+    let (used_key, used, _) = w
+        .invite(&facilitator, Role::Member, Some(w.cohort))
+        .unwrap();
+    let alex_device = w.join(&used_key, used).unwrap();
+    let (key, invite, _) = w
+        .invite(&facilitator, Role::Member, Some(w.cohort))
+        .unwrap();
+    let (steward_key, steward_invite, _) =
+        w.invite(&steward, Role::Member, Some(w.cohort)).unwrap();
+    let scope = w.cohort;
+    assert_eq!(w.log.pending_invite_recipients(scope, T).len(), 2);
+
+    w.remove(&steward, vec![facilitator.device_id()], true)
+        .unwrap();
+    let info = w.log.invite(&invite).unwrap();
+    assert!(
+        info.cancelled && !info.is_open(T),
+        "the facilitator's unused invite"
+    );
+    assert!(
+        !w.log.invite(&used).unwrap().cancelled,
+        "a used one stays as it was"
+    );
+    assert!(
+        !w.log.invite(&steward_invite).unwrap().cancelled,
+        "others' invites stay open"
+    );
+    assert_eq!(
+        w.log.pending_invite_recipients(scope, T).len(),
+        1,
+        "new keys are not granted to the cancelled invite"
+    );
+    assert!(matches!(
+        w.join(&key, invite),
+        Err(LogError::Invalid("this invite was cancelled"))
+    ));
+    assert!(w.log.device(&alex_device.device_id()).unwrap().active);
+    w.join(&steward_key, steward_invite).unwrap();
+}
+
+#[test]
+fn an_invite_is_cancelled_by_its_maker_a_steward_or_its_facilitator_only() {
+    let mut w = World::new();
+    let steward = w.steward_keys();
+    let (facilitator, _) = w.member(Role::Facilitator, w.cohort);
+    let (other_facilitator, _) = w.member(Role::Facilitator, w.other_cohort);
+    let (member, _) = w.member(Role::Member, w.cohort);
+    let cancel = |invite| Action::CancelInvite { invite };
+
+    let (_, by_steward, _) = w.invite(&steward, Role::Member, Some(w.cohort)).unwrap();
+    for outsider in [&member, &other_facilitator] {
+        assert!(matches!(
+            w.log.append(outsider, cancel(by_steward), T),
+            Err(LogError::Unauthorised(_))
+        ));
+    }
+    w.log.append(&facilitator, cancel(by_steward), T).unwrap();
+    assert!(
+        w.log.append(&steward, cancel(by_steward), T).is_err(),
+        "once"
+    );
+
+    let (key, own, _) = w
+        .invite(&facilitator, Role::Member, Some(w.cohort))
+        .unwrap();
+    w.log.append(&facilitator, cancel(own), T).unwrap();
+    assert!(w.join(&key, own).is_err());
+    let (key, used, _) = w.invite(&steward, Role::Member, Some(w.cohort)).unwrap();
+    w.join(&key, used).unwrap();
+    assert!(
+        w.log.append(&steward, cancel(used), T).is_err(),
+        "a used invite stays used"
+    );
+}

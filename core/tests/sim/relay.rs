@@ -352,6 +352,7 @@ impl SimRelay {
                     token_sha256: checked.token_sha256,
                     expires_at: body.expires_at,
                     used_by: None,
+                    cancelled: false,
                 },
                 package: body.package,
             },
@@ -367,7 +368,12 @@ impl SimRelay {
             .ok_or(refused(rules::UNKNOWN_INVITE))?
             .alliance;
         let active = self.active(alliance, device);
+        let cancelled = self.alliances[&alliance]
+            .membership
+            .invite(&id)
+            .is_some_and(|i| i.cancelled);
         let stored = self.invites.get_mut(&id).expect("looked up above");
+        stored.held.cancelled = cancelled;
         let decided = rules::redeem(&stored.held, &body.token, device, active, Timestamp(now));
         if decided.map_err(refused)? == Redemption::Consume {
             stored.held.used_by = Some(device);

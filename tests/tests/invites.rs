@@ -1,0 +1,143 @@
+//! Invites and device links end with the device that made them: a real
+//! relay process and real `kith` commands. A facilitator who is removed
+//! leaves no invite behind that still works; a member can cancel their own
+//! invites and device links; `kith invite list` shows what is waiting.
+
+use kith_tests::{Relay, Study, invite_and_join, kith, kith_raw};
+use serde_json::Value;
+
+/// `kith join` with `link` into `dir`: the refusal's words, or panics if it joined.
+fn join_refused(dir: &str, link: &str, name: &str) -> String {
+    let out = kith_raw(&["join", "--data-dir", dir, "--invite", link, "--name", name]);
+    assert!(
+        !out.status.success(),
+        "{name} joined with a cancelled invite"
+    );
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn open_invite_ids(dir: &str) -> Vec<String> {
+    kith(&["invite", "list", "--data-dir", dir])["invites"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn a_removed_makers_invites_and_links_stop_working_and_members_cancel_their_own() {
+    let base = tempfile::tempdir().unwrap();
+    let relay = Relay::start(base.path());
+    let study = Study::start(base.path(), &relay);
+
+    // Fran, a facilitator, makes an invite and is removed before anyone uses it.
+    let fran = study.dir("fran");
+    invite_and_join(&study.steward, &fran, "Fran", &["--role", "facilitator"]);
+    let from_fran: Value = kith(&["invite", "--data-dir", &fran]);
+    let fran_link = from_fran["invite"].as_str().unwrap().to_owned();
+    let fran_invite = from_fran["invite_id"].as_str().unwrap().to_owned();
+    assert!(open_invite_ids(&study.steward).contains(&fran_invite));
+    kith(&[
+        "member",
+        "remove",
+        "--data-dir",
+        &study.steward,
+        "--member",
+        "Fran",
+    ]);
+    assert!(
+        !open_invite_ids(&study.steward).contains(&fran_invite),
+        "the removal cancelled it"
+    );
+    let said = join_refused(&study.dir("stranger"), &fran_link, "Stranger");
+    assert!(said.contains("cancelled"), "says why: {said}");
+
+    // A device link made by a phone that is then unlinked stops working too.
+    let alex = study.dir("alex");
+    study.member("Alex", "alex");
+    let phone = study.dir("alex-phone");
+    let code = kith(&["device", "link", "--data-dir", &alex])["code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let phone_id = kith(&["device", "add", "--data-dir", &phone, "--code", &code])["device_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let from_phone = kith(&["device", "link", "--data-dir", &phone])["code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    kith(&[
+        "device",
+        "unlink",
+        "--data-dir",
+        &alex,
+        "--device",
+        &phone_id,
+    ]);
+    let out = kith_raw(&[
+        "device",
+        "add",
+        "--data-dir",
+        &study.dir("found-phone"),
+        "--code",
+        &from_phone,
+    ]);
+    assert!(
+        !out.status.success(),
+        "a link from an unlinked phone still worked"
+    );
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("cancelled"), "says why: {said}");
+
+    // The steward cancels an invite of their own; it shows no more and
+    // cannot be used; a second cancel says there is nothing to cancel.
+    let made = kith(&["invite", "--data-dir", &study.steward]);
+    let id = made["invite_id"].as_str().unwrap().to_owned();
+    assert!(open_invite_ids(&study.steward).contains(&id));
+    kith(&[
+        "invite",
+        "cancel",
+        "--data-dir",
+        &study.steward,
+        "--id",
+        &id,
+    ]);
+    assert!(!open_invite_ids(&study.steward).contains(&id));
+    let said = join_refused(
+        &study.dir("casey"),
+        made["invite"].as_str().unwrap(),
+        "Casey",
+    );
+    assert!(said.contains("cancelled"), "{said}");
+    let again = kith_raw(&[
+        "invite",
+        "cancel",
+        "--data-dir",
+        &study.steward,
+        "--id",
+        &id,
+    ]);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("kith invite list"));
+
+    // A member may not cancel someone else's invite.
+    let other = kith(&["invite", "--data-dir", &study.steward]);
+    let other_id = other["invite_id"].as_str().unwrap();
+    let refused = kith_raw(&["invite", "cancel", "--data-dir", &alex, "--id", other_id]);
+    assert!(!refused.status.success());
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(said.contains("only its maker"), "{said}");
+    // And the invite still works.
+    kith(&[
+        "join",
+        "--data-dir",
+        &study.dir("dana"),
+        "--invite",
+        other["invite"].as_str().unwrap(),
+        "--name",
+        "Dana",
+    ]);
+}
