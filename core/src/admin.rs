@@ -180,10 +180,14 @@ impl Client {
         rng: &mut impl CryptoRngCore,
     ) -> Result<(Invite, HttpRequest), Error> {
         self.require_active()?;
+        let log_root = self.membership.root().ok_or(Error::SyncFirst(
+            "this device has no membership log yet; sync first",
+        ))?;
         let invite = Invite::generate(
             &self.profile.relay,
             self.profile.alliance,
             self.device_id(),
+            log_root,
             rng,
         );
         let expires_at = now.plus_millis(valid_for_ms);

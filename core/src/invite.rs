@@ -21,7 +21,10 @@ use crate::keys::AgeIdentity;
 use crate::payload::{Grant, SecretKeyBytes};
 use crate::role::Role;
 
-const CODE_PREFIX: &str = "kith1";
+/// Codes made before links pinned the log (still read).
+const CODE_PREFIX_V1: &str = "kith1";
+/// Codes that also pin the alliance's log (the hash of its first entry).
+const CODE_PREFIX: &str = "kith2";
 const LINK_MARKER: &str = "#join=";
 
 /// What an invite link holds.
@@ -34,6 +37,10 @@ pub struct Invite {
     pub invite: InviteId,
     /// The device that made the invite; the package must be signed by it.
     pub inviter: DeviceId,
+    /// The hash of the alliance's first membership entry: the joining
+    /// device accepts only a log that starts with it (`None` in codes made
+    /// before version 2).
+    pub log_root: Option<[u8; 32]>,
     token: Zeroizing<[u8; 32]>,
     identity: AgeIdentity,
     signing: SigningKey,
@@ -50,12 +57,20 @@ struct InviteWire {
     signing: SecretKeyBytes,
 }
 
+/// Version 2: version 1 and the log's root.
+#[derive(Serialize, Deserialize)]
+struct InviteWireV2 {
+    v1: InviteWire,
+    log_root: [u8; 32],
+}
+
 impl Invite {
     /// A new invite with a fresh token and identity.
     pub fn generate(
         relay: &str,
         alliance: AllianceId,
         inviter: DeviceId,
+        log_root: [u8; 32],
         rng: &mut impl CryptoRngCore,
     ) -> Self {
         let mut token = Zeroizing::new([0u8; 32]);
@@ -65,15 +80,17 @@ impl Invite {
             alliance,
             invite: InviteId::random(rng),
             inviter,
+            log_root: Some(log_root),
             token,
             identity: AgeIdentity::generate(rng),
             signing: SigningKey::generate(rng),
         }
     }
 
-    /// The invite as a code (`kith1...`).
+    /// The invite as a code (`kith2...`, or `kith1...` for one read from a
+    /// version 1 code).
     pub fn code(&self) -> Zeroizing<String> {
-        let wire = InviteWire {
+        let v1 = InviteWire {
             relay: self.relay.clone(),
             alliance: self.alliance,
             invite: self.invite,
@@ -82,8 +99,15 @@ impl Invite {
             identity: SecretKeyBytes(self.identity.secret_bytes()),
             signing: SecretKeyBytes(Zeroizing::new(self.signing.to_bytes())),
         };
-        let bytes = Zeroizing::new(postcard::to_allocvec(&wire).expect("encodes"));
-        Zeroizing::new(format!("{CODE_PREFIX}{}", BASE64URL.encode(&*bytes)))
+        let (prefix, bytes) = match self.log_root {
+            Some(log_root) => (
+                CODE_PREFIX,
+                postcard::to_allocvec(&InviteWireV2 { v1, log_root }),
+            ),
+            None => (CODE_PREFIX_V1, postcard::to_allocvec(&v1)),
+        };
+        let bytes = Zeroizing::new(bytes.expect("encodes"));
+        Zeroizing::new(format!("{prefix}{}", BASE64URL.encode(&*bytes)))
     }
 
     /// The invite as a link that opens the app served by the relay.
@@ -98,17 +122,29 @@ impl Invite {
             Some(at) => &text[at + LINK_MARKER.len()..],
             None => text,
         };
-        let encoded = code
-            .strip_prefix(CODE_PREFIX)
-            .ok_or(Error::InvalidInvite("it does not start with kith1"))?;
-        let bytes = Zeroizing::new(
-            BASE64URL
-                .decode(encoded)
-                .map_err(|_| Error::InvalidInvite("it was cut short or changed"))?,
-        );
-        let wire: InviteWire = postcard::from_bytes(&bytes)
-            .map_err(|_| Error::InvalidInvite("it was cut short or changed"))?;
+        let (encoded, version) = match code.strip_prefix(CODE_PREFIX) {
+            Some(rest) => (rest, 2),
+            None => (
+                code.strip_prefix(CODE_PREFIX_V1)
+                    .ok_or(Error::InvalidInvite("it does not start with kith2"))?,
+                1,
+            ),
+        };
+        let damaged = || Error::InvalidInvite("it was cut short or changed");
+        let bytes = Zeroizing::new(BASE64URL.decode(encoded).map_err(|_| damaged())?);
+        let (wire, log_root) = if version == 2 {
+            let (v2, rest) =
+                postcard::take_from_bytes::<InviteWireV2>(&bytes).map_err(|_| damaged())?;
+            if !rest.is_empty() {
+                return Err(damaged());
+            }
+            (v2.v1, Some(v2.log_root))
+        } else {
+            let wire: InviteWire = postcard::from_bytes(&bytes).map_err(|_| damaged())?;
+            (wire, None)
+        };
         Ok(Self {
+            log_root,
             relay: wire.relay,
             alliance: wire.alliance,
             invite: wire.invite,
@@ -176,24 +212,35 @@ mod tests {
     #[test]
     fn links_and_codes_round_trip() {
         let mut rng = ChaCha20Rng::seed_from_u64(5);
-        let invite = Invite::generate(
+        let mut invite = Invite::generate(
             "http://localhost:8080/",
             AllianceId([1; 16]),
             DeviceId([2; 32]),
+            [3; 32],
             &mut rng,
         );
         for text in [invite.link(), invite.code()] {
             let back = Invite::parse(&text).unwrap();
             assert_eq!(back.relay, "http://localhost:8080");
             assert_eq!(back.invite, invite.invite);
+            assert_eq!(back.log_root, Some([3; 32]));
             assert_eq!(back.token_sha256(), invite.token_sha256());
             assert_eq!(back.identity().recipient(), invite.identity().recipient());
         }
         assert!(
             invite
                 .link()
-                .starts_with("http://localhost:8080/#join=kith1")
+                .starts_with("http://localhost:8080/#join=kith2")
         );
+        // A version 1 code (no pinned log) still reads, as itself.
+        invite.log_root = None;
+        let v1 = invite.code();
+        assert!(v1.starts_with("kith1"));
+        let back = Invite::parse(&v1).unwrap();
+        assert_eq!(back.log_root, None);
+        assert_eq!(back.code().as_str(), v1.as_str());
+        // A version 1 body under the version 2 prefix is damaged, not read.
+        assert!(Invite::parse(&v1.replacen("kith1", "kith2", 1)).is_err());
         assert!(Invite::parse("kith1abc").is_err());
         assert!(Invite::parse("hello").is_err());
     }

@@ -244,9 +244,35 @@ impl Joining {
             return Err(invalid("its package was not made for this invite"));
         }
         let mut membership = Membership::replay(self.invite.alliance, &redeemed.log)?;
+        // The relay could serve a log of its own making (with its own
+        // research key, say): the link pins the real one's first entry, and
+        // the invite must be in it, written by the device that made the link,
+        // which must still belong.
+        if self
+            .invite
+            .log_root
+            .is_some_and(|root| membership.root() != Some(root))
+        {
+            return Err(invalid(
+                "the relay served a membership that is not the alliance's",
+            ));
+        }
         let named = membership
             .invite(&self.invite.invite)
             .ok_or(invalid("the alliance's membership does not list it"))?;
+        if named.made_by != self.invite.inviter {
+            return Err(invalid(
+                "the alliance's membership says someone else made it",
+            ));
+        }
+        if !membership
+            .device(&self.invite.inviter)
+            .is_some_and(|d| d.active)
+        {
+            return Err(invalid(
+                "the person who made it no longer belongs to the alliance; ask for a new one",
+            ));
+        }
         if named.key != self.invite.public_key()
             || named.member != package.member
             || named.role != package.role

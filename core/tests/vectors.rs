@@ -112,6 +112,8 @@ const REQUIRED: &[&str] = &[
     "membership-first-entry-not-create",
     "invite-code-valid",
     "invite-link-valid",
+    "invite-code-v2-valid",
+    "invite-code-v1-body-under-v2-prefix",
     "invite-code-wrong-prefix",
     "invite-code-cut-short",
     "invite-code-not-base64url",
@@ -454,6 +456,12 @@ fn run_invite(text: &str) -> Result<Value, String> {
                 "recipient": invite.identity().recipient().to_string(),
                 "public_key": hex::encode(invite.public_key()),
             }))
+            .map(|mut got: Value| {
+                if let Some(root) = invite.log_root {
+                    got["log_root"] = json!(hex::encode(root));
+                }
+                got
+            })
         }
         Err(Error::InvalidInvite(detail)) => {
             Ok(json!({ "error": { "kind": "InvalidInvite", "detail": detail } }))
@@ -642,9 +650,13 @@ impl World {
             epoch,
             identity: identity(secret),
         };
+        // Version 1 codes (no pinned log), as the first vectors were made.
         let invite = |seed| {
             let mut rng = ChaCha20Rng::seed_from_u64(seed);
-            Invite::generate(RELAY, alliance, steward.device_id(), &mut rng)
+            let mut invite =
+                Invite::generate(RELAY, alliance, steward.device_id(), [0; 32], &mut rng);
+            invite.log_root = None;
+            invite
         };
         Self {
             alliance,
@@ -878,6 +890,7 @@ fn membership_vectors(world: &World) -> Vec<(&'static str, Value)> {
         RELAY,
         world.alliance,
         world.member.device_id(),
+        [0; 32],
         &mut fixed_rng(3),
     );
     member_invites.push(sign_entry(
@@ -1380,6 +1393,9 @@ fn envelope_vectors(world: &World) -> Vec<(&'static str, Value)> {
 
 fn invite_vectors(world: &World) -> Vec<(&'static str, Value)> {
     let code = world.member_invite.code().to_string();
+    let mut pinned = Invite::parse(&code).unwrap();
+    pinned.log_root = Some([0x5a; 32]);
+    let v2 = pinned.code().to_string();
     let invite =
         |comment: &str, text: &str| json!({ "kind": "invite", "comment": comment, "text": text });
     vec![
@@ -1398,10 +1414,26 @@ fn invite_vectors(world: &World) -> Vec<(&'static str, Value)> {
             ),
         ),
         (
+            "invite-code-v2-valid",
+            invite(
+                "A version 2 code: kith2 + base64url(postcard(InviteWire, then the SHA-256 of the \
+                 alliance's first membership entry)), which the joining device requires the \
+                 relay's log to start with.",
+                &v2,
+            ),
+        ),
+        (
+            "invite-code-v1-body-under-v2-prefix",
+            invite(
+                "A version 1 code's body after the kith2 prefix: it lacks the log's root.",
+                &code.replacen("kith1", "kith2", 1),
+            ),
+        ),
+        (
             "invite-code-wrong-prefix",
             invite(
-                "The code with kith2 for kith1.",
-                &code.replacen("kith1", "kith2", 1),
+                "The code with kith9 for kith1.",
+                &code.replacen("kith1", "kith9", 1),
             ),
         ),
         (

@@ -105,18 +105,20 @@ pub fn invite_package_open(data: &[u8]) {
 }
 
 /// An invite link or code: `Invite::parse`. Mode 0: the bytes as text;
-/// 1: `kith1` and the bytes in base64url (reaches the postcard decoding);
-/// 2: the same inside a link. A parsed invite re-encodes to a code that
+/// 1: `kith2` (or, for an odd first byte after the mode, `kith1`) and the
+/// bytes in base64url (reaches the postcard decoding); 2: the same inside a
+/// link. A parsed invite re-encodes to a code that
 /// parses to the same fields.
 pub fn invite_parse(data: &[u8]) {
     let Some((&mode, rest)) = data.split_first() else {
         return;
     };
+    let prefix = if mode & 0x80 == 0 { "kith2" } else { "kith1" };
     let text = match mode % 3 {
         0 => String::from_utf8_lossy(rest).into_owned(),
-        1 => format!("kith1{}", BASE64URL.encode(rest)),
+        1 => format!("{prefix}{}", BASE64URL.encode(rest)),
         _ => format!(
-            "https://relay.example/#join=kith1{}",
+            "https://relay.example/#join={prefix}{}",
             BASE64URL.encode(rest)
         ),
     };
@@ -830,9 +832,13 @@ pub fn inputs_from_vector(vector: &Value) -> Vec<(&'static str, Vec<u8>)> {
         "invite" => {
             let text = str_at(vector, "/text");
             out.push(("invite_parse", with(0, text.as_bytes())));
-            let code = text.trim().rsplit("kith1").next().unwrap();
-            if let Ok(wire) = BASE64URL.decode(code) {
-                out.push(("invite_parse", with(1, &wire)));
+            let code = text.trim().rsplit("#join=").next().unwrap();
+            let (mode, body) = match code.strip_prefix("kith2") {
+                Some(body) => (1, body),
+                None => (0x81, code.strip_prefix("kith1").unwrap_or(code)),
+            };
+            if let Ok(wire) = BASE64URL.decode(body) {
+                out.push(("invite_parse", with(mode, &wire)));
             }
         }
         "state" => {

@@ -379,6 +379,12 @@ impl Membership {
     // Reading the membership.
 
     /// The alliance.
+    /// The hash of the first entry: what invite links pin.
+    pub fn root(&self) -> Option<[u8; 32]> {
+        self.entries.first().map(SignedEntry::hash)
+    }
+
+    /// The alliance.
     pub fn alliance(&self) -> AllianceId {
         self.alliance
     }

@@ -1,4 +1,4 @@
-// The invite travels in the URL fragment (#join=kith1...), which browsers
+// The invite travels in the URL fragment (#join=kith2...), which browsers
 // never send to a server. Once the device has joined it is removed from the
 // address bar and from history.
 

@@ -195,7 +195,7 @@ describe('Kith PWA in Chromium, against the real relay', () => {
 
   test('join, go offline, save, come back online, and the research team can read it', { timeout: 300_000 }, async () => {
     const { invite } = await kith('invite', '--data-dir', stewardDir);
-    assert.match(invite, /#join=kith1/);
+    assert.match(invite, /#join=kith2/);
     const { context, page } = await freshPage();
     const errors = [];
     page.on('pageerror', (e) => errors.push(e.message));
@@ -207,7 +207,7 @@ describe('Kith PWA in Chromium, against the real relay', () => {
       await page.getByRole('heading', { level: 1, name: ALLIANCE }).waitFor();
       await page.getByText(`You are ${PSEUDONYM}`).waitFor();
       assert.ok(!page.url().includes('#join'), `the invite must leave the address bar: ${page.url()}`);
-      assert.ok(!page.url().includes('kith1'));
+      assert.ok(!page.url().includes('kith2'));
       assert.equal(await page.evaluate(() => location.hash), '');
 
       // The service worker is installed and, after a reload, controls the page.
@@ -582,7 +582,7 @@ describe('Kith PWA in Chromium, against the real relay', () => {
   test('a broken or used invite gives a clear message', async () => {
     const { context, page } = await freshPage();
     try {
-      await page.goto(base + '/#join=kith1notarealinvite');
+      await page.goto(base + '/#join=kith2notarealinvite');
       await page.getByLabel('Choose a name others will see (not your real name)').fill('Sam');
       await page.getByRole('button', { name: 'Join' }).click();
       const alert = page.getByRole('alert').filter({ hasText: 'Could not join' });
