@@ -263,7 +263,7 @@ enum DeviceCommand {
     Add {
         #[arg(long)]
         data_dir: PathBuf,
-        /// The code (kith1...) or link.
+        /// The code (kith2...) or link.
         #[arg(long)]
         code: String,
     },

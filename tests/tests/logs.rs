@@ -40,7 +40,7 @@ impl Secrets {
     /// relay, and its age identity.
     fn invite(&mut self, name: &str, link: &str) {
         self.text(format!("{name} (as given)"), link);
-        let code = &link[link.find("kith1").unwrap()..];
+        let code = &link[link.find("kith2").unwrap()..];
         self.text(format!("{name} code"), code);
         let invite = Invite::parse(link).unwrap();
         self.text(format!("{name} token"), &invite.token_hex());

@@ -58,7 +58,7 @@ fn a_reflection_written_offline_reaches_only_the_people_chosen() {
     ] {
         let invite = kith(&["invite", "--data-dir", &steward, "--role", role]);
         let link = invite["invite"].as_str().unwrap();
-        assert!(link.starts_with(&format!("{}/#join=kith1", relay.url())));
+        assert!(link.starts_with(&format!("{}/#join=kith2", relay.url())));
         let joined = kith(&["join", "--data-dir", who, "--invite", link, "--name", name]);
         assert_eq!(joined["alliance_id"], alliance.as_str());
         assert_eq!(joined["device_id"].as_str().unwrap().len(), 64);
