@@ -64,7 +64,11 @@ pub fn run(command: Command, json_output: bool) -> Result<Output> {
             data_dir,
             invite,
             name,
-        } => join(&DataDir::new(&data_dir), &invite, &name),
+        } => join(
+            &DataDir::new(&data_dir),
+            &crate::secrets::read(&invite, "--invite")?,
+            &name,
+        ),
         Command::Contribute {
             data_dir,
             text,

@@ -6,6 +6,7 @@
 mod commands;
 mod membership;
 mod relay;
+mod secrets;
 mod store;
 mod watch;
 
@@ -76,7 +77,9 @@ enum Command {
     Join {
         #[arg(long)]
         data_dir: PathBuf,
-        /// The invite link (or the code after #join=).
+        /// The invite link (or the code after #join=): `-` to paste it on
+        /// standard input, `@FILE` to read it from a file (on the command
+        /// line itself it shows in the process list and shell history).
         #[arg(long)]
         invite: String,
         /// Your pseudonym.
@@ -263,7 +266,8 @@ enum DeviceCommand {
     Add {
         #[arg(long)]
         data_dir: PathBuf,
-        /// The code (kith2...) or link.
+        /// The code (kith2...) or link: `-` to paste it on standard input,
+        /// `@FILE` to read it from a file.
         #[arg(long)]
         code: String,
     },

@@ -233,6 +233,7 @@ pub fn run_device(command: DeviceCommand) -> Result<Output> {
         DeviceCommand::Add { data_dir, code } => {
             let dir = DataDir::new(&data_dir);
             dir.ensure_empty()?;
+            let code = crate::secrets::read(&code, "--code")?;
             let joining = Joining::add_device(&code, &mut OsRng)?;
             let mut client = join_relay(joining, &dir)?;
             if let Err(e) = sync(&mut client, &dir) {

@@ -1,6 +1,8 @@
 //! Names the relay must not read (the alliance's and cohorts' names,
 //! members' pseudonyms) sit in the membership log sealed to the alliance
-//! scope: a standard age file to its current epoch recipient.
+//! scope: a standard age file to its current epoch recipient. Each is padded
+//! to one size first, so a sealed name's length says nothing of the name
+//! ("Parents" and "Young people" look alike).
 
 use std::collections::HashMap;
 
@@ -10,10 +12,52 @@ use crate::ids::MemberId;
 use crate::keys::{AgeIdentity, EpochKey, Recipient};
 use crate::membership::Membership;
 
-/// Seals `name` to the alliance scope's recipient.
+/// The most bytes a name may have: 64 characters of up to 4 bytes each.
+const MAX_NAME_BYTES: usize = 256;
+/// Marks a padded name: no UTF-8 text starts with this byte, so names sealed
+/// before padding (plain UTF-8) still open.
+const PADDED: u8 = 0xff;
+/// Every padded name's size: the marker, the length (2 bytes), the room.
+const PADDED_LEN: usize = 1 + 2 + MAX_NAME_BYTES;
+
+/// Seals `name` to the alliance scope's recipient, padded to one size.
 pub(crate) fn seal_name(name: &str, alliance_recipient: &str) -> Result<Vec<u8>, Error> {
     let recipient = Recipient::parse(alliance_recipient)?;
-    encrypt(name.as_bytes(), &[&recipient])
+    encrypt(&pad_name(name)?, &[&recipient])
+}
+
+fn pad_name(name: &str) -> Result<Vec<u8>, Error> {
+    let bytes = name.as_bytes();
+    if bytes.len() > MAX_NAME_BYTES {
+        return Err(Error::Invalid("the name must be 1 to 64 characters"));
+    }
+    let mut padded = Vec::with_capacity(PADDED_LEN);
+    padded.push(PADDED);
+    padded.extend_from_slice(
+        &u16::try_from(bytes.len())
+            .expect("at most 256")
+            .to_be_bytes(),
+    );
+    padded.extend_from_slice(bytes);
+    padded.resize(PADDED_LEN, 0);
+    Ok(padded)
+}
+
+/// A name from what a sealed name holds: padded, or (sealed before padding)
+/// plain UTF-8.
+fn unpad_name(plain: &[u8]) -> Option<String> {
+    let text = match plain.split_first() {
+        Some((&PADDED, rest)) => {
+            let (len, rest) = rest.split_first_chunk::<2>()?;
+            let len = usize::from(u16::from_be_bytes(*len));
+            if plain.len() != PADDED_LEN || len > MAX_NAME_BYTES {
+                return None;
+            }
+            &rest[..len]
+        }
+        _ => plain,
+    };
+    String::from_utf8(text.to_vec()).ok()
 }
 
 /// Opens a sealed name with any alliance-scope key among `keys`.
@@ -31,8 +75,7 @@ pub(crate) fn open_name(
         .filter(|k| k.scope == scope)
         .map(|k| &k.identity)
         .collect();
-    let plain = decrypt(sealed, &identities).ok()?;
-    String::from_utf8(plain).ok()
+    unpad_name(&decrypt(sealed, &identities).ok()?)
 }
 
 /// Whether a member of `membership` already goes by `name` (compared as
@@ -51,7 +94,7 @@ pub(crate) fn taken(name: &str, membership: &Membership, keys: &[EpochKey]) -> b
         !info.sealed_pseudonym.is_empty()
             && decrypt(&info.sealed_pseudonym, &identities)
                 .ok()
-                .and_then(|plain| String::from_utf8(plain).ok())
+                .and_then(|plain| unpad_name(&plain))
                 .is_some_and(|theirs| comparable(&theirs) == wanted)
     })
 }
@@ -149,5 +192,52 @@ mod tests {
         assert_eq!(shown.of_member(&b), "alex (2)");
         assert_eq!(shown.of_member(&c), "a member");
         assert_eq!(shown.of_member(&d), "ALEX (3)");
+    }
+
+    #[test]
+    fn every_sealed_name_has_one_size_and_opens_to_itself() {
+        use rand_core::SeedableRng;
+        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(3);
+        let identity = AgeIdentity::generate(&mut rng);
+        let recipient = identity.recipient().to_string();
+        let names = [
+            "P",
+            "Parents",
+            "Young people",
+            "家族と親族",
+            &"é".repeat(64),
+            &"𝔸".repeat(64),
+        ];
+        let sealed: Vec<Vec<u8>> = names
+            .iter()
+            .map(|n| seal_name(n, &recipient).unwrap())
+            .collect();
+        for (name, sealed) in names.iter().zip(&sealed) {
+            let plain = decrypt(sealed, &[&identity]).unwrap();
+            assert_eq!(unpad_name(&plain).as_deref(), Some(*name));
+        }
+        // age varies each file's header on purpose (a random "grease"
+        // stanza); what follows it, the encrypted name, has one size: a
+        // 16-byte nonce and the padded name with its 16-byte tag.
+        let payload_len = |file: &[u8]| {
+            let mac_line = file.windows(5).position(|w| w == b"\n--- ").unwrap() + 1;
+            let end = mac_line + file[mac_line..].iter().position(|b| *b == b'\n').unwrap();
+            file.len() - end - 1
+        };
+        for file in &sealed {
+            assert_eq!(payload_len(file), 16 + PADDED_LEN + 16);
+        }
+        // Sealed before padding: plain UTF-8 still opens.
+        let old = encrypt(b"Parents", &[&identity.recipient()]).unwrap();
+        assert_eq!(
+            unpad_name(&decrypt(&old, &[&identity]).unwrap()).as_deref(),
+            Some("Parents")
+        );
+        // Too long to pad, and padding that lies about its length.
+        assert!(seal_name(&"x".repeat(257), &recipient).is_err());
+        let mut lying = pad_name("Alex").unwrap();
+        lying[1..3].copy_from_slice(&300u16.to_be_bytes());
+        assert_eq!(unpad_name(&lying), None);
+        assert_eq!(unpad_name(&lying[..10]), None);
     }
 }

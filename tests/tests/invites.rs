@@ -3,7 +3,10 @@
 //! leaves no invite behind that still works; a member can cancel their own
 //! invites and device links; `kith invite list` shows what is waiting.
 
-use kith_tests::{Relay, Study, invite_and_join, kith, kith_raw};
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use kith_tests::{Relay, Study, bin, invite_and_join, kith, kith_raw};
 use serde_json::Value;
 
 /// `kith join` with `link` into `dir`: the refusal's words, or panics if it joined.
@@ -130,14 +133,44 @@ fn a_removed_makers_invites_and_links_stop_working_and_members_cancel_their_own(
     assert!(!refused.status.success());
     let said = String::from_utf8_lossy(&refused.stderr);
     assert!(said.contains("only its maker"), "{said}");
-    // And the invite still works.
-    kith(&[
+    // And the invite still works; pasted on standard input, it shows
+    // neither in the process list nor in shell history, and no warning.
+    let mut join = Command::new(bin("kith"))
+        .args([
+            "join",
+            "--data-dir",
+            &study.dir("dana"),
+            "--invite",
+            "-",
+            "--name",
+            "Dana",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let link = other["invite"].as_str().unwrap();
+    writeln!(join.stdin.take().unwrap(), "{link}").unwrap();
+    let out = join.wait_with_output().unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{said}");
+    assert!(!said.contains("warning"), "{said}");
+    // On the command line it still works, with a warning.
+    let link = kith(&["invite", "--data-dir", &study.steward])["invite"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let out = kith_raw(&[
         "join",
         "--data-dir",
-        &study.dir("dana"),
+        &study.dir("eli"),
         "--invite",
-        other["invite"].as_str().unwrap(),
+        &link,
         "--name",
-        "Dana",
+        "Eli",
     ]);
+    assert!(out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("shell history"), "{said}");
 }
