@@ -114,7 +114,7 @@ pub const UNKNOWN_INVITE: Refusal =
 pub const UNKNOWN_ALLIANCE: Refusal =
     Refusal::NotFound("no such alliance; check the link or the alliance id");
 
-/// Whether a device may use an alliance's routes: `access` is whether the
+/// Whether a device may use an alliance's routes: `active` is whether the
 /// relay knows the device, and if so whether it is active.
 pub fn member_access(active: Option<bool>) -> Result<(), Refusal> {
     match active {
