@@ -368,6 +368,45 @@ pub fn checkpoint_writers(
     }
 }
 
+/// A fetch that names no scopes, from a device that reads only some.
+pub const NAME_YOUR_SCOPES: Refusal = Refusal::Forbidden(
+    "this device may fetch only the spaces it reads; name them with scopes=SCOPE:POSITION,...",
+);
+/// A fetch naming a scope the device does not read.
+pub const NOT_YOUR_SCOPE: Refusal = Refusal::Forbidden(
+    "this device does not read one of the spaces asked for; sync the membership log and ask only for yours",
+);
+
+/// The scopes to serve `device` for a fetch that asked for `asked` (`None`:
+/// every scope). A device is served only what the log says its member
+/// reads; a researcher's device is served every scope, because the research
+/// team's key opens what each scope grants it (and nothing else there).
+/// Keys a steward or facilitator holds only to hand to invites do not widen
+/// this: nothing on those devices reads with them.
+pub fn scopes_to_serve(
+    membership: &Membership,
+    device: DeviceId,
+    asked: Option<Vec<(ScopeId, u64)>>,
+) -> Result<Option<Vec<(ScopeId, u64)>>, Refusal> {
+    let member = membership
+        .device(&device)
+        .filter(|d| d.active)
+        .map(|d| d.member)
+        .ok_or(NOT_A_MEMBER)?;
+    if membership.active_role(&device) == Some(Role::Researcher) {
+        return Ok(asked);
+    }
+    let asked = asked.ok_or(NAME_YOUR_SCOPES)?;
+    if asked
+        .iter()
+        .all(|(scope, _)| membership.member_reads(&member, scope))
+    {
+        Ok(Some(asked))
+    } else {
+        Err(NOT_YOUR_SCOPE)
+    }
+}
+
 /// How many blobs a fetch page holds at most, for the `limit` asked.
 pub fn page_limit(asked: Option<usize>) -> usize {
     asked

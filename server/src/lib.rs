@@ -11,6 +11,7 @@ pub mod config;
 pub mod error;
 pub mod limits;
 pub mod live;
+pub mod memberships;
 pub mod metrics;
 pub mod ops;
 pub mod purge;
@@ -92,6 +93,8 @@ pub struct AppState<S> {
     pub rate: Arc<limits::DeviceRate>,
     /// Live-update streams, ended when the relay shuts down.
     pub live: Arc<live::Live>,
+    /// Each alliance's replayed membership (this instance's).
+    pub memberships: Arc<memberships::Memberships>,
 }
 
 impl<S> Clone for AppState<S> {
@@ -101,6 +104,7 @@ impl<S> Clone for AppState<S> {
             limits: self.limits.clone(),
             rate: self.rate.clone(),
             live: self.live.clone(),
+            memberships: self.memberships.clone(),
         }
     }
 }
@@ -121,6 +125,7 @@ impl<S> AppState<S> {
             )),
             limits: Arc::new(limits),
             live: Arc::new(live::Live::default()),
+            memberships: Arc::default(),
         }
     }
 }

@@ -13,6 +13,7 @@ use kith_core::api::{
 use kith_core::relay_rules::{self as rules, Redemption};
 use kith_core::{AllianceId, DeviceId, Membership, SignedEntry};
 use serde::Deserialize;
+use std::sync::Arc;
 
 use crate::auth::Signed;
 use crate::error::AppError;
@@ -35,16 +36,12 @@ pub(crate) async fn require_member<S: Storage>(
         .ok_or(AppError::from(rules::NOT_A_MEMBER))
 }
 
-/// The alliance's membership, replayed from the stored log.
+/// The alliance's membership as stored now.
 pub(crate) async fn membership<S: Storage>(
     state: &AppState<S>,
     alliance: AllianceId,
-) -> Result<Membership, AppError> {
-    let log = state.storage.log(alliance, 0).await?;
-    Membership::replay(alliance, &log).map_err(|e| {
-        tracing::error!(alliance = %alliance, error = %e, "stored membership log does not replay");
-        AppError::Unavailable
-    })
+) -> Result<Arc<Membership>, AppError> {
+    state.memberships.current(&*state.storage, alliance).await
 }
 
 /// Checks entries from `signer` against the stored log and appends them.
@@ -52,11 +49,11 @@ async fn append_entries<S: Storage>(
     state: &AppState<S>,
     alliance: AllianceId,
     signer: DeviceId,
-    membership: Membership,
+    membership: Arc<Membership>,
     entries: &[SignedEntry],
 ) -> Result<(), AppError> {
     let from = membership.len();
-    let checked = rules::entries_to_append(membership, signer, entries)?;
+    let checked = rules::entries_to_append(Membership::clone(&membership), signer, entries)?;
     let devices = DeviceAccess::all(&checked.membership);
     match state
         .storage
@@ -286,7 +283,9 @@ pub async fn fetch_blobs<S: Storage>(
     let alliance = alliance_id(&alliance)?;
     require_member(&state, alliance, signed.device).await?;
     let limit = rules::page_limit(query.limit);
-    let scopes = query.scopes.as_deref().map(rules::scope_list).transpose()?;
+    let asked = query.scopes.as_deref().map(rules::scope_list).transpose()?;
+    let membership = membership(&state, alliance).await?;
+    let scopes = rules::scopes_to_serve(&membership, signed.device, asked)?;
     // Listen before looking, so nothing arriving in between is missed.
     let changes = (query.wait > 0).then(|| state.storage.changes());
     let mut page = state
@@ -323,7 +322,10 @@ pub async fn fetch_checkpoints<S: Storage>(
 ) -> Result<Json<CheckpointList>, AppError> {
     let alliance = alliance_id(&alliance)?;
     require_member(&state, alliance, signed.device).await?;
-    let scopes = rules::scope_list(&query.scopes)?;
+    let asked = rules::scope_list(&query.scopes)?;
+    let membership = membership(&state, alliance).await?;
+    let scopes =
+        rules::scopes_to_serve(&membership, signed.device, Some(asked))?.unwrap_or_default();
     let checkpoints = state.storage.checkpoints(alliance, &scopes).await?;
     Ok(Json(CheckpointList { checkpoints }))
 }

@@ -152,13 +152,14 @@ async fn steward(addr: SocketAddr) -> Client {
     client
 }
 
-fn blob(data: Vec<u8>) -> BlobRecord {
+/// A blob of `data` in `client`'s cohort.
+fn blob(client: &Client, data: Vec<u8>) -> BlobRecord {
     let mut id = [0u8; 16];
     OsRng.fill_bytes(&mut id);
     BlobRecord {
         id: BlobId(id),
         doc: DocId([1; 16]),
-        scope: ScopeId([1; 16]),
+        scope: client.cohort().unwrap(),
         covers: None,
         seq: None,
         data,
@@ -177,7 +178,8 @@ fn append(client: &Client, blobs: Vec<BlobRecord>) -> HttpRequest {
 }
 
 fn fetch_all(client: &Client) -> HttpRequest {
-    let path = api::paths::blobs_after(client.profile().alliance, 0, 256, None);
+    let cohort = client.cohort().unwrap();
+    let path = api::paths::blobs_after(client.profile().alliance, 0, 256, Some(&[(cohort, 0)]));
     client.sign_request("GET", path, vec![], now(), &mut OsRng)
 }
 
@@ -199,7 +201,7 @@ async fn a_body_declared_too_large_is_refused_before_it_is_sent() {
         headers: vec![],
         body: vec![],
     };
-    let signed = append(&owner, vec![blob(vec![0; 10])]);
+    let signed = append(&owner, vec![blob(&owner, vec![0; 10])]);
     for request in [unsigned, signed] {
         let mut stream = TcpStream::connect(relay.addr).await.unwrap();
         stream
@@ -216,7 +218,7 @@ async fn a_body_declared_too_large_is_refused_before_it_is_sent() {
     // reads (as most do) still gets the answer, not a reset connection.
     // (The pause lets a relay that answered at once close the connection
     // first, as it would over a slower network.)
-    let request = append(&owner, vec![blob(vec![0; 10])]);
+    let request = append(&owner, vec![blob(&owner, vec![0; 10])]);
     let mut stream = TcpStream::connect(relay.addr).await.unwrap();
     let head = head_of(&request, api::MAX_REQUEST_BYTES + 1);
     stream.write_all(head.as_bytes()).await.unwrap();
@@ -230,7 +232,7 @@ async fn a_body_declared_too_large_is_refused_before_it_is_sent() {
         .await
         .assert_refused(413, "too_large", "too large");
     // A body with no declared length is cut off where it is read.
-    let request = append(&owner, vec![blob(vec![0; 10])]);
+    let request = append(&owner, vec![blob(&owner, vec![0; 10])]);
     let mut stream = TcpStream::connect(relay.addr).await.unwrap();
     let head = head_of(&request, 0).replace("content-length: 0", "transfer-encoding: chunked");
     stream.write_all(head.as_bytes()).await.unwrap();
@@ -369,7 +371,7 @@ async fn a_body_sent_too_slowly_is_answered_408() {
     })
     .await;
     let owner = steward(relay.addr).await;
-    let request = append(&owner, vec![blob(vec![7; 100])]);
+    let request = append(&owner, vec![blob(&owner, vec![7; 100])]);
     let mut stream = TcpStream::connect(relay.addr).await.unwrap();
     let mut bytes = head_of(&request, request.body.len()).into_bytes();
     bytes.extend_from_slice(&request.body[..request.body.len() / 2]);
@@ -390,10 +392,16 @@ async fn an_alliance_over_its_quota_is_refused_507_and_nothing_is_stored() {
     })
     .await;
     let owner = steward(relay.addr).await;
-    let first = append(&owner, vec![blob(vec![1; 4000]), blob(vec![2; 4000])]);
+    let first = append(
+        &owner,
+        vec![blob(&owner, vec![1; 4000]), blob(&owner, vec![2; 4000])],
+    );
     assert_eq!(send(relay.addr, &first).await.status, 200);
     // 8,000 + 2 × 1,500 > 10,000: neither of the two is stored.
-    let over = append(&owner, vec![blob(vec![3; 1500]), blob(vec![4; 1500])]);
+    let over = append(
+        &owner,
+        vec![blob(&owner, vec![3; 1500]), blob(&owner, vec![4; 1500])],
+    );
     send(relay.addr, &over).await.assert_refused(
         507,
         "over_quota",
@@ -402,7 +410,7 @@ async fn an_alliance_over_its_quota_is_refused_507_and_nothing_is_stored() {
     let page = send(relay.addr, &fetch_all(&owner)).await;
     assert_eq!(page.body["blobs"].as_array().unwrap().len(), 2);
     // What still fits is taken.
-    let fits = append(&owner, vec![blob(vec![5; 1500])]);
+    let fits = append(&owner, vec![blob(&owner, vec![5; 1500])]);
     assert_eq!(send(relay.addr, &fits).await.status, 200);
 }
 
@@ -410,7 +418,7 @@ async fn an_alliance_over_its_quota_is_refused_507_and_nothing_is_stored() {
 async fn shutdown_finishes_the_request_in_flight_then_stops() {
     let mut relay = TestRelay::start(Limits::default()).await;
     let owner = steward(relay.addr).await;
-    let request = append(&owner, vec![blob(vec![9; 100])]);
+    let request = append(&owner, vec![blob(&owner, vec![9; 100])]);
     let mut stream = TcpStream::connect(relay.addr).await.unwrap();
     let mut bytes = head_of(&request, request.body.len()).into_bytes();
     let half = bytes.len() + request.body.len() / 2;
@@ -446,7 +454,7 @@ async fn shutdown_does_not_wait_beyond_its_grace_period() {
     .await;
     let owner = steward(relay.addr).await;
     // A request that will not finish by itself (as a live-updates stream would not).
-    let request = append(&owner, vec![blob(vec![9; 100])]);
+    let request = append(&owner, vec![blob(&owner, vec![9; 100])]);
     let mut stream = TcpStream::connect(relay.addr).await.unwrap();
     stream
         .write_all(head_of(&request, request.body.len()).as_bytes())

@@ -538,11 +538,14 @@ impl World {
                     vec![],
                 )
             }
-            FetchBlobs => owner(
-                "GET",
-                api::paths::blobs_after(alliance, 0, 10, None),
-                vec![],
-            ),
+            FetchBlobs => {
+                let cohort = self.owner.cohort().unwrap();
+                owner(
+                    "GET",
+                    api::paths::blobs_after(alliance, 0, 10, Some(&[(cohort, 0)])),
+                    vec![],
+                )
+            }
             AppendBlobs => owner("POST", api::paths::blobs(alliance), append_body()),
             Withdraw => {
                 let body = serde_json::to_vec(&api::Withdraw {

@@ -95,11 +95,19 @@ fn blob(scope: ScopeId, seq: u64, len: usize) -> BlobRecord {
 /// Every blob of the device's alliance, as the device fetches them.
 fn fetch_all(device: &Client, url: &str) -> Vec<BlobRecord> {
     let alliance = device.profile().alliance;
+    let member = device.profile().member;
+    let scopes: Vec<(ScopeId, u64)> = device
+        .membership()
+        .scopes_of(&member)
+        .into_iter()
+        .map(|scope| (scope, 0))
+        .collect();
     let agent = agent();
     let mut blobs = Vec::new();
     let mut after = 0;
     loop {
-        let path = api::paths::blobs_after(alliance, after, api::MAX_BLOBS_PER_FETCH, None);
+        let path =
+            api::paths::blobs_after(alliance, after, api::MAX_BLOBS_PER_FETCH, Some(&scopes));
         let request = device.sign_request("GET", path, Vec::new(), now(), &mut OsRng);
         let (status, body) = send(&agent, url, &request).expect("the restarted relay answers");
         assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));

@@ -35,12 +35,12 @@ fn signed_by(keys: &DeviceKeys, method: &'static str, path: String, body: Vec<u8
     api::signed_request(keys, method, path, body, now(), nonce())
 }
 
-fn append_body(id: u8, data: &[u8]) -> Vec<u8> {
+fn append_body(scope: ScopeId, id: u8, data: &[u8]) -> Vec<u8> {
     serde_json::to_vec(&AppendBlobs {
         blobs: vec![BlobRecord {
             id: BlobId([id; 16]),
             doc: DocId([1; 16]),
-            scope: ScopeId([1; 16]),
+            scope,
             covers: None,
             seq: None,
             data: data.to_vec(),
@@ -110,7 +110,8 @@ fn the_relay_refuses_what_it_must_and_changes_nothing() {
     );
     assert_refused(send(&url, &resent), 409, "membership changed");
 
-    let fetch_path = api::paths::blobs_after(alliance, 0, 10, None);
+    let cohort = owner.cohort().unwrap();
+    let fetch_path = api::paths::blobs_after(alliance, 0, 10, Some(&[(cohort, 0)]));
     let blobs_path = api::paths::blobs(alliance);
 
     // No signature at all.
@@ -131,7 +132,12 @@ fn the_relay_refuses_what_it_must_and_changes_nothing() {
     assert_refused(
         send(
             &url,
-            &signed_by(&member, "POST", blobs_path.clone(), append_body(1, b"x")),
+            &signed_by(
+                &member,
+                "POST",
+                blobs_path.clone(),
+                append_body(cohort, 1, b"x"),
+            ),
         ),
         403,
         "not a member",
@@ -142,9 +148,9 @@ fn the_relay_refuses_what_it_must_and_changes_nothing() {
         &owner,
         "POST",
         blobs_path.clone(),
-        append_body(2, b"original"),
+        append_body(cohort, 2, b"original"),
     );
-    tampered.body = append_body(2, b"changed!");
+    tampered.body = append_body(cohort, 2, b"changed!");
     assert_refused(send(&url, &tampered), 401, "signature does not match");
 
     // A signature by a member's device, but claiming another device.
@@ -164,7 +170,12 @@ fn the_relay_refuses_what_it_must_and_changes_nothing() {
     assert_refused(send(&url, &stale), 401, "too far from the relay's clock");
 
     // A replayed request: the first is served, the copy refused.
-    let first = owner_request(&owner, "POST", blobs_path.clone(), append_body(3, b"hello"));
+    let first = owner_request(
+        &owner,
+        "POST",
+        blobs_path.clone(),
+        append_body(cohort, 3, b"hello"),
+    );
     assert_eq!(send(&url, &first).0, 200);
     assert_refused(send(&url, &first), 401, "replayed");
 
@@ -172,7 +183,12 @@ fn the_relay_refuses_what_it_must_and_changes_nothing() {
     assert_eq!(
         send(
             &url,
-            &owner_request(&owner, "POST", blobs_path.clone(), append_body(3, b"hello"))
+            &owner_request(
+                &owner,
+                "POST",
+                blobs_path.clone(),
+                append_body(cohort, 3, b"hello")
+            )
         )
         .0,
         200
@@ -180,7 +196,12 @@ fn the_relay_refuses_what_it_must_and_changes_nothing() {
     assert_refused(
         send(
             &url,
-            &owner_request(&owner, "POST", blobs_path.clone(), append_body(3, b"other")),
+            &owner_request(
+                &owner,
+                "POST",
+                blobs_path.clone(),
+                append_body(cohort, 3, b"other"),
+            ),
         ),
         409,
         "different blob",
@@ -228,7 +249,7 @@ fn the_relay_refuses_what_it_must_and_changes_nothing() {
         alex.sign_request(
             "POST",
             blobs_path.clone(),
-            append_body(9, b"late"),
+            append_body(cohort, 9, b"late"),
             now(),
             &mut OsRng,
         ),

@@ -280,12 +280,12 @@ impl SimRelay {
             ("GET", ["v1", "alliances", a, "blobs"]) => {
                 let a = alliance_id(a)?;
                 self.require_member(a, device, faults)?;
-                self.fetch(a, query, now, dice, faults)
+                self.fetch(a, device, query, now, dice, faults)
             }
             ("GET", ["v1", "alliances", a, "checkpoints"]) => {
                 let a = alliance_id(a)?;
                 self.require_member(a, device, faults)?;
-                self.checkpoints(a, query, now)
+                self.checkpoints(a, device, query, now)
             }
             _ => Err((404, "not_found", format!("no route {} {path}", req.method))),
         }
@@ -553,6 +553,7 @@ impl SimRelay {
     fn fetch(
         &mut self,
         alliance: AllianceId,
+        device: DeviceId,
         query: &str,
         now: u64,
         dice: &mut Dice,
@@ -570,6 +571,8 @@ impl SimRelay {
                 _ => return Err(bad()),
             }
         }
+        let membership = &self.alliances[&alliance].membership;
+        let scopes = rules::scopes_to_serve(membership, device, scopes).map_err(refused)?;
         let limit = rules::page_limit(limit).min(self.knobs.page_size);
         // The visibility frontier: nothing at or after the first blob still
         // hidden is served, so what a page shows is a prefix of the final order.
@@ -655,7 +658,7 @@ impl SimRelay {
 
     /// `GET .../checkpoints?scopes=S:P,...`: for each scope, its newest
     /// checkpoint covering more than the position given (only visible ones).
-    fn checkpoints(&self, alliance: AllianceId, query: &str, now: u64) -> Answer {
+    fn checkpoints(&self, alliance: AllianceId, device: DeviceId, query: &str, now: u64) -> Answer {
         let mut scopes = Vec::new();
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             let bad = || (400, "bad_request", format!("bad query {query}"));
@@ -664,6 +667,10 @@ impl SimRelay {
                 _ => return Err(bad()),
             }
         }
+        let membership = &self.alliances[&alliance].membership;
+        let scopes = rules::scopes_to_serve(membership, device, Some(scopes))
+            .map_err(refused)?
+            .unwrap_or_default();
         let visible = &self.blobs[..self.frontier(now)];
         let checkpoints = scopes
             .iter()
