@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kith_core::api::{self, AppendBlobs, BlobRecord, HttpRequest};
-use kith_core::{BlobId, Client, DeviceKeys, DocId, NewAlliance, ScopeId, Timestamp};
+use kith_core::{BlobId, Client, DeviceKeys, DocId, NewAlliance, Timestamp};
 use kith_server::storage::{SqliteStorage, Storage};
 use kith_server::{AppState, Limits, app, run_with};
 use rand_core::{OsRng, RngCore};
