@@ -582,6 +582,29 @@ impl Client {
     }
 
     /// For tests of what readers refuse, and only with the `hostile-client`
+    /// feature: what a changed client allowed to write checkpoints could
+    /// send. Takes the checkpoint of its cohort this device would write now,
+    /// lets `edit` change anything in it, then seals it and queues it to send.
+    #[cfg(feature = "hostile-client")]
+    pub fn forge_checkpoint(
+        &mut self,
+        edit: impl FnOnce(&mut crate::payload::Checkpoint),
+        rng: &mut impl CryptoRngCore,
+    ) -> Result<(), Error> {
+        let scope = self.write_scope(WriteScope::Cohort)?;
+        let mut checkpoint = self
+            .reader
+            .checkpoint_of(scope, self.cursor)
+            .ok_or(Error::SyncFirst("nothing to summarise yet; sync first"))?;
+        edit(&mut checkpoint);
+        let (_, recipient) = self.writing_key(scope)?;
+        let doc = crate::ids::DocId::random(rng);
+        let (blob, _) = self.seal_blob(doc, Content::Checkpoint(checkpoint), &[&recipient], rng)?;
+        self.outbox.push(blob);
+        Ok(())
+    }
+
+    /// For tests of what readers refuse, and only with the `hostile-client`
     /// feature: this device's copy of its cohort's document of `kind`
     /// (saved whole), for a changed client to build changes on.
     #[cfg(feature = "hostile-client")]
@@ -873,7 +896,7 @@ fn new_reader(
 ) -> Reader {
     let mut identities = vec![keys.identity().clone()];
     identities.extend(invite_identity.cloned());
-    Reader::new(profile.alliance, epoch_keys, identities)
+    Reader::new(profile.alliance, epoch_keys, identities).owned_by(keys.device_id())
 }
 
 fn check_text(text: &str) -> Result<(), Error> {

@@ -245,6 +245,33 @@ impl ContributionDoc {
         Ok(())
     }
 
+    /// How many changes each actor (device) made in the document.
+    pub(crate) fn changes_per_actor(&mut self) -> std::collections::HashMap<ActorId, u64> {
+        let mut counts = std::collections::HashMap::new();
+        for change in self.doc.get_changes_meta(&[]) {
+            *counts.entry(change.actor.into_owned()).or_default() += 1;
+        }
+        counts
+    }
+
+    /// The actors of the changes `other` holds and this document does not;
+    /// `None` when this document holds changes still waiting for ones they
+    /// depend on (those look missing here, though they arrived).
+    pub(crate) fn actors_missing_from_here(&mut self, other: &mut Self) -> Option<Vec<ActorId>> {
+        if !self.doc.get_missing_deps(&[]).is_empty() {
+            return None;
+        }
+        let added = self.doc.get_changes_added(&mut other.doc);
+        Some(added.iter().map(|c| c.actor_id().clone()).collect())
+    }
+
+    /// Whether every one of `changes` is in the document.
+    pub(crate) fn holds_all(&mut self, changes: &[Change]) -> bool {
+        changes
+            .iter()
+            .all(|c| self.doc.get_change_meta_by_hash(&c.hash()).is_some())
+    }
+
     /// The actor of every change in the document: the devices that wrote it.
     pub(crate) fn writers(&mut self) -> std::collections::BTreeSet<ActorId> {
         self.doc

@@ -62,6 +62,20 @@ pub enum Rejection {
          that device's key may be in someone else's hands"
     )]
     Forked(BlobId),
+    /// A summary of a space that disagrees with what this device already
+    /// read there: it adds to, or changes, writing the device holds, or
+    /// claims more than it holds.
+    #[error(
+        "blob {0} is a summary of a space that contradicts what this device already read there; \
+         whoever wrote it may have changed what others wrote"
+    )]
+    CheckpointContradicts(BlobId),
+    /// A batch a summary claimed to hold, but did not: shown anyway.
+    #[error(
+        "blob {0} was left out of a summary that claimed to hold it (it is shown all the same); \
+         whoever wrote that summary may have changed what others wrote"
+    )]
+    LeftOutOfCheckpoint(BlobId),
 }
 
 impl Rejection {
@@ -100,7 +114,9 @@ impl Rejection {
             | Rejection::OffSchema(b)
             | Rejection::KindNotAllowed(b)
             | Rejection::NotTheirs(b)
-            | Rejection::Forked(b) => *b,
+            | Rejection::Forked(b)
+            | Rejection::CheckpointContradicts(b)
+            | Rejection::LeftOutOfCheckpoint(b) => *b,
         }
     }
 }

@@ -12,7 +12,8 @@ use std::path::Path;
 
 use automerge::{ActorId, AutoCommit, ROOT, ReadDoc, ScalarValue, transaction::Transactable};
 use kith_core::kinds::Kind;
-use kith_core::{ContributionDoc, ContributionId, DeviceId, MemberId};
+use kith_core::payload::Checkpoint;
+use kith_core::{ContributionDoc, ContributionId, DeviceId, DocId, MemberId, Role};
 use kith_tests::device::{Device, Http, now};
 use kith_tests::{
     Relay, Study, TestDatabase, authored_texts_of, invite_and_join, kith, kith_plain, kith_raw,
@@ -418,4 +419,169 @@ fn shared_agenda_items_stay_their_makers(relay: &Relay, base: &Path) {
         assert_eq!(agenda_of(&kith(&["list", "--data-dir", reader])), agreed);
     }
     assert_eq!(agenda_of(&study.export()), agreed);
+}
+
+/// The texts `device` shows, each with its author, sorted.
+fn shown_by(device: &Device) -> Vec<(String, String)> {
+    let mut shown: Vec<(String, String)> = device
+        .client
+        .contributions()
+        .into_iter()
+        .map(|c| (c.author, c.text))
+        .collect();
+    shown.sort();
+    shown
+}
+
+/// Whether a sync's report names a refusal whose message holds `says`.
+fn reported(report: &kith_core::SyncReport, says: &str) -> bool {
+    report.rejected.iter().any(|r| r.to_string().contains(says))
+}
+
+/// A steward with a changed client writes false checkpoints of its cohort
+/// (review finding 7). A member's device that already read the cohort
+/// refuses each one that contradicts what it read, and says so; writing a
+/// checkpoint left out is still shown, and its writer's later writing still
+/// links. Runs on SQLite only: no storage is involved in what readers check.
+#[test]
+fn false_checkpoints_do_not_rewrite_what_a_device_read() {
+    let base = tempfile::tempdir().unwrap();
+    let relay = Relay::start(base.path());
+    let mut steward = Device::steward(&relay.url(), vec![]);
+    let mut alex = Device::invited(&mut steward, "Alex", Role::Member);
+    let mut bo = Device::invited(&mut steward, "Bo", Role::Member);
+    let (alex_device, bo_device) = (alex.client.device_id(), bo.client.device_id());
+    let alex_member = alex.client.profile().member;
+    let cohort = alex.cohort();
+    let alex_doc = kith_core::kinds::document(Kind::Reflection, alex_member, cohort);
+    let bo_doc = kith_core::kinds::document(Kind::Reflection, bo.client.profile().member, cohort);
+    alex.write_text("Alex one");
+    alex.write_text("Alex two");
+    alex.sync();
+    bo.write_text("Bo one");
+    bo.sync();
+    bo.sync();
+    steward.sync();
+    let before = shown_by(&bo);
+    assert_eq!(before.len(), 3, "{before:?}");
+
+    // Adds an item by `actor` to document `doc` of a checkpoint.
+    let add_item = |checkpoint: &mut Checkpoint, doc: DocId, actor: DeviceId, text: &str| {
+        let (_, saved) = checkpoint.docs.iter_mut().find(|(d, _)| *d == doc).unwrap();
+        let mut copy = ContributionDoc::load(saved).unwrap();
+        copy.contribute(&actor, ContributionId::random(&mut OsRng), text, now())
+            .unwrap();
+        *saved = copy.save();
+    };
+    let head_of = |checkpoint: &mut Checkpoint, device: DeviceId| {
+        checkpoint.heads.iter().position(|h| h.0 == device).unwrap()
+    };
+    const SAYS: &str = "contradicts what this device already read";
+
+    // 1. It claims Alex's chain runs to 2^63, which would hide every later
+    //    batch of Alex's device.
+    steward
+        .client
+        .forge_checkpoint(
+            |c| {
+                let at = head_of(c, alex_device);
+                c.heads[at].1 = 1 << 63;
+            },
+            &mut OsRng,
+        )
+        .unwrap();
+    // 2. It adds an item to what Alex wrote, at the place in Alex's chain
+    //    Bo already read.
+    steward
+        .client
+        .forge_checkpoint(
+            |c| {
+                add_item(
+                    c,
+                    alex_doc,
+                    alex_device,
+                    "FORGED 2: added to Alex's writing",
+                )
+            },
+            &mut OsRng,
+        )
+        .unwrap();
+    // 3. It moves Bo's own chain on, with an item to back the claim.
+    steward
+        .client
+        .forge_checkpoint(
+            |c| {
+                add_item(c, bo_doc, bo_device, "FORGED 3: in Bo's own writing");
+                let at = head_of(c, bo_device);
+                c.heads[at].1 += 1;
+                c.heads[at].2 = [9; 32];
+            },
+            &mut OsRng,
+        )
+        .unwrap();
+    steward.sync();
+    let report = bo.sync();
+    let contradicted = report
+        .rejected
+        .iter()
+        .filter(|r| r.to_string().contains(SAYS))
+        .count();
+    assert_eq!(contradicted, 3, "{:?}", report.rejected);
+    assert_eq!(shown_by(&bo), before, "nothing of the forgeries is shown");
+
+    // Alex's later writing still reaches Bo (1. hid nothing).
+    alex.write_text("Alex three");
+    alex.sync();
+    bo.sync();
+    assert!(shown_by(&bo).contains(&("Alex".into(), "Alex three".into())));
+
+    // 4. Alex writes offline; meanwhile a checkpoint claims Alex's next
+    //    batch, holding a false item in its place. Bo, who has not seen
+    //    that batch, cannot tell yet. When the real one comes, Bo says the
+    //    checkpoint left it out, and Alex's chain goes on from the real
+    //    batch, not the false one (no fork is reported, nothing is missing).
+    //    What the false item displaced stays unshown on Bo's device: the
+    //    threat model says so.
+    alex.write_text("Alex four");
+    steward.sync();
+    steward
+        .client
+        .forge_checkpoint(
+            |c| {
+                // Only Alex's writing (the steward's own copy of Bo's took
+                // in forgery 3, which Bo would see).
+                c.docs.retain(|(doc, _)| *doc == alex_doc);
+                c.heads.retain(|head| head.0 == alex_device);
+                add_item(c, alex_doc, alex_device, "FORGED 4: in place of Alex four");
+                let at = head_of(c, alex_device);
+                c.heads[at].1 += 1;
+                c.heads[at].2 = [7; 32];
+            },
+            &mut OsRng,
+        )
+        .unwrap();
+    steward.sync();
+    assert!(bo.sync().rejected.is_empty());
+    assert!(shown_by(&bo).contains(&("Alex".into(), "FORGED 4: in place of Alex four".into())));
+    alex.sync();
+    alex.write_text("Alex five");
+    alex.sync();
+    let report = bo.sync();
+    assert!(
+        reported(&report, "left out of a summary that claimed to hold it"),
+        "{:?}",
+        report.rejected
+    );
+    assert!(!reported(
+        &report,
+        "contradicts what its device wrote before"
+    ));
+    let shown = shown_by(&bo);
+    for text in ["Alex one", "Alex two", "Alex three"] {
+        assert!(
+            shown.contains(&("Alex".into(), text.into())),
+            "{text} not in {shown:?}"
+        );
+    }
+    assert!(bo.client.gaps().is_empty(), "{:?}", bo.client.gaps());
 }

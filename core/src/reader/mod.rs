@@ -19,6 +19,7 @@ use crate::payload::{Batch, BlobPayload, Checkpoint, Content, Writing};
 pub use crate::rejection::Rejection;
 use crate::shared_items;
 
+mod agreement;
 mod replica;
 pub(crate) use replica::Replica;
 
@@ -138,6 +139,9 @@ pub struct Reader {
     /// document, to merge together at the end ([`Reader::ingest_all`]).
     deferred: Option<Deferred>,
     retry_again: bool,
+    /// This device (none for a reader that writes nothing): a checkpoint
+    /// may never move its own chain.
+    own_device: Option<DeviceId>,
 }
 
 impl Reader {
@@ -168,7 +172,14 @@ impl Reader {
             retrying: false,
             retry_again: false,
             deferred: None,
+            own_device: None,
         }
+    }
+
+    /// The same reader, for `device`'s own use.
+    pub fn owned_by(mut self, device: DeviceId) -> Self {
+        self.own_device = Some(device);
+        self
     }
 
     /// Opens, checks and applies blobs, merging the changes of each document
@@ -497,7 +508,11 @@ impl Reader {
         {
             return Err(Rejection::KindNotAllowed(blob.id));
         }
-        let changes = parse_changes(&batch.changes).ok_or(Rejection::BadChanges(blob.id))?;
+        // Every batch holds at least one change: a checkpoint's claim on a
+        // chain is bounded by the changes it holds (see `agreement`).
+        let changes = parse_changes(&batch.changes)
+            .filter(|c| !c.is_empty())
+            .ok_or(Rejection::BadChanges(blob.id))?;
         let actor = automerge::ActorId::from(&signer.0[..]);
         if changes.iter().any(|change| *change.actor_id() != actor) {
             return Err(Rejection::ForeignActor(blob.id));
@@ -514,6 +529,7 @@ impl Reader {
         self.doc_owners
             .insert(blob.doc, (Owner::of(kind, member), kind));
         let chain = (signer, batch.scope);
+        let pending_changes = batch.changes.clone();
         let pending = PendingBatch {
             blob: blob.id,
             doc: blob.doc,
@@ -525,9 +541,44 @@ impl Reader {
         match self.chains.place(chain, pending) {
             Placement::Forked => Err(Rejection::Forked(blob.id)),
             Placement::Covered => {
+                // A checkpoint claimed to hold this batch. If it does not,
+                // the checkpoint was false: apply the batch anyway, so no
+                // one's writing is lost to it, and say so.
+                // Where it is the batch the checkpoint named as the chain's
+                // last, the chain goes on from it (and not from a false hash).
+                self.settle_doc(blob.doc);
+                let doc = self.docs.entry(blob.doc).or_default();
+                let mut held = doc.holds_all(&changes);
+                if !held {
+                    // Automerge refuses it when the checkpoint put a false
+                    // change in its place (same device, same number): then
+                    // only the report below is left.
+                    let _ = doc.apply(&pending_changes);
+                    self.doc_scopes.insert(blob.doc, batch.scope);
+                }
+                let head = self.chains.head(&chain);
+                if batch.seq == head.seq && hash != head.hash {
+                    self.chains.set_head(
+                        chain,
+                        ChainHead {
+                            seq: batch.seq,
+                            hash,
+                        },
+                    );
+                    self.release_held(chain);
+                    held = false;
+                }
+                if !held {
+                    self.late_rejections
+                        .push(Rejection::LeftOutOfCheckpoint(blob.id));
+                }
                 self.applied.insert(blob.id, Applied::Content);
                 self.fresh.push(blob.id);
-                Ok(Ingested::Covered)
+                Ok(if held {
+                    Ingested::Covered
+                } else {
+                    Ingested::Applied
+                })
             }
             Placement::Held => {
                 self.held.insert(blob.id);
@@ -575,7 +626,22 @@ impl Reader {
             }
             checked.push((*doc, (owner, kind), copy));
         }
-        for (doc, owner, mut copy) in checked {
+        let mut copies: Vec<(DocId, ContributionDoc)> = Vec::with_capacity(checked.len());
+        let mut owners = Vec::with_capacity(checked.len());
+        for (doc, owner, copy) in checked {
+            self.settle_doc(doc);
+            copies.push((doc, copy));
+            owners.push(owner);
+        }
+        let claims = agreement::Claims {
+            scope,
+            heads: &checkpoint.heads,
+            docs: &mut copies,
+        };
+        if agreement::contradicts(claims, &mut self.docs, &self.chains, self.own_device) {
+            return Err(Rejection::CheckpointContradicts(blob));
+        }
+        for ((doc, mut copy), owner) in copies.into_iter().zip(owners) {
             self.docs
                 .entry(doc)
                 .or_default()
