@@ -54,11 +54,13 @@ pub fn run(command: Command, json_output: bool) -> Result<Output> {
             role,
             cohort,
             days,
+            qr,
         } => invite(
             &DataDir::new(&data_dir.context("--data-dir is needed")?),
             role.into(),
             cohort.as_deref(),
             days,
+            qr,
         ),
         Command::Join {
             data_dir,
@@ -199,7 +201,7 @@ fn init(dir: &DataDir, mut new: NewAlliance, researchers: &[String]) -> Result<O
     ))
 }
 
-fn invite(dir: &DataDir, role: Role, cohort: Option<&str>, days: u64) -> Result<Output> {
+fn invite(dir: &DataDir, role: Role, cohort: Option<&str>, days: u64, qr: bool) -> Result<Output> {
     let mut client = dir.load()?;
     sync(&mut client, dir).context("an invite needs the relay; sync failed")?;
     let cohort = cohort
@@ -209,16 +211,20 @@ fn invite(dir: &DataDir, role: Role, cohort: Option<&str>, days: u64) -> Result<
         c.create_invite(role, cohort, days * DAY_MS, now(), &mut OsRng)
     })?;
     let link = invite.link();
-    Ok(Output::ok(
-        json!({ "invite": *link, "invite_id": invite.invite.to_string() }),
-        format!(
-            "Send this link to the new {} (it works once, for {days} days):\n{}\n\
-             To cancel it before it is used: kith invite cancel --id {}",
-            role.as_str(),
-            *link,
-            invite.invite
-        ),
-    ))
+    let mut shown = format!(
+        "Send this link to the new {} (it works once, for {days} days):\n{}\n\
+         To cancel it before it is used: kith invite cancel --id {}",
+        role.as_str(),
+        *link,
+        invite.invite
+    );
+    let mut output = json!({ "invite": *link, "invite_id": invite.invite.to_string() });
+    if qr {
+        let code = crate::qr::terminal(&link)?;
+        shown = format!("{shown}\n\nOr let them scan this with their phone's camera:\n\n{code}");
+        output["qr"] = json!(code);
+    }
+    Ok(Output::ok(output, shown))
 }
 
 fn join(dir: &DataDir, invite: &str, name: &str) -> Result<Output> {

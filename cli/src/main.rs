@@ -5,6 +5,7 @@
 
 mod commands;
 mod membership;
+mod qr;
 mod relay;
 mod secrets;
 mod store;
@@ -72,6 +73,10 @@ enum Command {
         /// How many days the invite works.
         #[arg(long, default_value_t = 7, value_parser = clap::value_parser!(u64).range(1..=30))]
         days: u64,
+        /// Also show the link as a QR code, to scan from this screen: the
+        /// link then need not travel by chat or e-mail, where copies stay.
+        #[arg(long)]
+        qr: bool,
     },
     /// Join an alliance from an invite link or code.
     Join {

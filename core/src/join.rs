@@ -233,6 +233,12 @@ impl Joining {
         if redeemed.alliance_id != self.invite.alliance {
             return Err(invalid("its package was not made for this invite"));
         }
+        if redeemed.package.is_empty() {
+            // The relay deletes a package once its device synced as a member.
+            return Err(invalid(
+                "this device already joined with it, and its keys are no longer on the relay; ask for a new invite",
+            ));
+        }
         let opened =
             open::<InvitePackage>(INVITE_LABEL, &redeemed.package, &[self.invite.identity()])
                 .map_err(|_| invalid("its package could not be opened"))?;

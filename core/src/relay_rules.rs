@@ -206,6 +206,8 @@ pub struct HeldInvite {
     pub used_by: Option<DeviceId>,
     /// Whether the membership log cancelled it (before a device joined with it).
     pub cancelled: bool,
+    /// Whether its package was deleted (its device joined, or it expired).
+    pub package_gone: bool,
 }
 
 /// What to do with a redeem the relay accepts.
@@ -239,14 +241,36 @@ pub fn redeem(
         return Err(Refusal::Cancelled);
     }
     match invite.used_by {
+        // Asked again (its answer was lost): answered again, with the log
+        // and, until the relay deleted it, the package.
         Some(by) if by == device => match device_active {
             Some(false) => Err(REMOVED),
             _ => Ok(Redemption::Repeat),
         },
         Some(_) => Err(INVITE_USED),
-        None if invite.expires_at <= now => Err(Refusal::Expired),
+        None if invite.expires_at <= now || invite.package_gone => Err(Refusal::Expired),
         None => Ok(Redemption::Consume),
     }
+}
+
+/// The invites a log append cancelled (by their maker, or by their maker's
+/// removal): the relay deletes their packages, which hold every epoch key.
+pub fn cancelled_invites(before: &Membership, after: &Membership) -> Vec<InviteId> {
+    after
+        .invites()
+        .filter(|(id, info)| info.cancelled && !before.invite(id).is_some_and(|b| b.cancelled))
+        .map(|(id, _)| *id)
+        .collect()
+}
+
+/// The invites `device` joined with: once it syncs as a member, it has
+/// kept their keys, and the relay deletes their packages.
+pub fn invites_used_by(membership: &Membership, device: DeviceId) -> Vec<InviteId> {
+    membership
+        .invites()
+        .filter(|(_, info)| info.used_by == Some(device))
+        .map(|(id, _)| *id)
+        .collect()
 }
 
 /// The invite a device that is not (yet) a member names when it appends
@@ -445,6 +469,7 @@ mod tests {
             expires_at: Timestamp(1_000),
             used_by,
             cancelled: false,
+            package_gone: false,
         }
     }
 
@@ -484,6 +509,15 @@ mod tests {
         assert_eq!(
             redeem(&used, &token, device(2), None, Timestamp(0)),
             Err(INVITE_USED)
+        );
+        let gone = HeldInvite {
+            package_gone: true,
+            ..fresh
+        };
+        assert_eq!(
+            redeem(&gone, &token, device(1), None, Timestamp(0)),
+            Err(Refusal::Expired),
+            "an unused invite whose keys are gone is as good as expired"
         );
         let cancelled = HeldInvite {
             cancelled: true,

@@ -9,6 +9,7 @@
 pub mod auth;
 pub mod config;
 pub mod error;
+pub mod invite_keys;
 pub mod limits;
 pub mod live;
 pub mod memberships;
@@ -95,6 +96,8 @@ pub struct AppState<S> {
     pub live: Arc<live::Live>,
     /// Each alliance's replayed membership (this instance's).
     pub memberships: Arc<memberships::Memberships>,
+    /// Devices whose invite packages are deleted (this instance's memo).
+    pub settled: Arc<invite_keys::Settled>,
 }
 
 impl<S> Clone for AppState<S> {
@@ -105,6 +108,7 @@ impl<S> Clone for AppState<S> {
             rate: self.rate.clone(),
             live: self.live.clone(),
             memberships: self.memberships.clone(),
+            settled: self.settled.clone(),
         }
     }
 }
@@ -126,13 +130,15 @@ impl<S> AppState<S> {
             limits: Arc::new(limits),
             live: Arc::new(live::Live::default()),
             memberships: Arc::default(),
+            settled: Arc::default(),
         }
     }
 }
 
 /// Housekeeping: every minute, forgets request nonces too old to be
-/// accepted again anyway; every hour, deletes batches that checkpoints
-/// superseded more than `Limits::superseded_retention_days` ago.
+/// accepted again anyway; every hour, deletes the packages of invites that
+/// expired more than a day ago, and batches that checkpoints superseded
+/// more than `Limits::superseded_retention_days` ago.
 pub fn spawn_maintenance<S: Storage>(state: &AppState<S>) -> tokio::task::JoinHandle<()> {
     let (storage, limits) = (state.storage.clone(), state.limits.clone());
     tokio::spawn(async move {
@@ -144,6 +150,9 @@ pub fn spawn_maintenance<S: Storage>(state: &AppState<S>) -> tokio::task::JoinHa
                 .saturating_sub(2 * kith_core::api::MAX_CLOCK_SKEW_MS);
             if let Err(e) = storage.forget_nonces(Timestamp(horizon)).await {
                 tracing::warn!(error = %e, "cannot forget old request nonces");
+            }
+            if minute % 60 == 0 {
+                purge::stale_invite_packages(&*storage, now()).await;
             }
             let days = limits.superseded_retention_days;
             if days > 0 && minute % 60 == 0 {

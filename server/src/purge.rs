@@ -90,3 +90,77 @@ pub async fn superseded<S: Storage>(storage: &S, retention_secs: u64) -> Result<
     }
     Ok(purged)
 }
+
+/// How long after an invite expires its package stays: a device that
+/// redeemed it just before expiry may still be joining.
+pub const STALE_INVITE_GRACE_MS: u64 = 24 * 60 * 60 * 1000;
+
+/// Deletes the packages of invites that expired more than a day before
+/// `now`, used or not, and scrubs them from the database's files.
+pub async fn stale_invite_packages<S: Storage>(storage: &S, now: Timestamp) {
+    let before = Timestamp(now.millis().saturating_sub(STALE_INVITE_GRACE_MS));
+    match storage.drop_stale_invite_packages(before).await {
+        Ok(0) => {}
+        Ok(dropped) => {
+            tracing::info!(dropped, "deleted the packages of expired invites");
+            if let Err(e) = storage.scrub_invites().await {
+                tracing::warn!(error = %e, "cannot scrub deleted invite packages");
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot delete expired invite packages"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::SqliteStorage;
+    use crate::storage::StoredInvite;
+    use kith_core::{AllianceId, InviteId};
+
+    fn invite(expires_at: u64, used_by: Option<DeviceId>) -> StoredInvite {
+        StoredInvite {
+            alliance: AllianceId([1; 16]),
+            token_sha256: [2; 32],
+            role: Role::Member,
+            package: vec![3; 100],
+            expires_at: Timestamp(expires_at),
+            used_by,
+        }
+    }
+
+    /// Expired a day ago, used or not: the package goes. Expired just now
+    /// (a device may still be joining) or still open: it stays.
+    #[tokio::test]
+    async fn packages_of_invites_expired_a_day_ago_are_deleted() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = SqliteStorage::open(dir.path()).await.unwrap();
+        let alliance = AllianceId([1; 16]);
+        assert!(
+            storage
+                .create_alliance(alliance, &[], &[], Timestamp(0))
+                .await
+                .unwrap()
+        );
+        let now = Timestamp(10 * STALE_INVITE_GRACE_MS);
+        let day_ago = now.millis() - STALE_INVITE_GRACE_MS - 1;
+        let cases = [
+            (InviteId([1; 16]), invite(day_ago, None), true),
+            (
+                InviteId([2; 16]),
+                invite(day_ago, Some(DeviceId([9; 32]))),
+                true,
+            ),
+            (InviteId([3; 16]), invite(now.millis() - 1, None), false),
+            (InviteId([4; 16]), invite(now.millis() + 1, None), false),
+        ];
+        for (id, stored, _) in &cases {
+            assert!(storage.put_invite(*id, stored.clone()).await.unwrap());
+        }
+        stale_invite_packages(&storage, now).await;
+        for (id, _, deleted) in cases {
+            let held = storage.invite(id).await.unwrap().unwrap();
+            assert_eq!(held.package.is_empty(), deleted, "{id:?}");
+        }
+    }
+}

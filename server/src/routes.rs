@@ -65,6 +65,8 @@ async fn append_entries<S: Storage>(
         LogAppend::CutoffBehind => return Err(rules::CUTOFF_BEHIND.into()),
     }
     tracing::info!(alliance = %alliance, count = entries.len(), "membership entries appended");
+    let cancelled = rules::cancelled_invites(&membership, &checked.membership);
+    crate::invite_keys::drop(state, alliance, &cancelled).await;
     Ok(())
 }
 
@@ -147,6 +149,7 @@ pub async fn redeem_invite<S: Storage>(
         expires_at: stored.expires_at,
         used_by: stored.used_by,
         cancelled,
+        package_gone: stored.package.is_empty(),
     };
     let now = now();
     match rules::redeem(
@@ -213,6 +216,7 @@ pub async fn fetch_log<S: Storage>(
 ) -> Result<Json<LogPage>, AppError> {
     let alliance = alliance_id(&alliance)?;
     require_member(&state, alliance, signed.device).await?;
+    crate::invite_keys::after_first_sync(&state, alliance, signed.device).await?;
     let mut entries = state.storage.log(alliance, query.from).await?;
     let more = entries.len() > kith_core::api::MAX_ENTRIES_PER_FETCH;
     entries.truncate(kith_core::api::MAX_ENTRIES_PER_FETCH);

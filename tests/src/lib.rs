@@ -394,6 +394,20 @@ impl RelayDb {
         });
     }
 
+    /// Every invite the relay holds: its id and its package (empty once
+    /// deleted).
+    pub fn invite_packages(&self) -> Vec<(Vec<u8>, Vec<u8>)> {
+        self.runtime.block_on(async {
+            sqlx::query("SELECT id, package FROM invites ORDER BY id")
+                .fetch_all(&self.pool)
+                .await
+                .unwrap()
+                .iter()
+                .map(|row| (row.get(0), row.get(1)))
+                .collect()
+        })
+    }
+
     /// The blobs a device appended, in the relay's order.
     pub fn blobs_of(&self, device_hex: &str) -> Vec<BlobRow> {
         let device = hex::decode(device_hex).unwrap();

@@ -6,7 +6,7 @@
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use kith_tests::{Relay, Study, bin, invite_and_join, kith, kith_raw};
+use kith_tests::{Relay, RelayDb, Study, bin, files_containing, invite_and_join, kith, kith_raw};
 use serde_json::Value;
 
 /// `kith join` with `link` into `dir`: the refusal's words, or panics if it joined.
@@ -173,4 +173,112 @@ fn a_removed_makers_invites_and_links_stop_working_and_members_cancel_their_own(
     assert!(out.status.success());
     let said = String::from_utf8_lossy(&out.stderr);
     assert!(said.contains("shell history"), "{said}");
+}
+
+/// The packages the relay holds, by whether they are still there.
+fn held_packages(relay: &Relay) -> (Vec<Vec<u8>>, usize) {
+    // Opened and closed each time: an open reader holds the relay's
+    // write-ahead log back from being scrubbed.
+    let all = RelayDb::open(relay).invite_packages();
+    let gone = all.iter().filter(|(_, p)| p.is_empty()).count();
+    let held = all.into_iter().map(|(_, p)| p).filter(|p| !p.is_empty());
+    (held.collect(), gone)
+}
+
+/// An invite's package holds every epoch key, sealed to the link: a link
+/// found later in a chat backup, with the relay's database or a backup of
+/// it, would give them all. The relay deletes a package once a device
+/// joined with it or it was cancelled, and scrubs it from its files
+/// (review finding 8). On SQLite; PostgreSQL runs the same statements.
+#[test]
+fn the_relay_deletes_an_invites_keys_once_it_is_used_or_cancelled() {
+    let base = tempfile::tempdir().unwrap();
+    let relay = Relay::start(base.path());
+    let study = Study::start(base.path(), &relay);
+    study.member("Alex", "alex");
+    let unused = kith(&["invite", "--data-dir", &study.steward]);
+    let (held, gone) = held_packages(&relay);
+    assert_eq!(
+        (held.len(), gone),
+        (1, 2),
+        "the researcher's and Alex's invites were used: only the unused one keeps its keys"
+    );
+    let package = held[0].clone();
+    kith(&[
+        "invite",
+        "cancel",
+        "--data-dir",
+        &study.steward,
+        "--id",
+        unused["invite_id"].as_str().unwrap(),
+    ]);
+    let (held, gone) = held_packages(&relay);
+    assert_eq!(
+        (held.len(), gone),
+        (0, 3),
+        "a cancelled invite keeps no keys"
+    );
+    let found = files_containing(&base.path().join("relay-data"), &[package[..64].to_vec()]);
+    assert!(
+        found.is_empty(),
+        "the deleted package is still in {found:?}"
+    );
+}
+
+/// Reads a QR code drawn with half blocks (two rows of modules a line)
+/// back into the text it holds, with a QR decoder: what a phone's camera
+/// would read off the screen.
+fn scan_terminal_qr(drawn: &str) -> String {
+    const SCALE: usize = 4;
+    let lines: Vec<Vec<char>> = drawn.lines().map(|l| l.chars().collect()).collect();
+    let width = lines.iter().map(Vec::len).max().unwrap();
+    let height = lines.len() * 2;
+    // Which half of a cell is drawn (lit), upper and lower.
+    let lit = |c: char| match c {
+        '█' => (true, true),
+        '▀' => (true, false),
+        '▄' => (false, true),
+        _ => (false, false),
+    };
+    let module_lit = |x: usize, y: usize| {
+        let c = lines[y / 2].get(x).copied().unwrap_or(' ');
+        let (upper, lower) = lit(c);
+        if y % 2 == 0 { upper } else { lower }
+    };
+    // Lit cells are the light modules (the code is drawn for a dark
+    // terminal): dark modules are dark pixels.
+    let mut image =
+        rqrr::PreparedImage::prepare_from_greyscale(width * SCALE, height * SCALE, |x, y| {
+            if module_lit(x / SCALE, y / SCALE) {
+                255
+            } else {
+                0
+            }
+        });
+    let grids = image.detect_grids();
+    assert_eq!(grids.len(), 1, "one QR code is found");
+    grids[0].decode().expect("the QR code decodes").1
+}
+
+/// `kith invite --qr` shows the link as a QR code a phone can scan from the
+/// screen (review finding 8: links need not travel by chat or e-mail).
+#[test]
+fn an_invite_shown_as_a_qr_code_scans_back_to_its_link() {
+    let base = tempfile::tempdir().unwrap();
+    let relay = Relay::start(base.path());
+    let study = Study::start(base.path(), &relay);
+    let made = kith(&["invite", "--data-dir", &study.steward, "--qr"]);
+    let link = made["invite"].as_str().unwrap();
+    assert_eq!(scan_terminal_qr(made["qr"].as_str().unwrap()), link);
+    // And it joins, as the link does.
+    let joined = kith(&[
+        "join",
+        "--data-dir",
+        &study.dir("alex"),
+        "--invite",
+        &scan_terminal_qr(made["qr"].as_str().unwrap()),
+        "--name",
+        "Alex",
+    ]);
+    assert!(joined["member_id"].is_string(), "{joined}");
 }

@@ -160,7 +160,11 @@ fn stored_ciphertext(store: &Store) -> Vec<Vec<u8>> {
         .enable_all()
         .build()
         .unwrap();
-    const SQL: [&str; 2] = ["SELECT data FROM blobs", "SELECT package FROM invites"];
+    // Packages of used invites are deleted (empty): only those still held.
+    const SQL: [&str; 2] = [
+        "SELECT data FROM blobs",
+        "SELECT package FROM invites WHERE length(package) > 0",
+    ];
     runtime.block_on(async {
         let mut all = Vec::new();
         match store {

@@ -270,6 +270,14 @@ impl SimRelay {
             ("GET", ["v1", "alliances", a, "log"]) => {
                 let a = alliance_id(a)?;
                 self.require_member(a, device, faults)?;
+                // As the real relay: a device syncing as a member has kept
+                // the keys of the invite it joined with.
+                for id in rules::invites_used_by(&self.alliances[&a].membership, device) {
+                    if let Some(invite) = self.invites.get_mut(&id) {
+                        invite.package.clear();
+                        invite.held.package_gone = true;
+                    }
+                }
                 self.fetch_log(a, query, faults)
             }
             ("POST", ["v1", "alliances", a, "blobs"]) => {
@@ -353,6 +361,7 @@ impl SimRelay {
                     expires_at: body.expires_at,
                     used_by: None,
                     cancelled: false,
+                    package_gone: false,
                 },
                 package: body.package,
             },
@@ -452,6 +461,13 @@ impl SimRelay {
             }
         }
         let stored = self.alliances.get_mut(&alliance).expect("checked above");
+        // As the real relay: the packages of invites this append cancelled go.
+        for id in rules::cancelled_invites(&stored.membership, &checked.membership) {
+            if let Some(invite) = self.invites.get_mut(&id) {
+                invite.package.clear();
+                invite.held.package_gone = true;
+            }
+        }
         stored.membership = checked.membership;
         self.note_entries(entries, now);
         Ok(())

@@ -205,6 +205,23 @@ pub trait Storage: Send + Sync + 'static {
         now: Timestamp,
     ) -> impl Future<Output = Result<bool, StorageError>> + Send;
 
+    /// Deletes the packages (every epoch key, sealed to the link) of
+    /// `invites` in `alliance`: used or cancelled. The invites stay, so a
+    /// second redeem is answered. Returns how many were still held. Call
+    /// [`Storage::scrub_invites`] after it.
+    fn drop_invite_packages(
+        &self,
+        alliance: AllianceId,
+        invites: &[InviteId],
+    ) -> impl Future<Output = Result<u64, StorageError>> + Send;
+
+    /// Deletes the packages of every invite that expired before
+    /// `expired_before`, used or not. Returns how many.
+    fn drop_stale_invite_packages(
+        &self,
+        expired_before: Timestamp,
+    ) -> impl Future<Output = Result<u64, StorageError>> + Send;
+
     /// Appends blobs idempotently on (alliance, blob id), in one transaction,
     /// if `device` is still active, no checkpoint covers a position past the
     /// alliance's last, and the alliance stays within `quota_bytes` of blob
@@ -260,6 +277,9 @@ pub trait Storage: Send + Sync + 'static {
     /// Makes deleted bytes unrecoverable from the database's files (how
     /// depends on the backend; see docs/OPERATIONS.md).
     fn scrub(&self) -> impl Future<Output = Result<(), StorageError>> + Send;
+
+    /// As [`Storage::scrub`], for deleted invite packages.
+    fn scrub_invites(&self) -> impl Future<Output = Result<(), StorageError>> + Send;
 
     /// Records a request nonce; false when `device` used it before. Shared
     /// by every relay instance on the same database.

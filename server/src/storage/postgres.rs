@@ -243,4 +243,12 @@ impl Storage for PostgresStorage {
         sqlx::query("VACUUM FULL blobs").execute(&self.pool).await?;
         Ok(())
     }
+
+    async fn scrub_invites(&self) -> Result<(), StorageError> {
+        // A small table: rewriting it is quick.
+        sqlx::query("VACUUM FULL invites")
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
 }

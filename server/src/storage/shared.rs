@@ -239,6 +239,40 @@ macro_rules! shared_methods {
             Ok(changed == 1)
         }
 
+        async fn drop_invite_packages(
+            &self,
+            alliance: AllianceId,
+            invites: &[InviteId],
+        ) -> Result<u64, StorageError> {
+            let mut dropped = 0;
+            for id in invites {
+                dropped += sqlx::query(
+                    "UPDATE invites SET package = $1 WHERE id = $2 AND alliance_id = $3 AND length(package) > 0",
+                )
+                .bind(&[][..] as &[u8])
+                .bind(&id.0[..])
+                .bind(&alliance.0[..])
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+            }
+            Ok(dropped)
+        }
+
+        async fn drop_stale_invite_packages(
+            &self,
+            expired_before: Timestamp,
+        ) -> Result<u64, StorageError> {
+            Ok(sqlx::query(
+                "UPDATE invites SET package = $1 WHERE expires_at < $2 AND length(package) > 0",
+            )
+            .bind(&[][..] as &[u8])
+            .bind(ms(expired_before))
+            .execute(&self.pool)
+            .await?
+            .rows_affected())
+        }
+
         async fn fetch(
             &self,
             alliance: AllianceId,

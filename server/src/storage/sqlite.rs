@@ -189,4 +189,9 @@ impl Storage for SqliteStorage {
             "the write-ahead log stayed busy; purged bytes may remain in it until the next checkpoint".into(),
         )))
     }
+
+    async fn scrub_invites(&self) -> Result<(), StorageError> {
+        // The same for every table: secure_delete, then the log.
+        self.scrub().await
+    }
 }
