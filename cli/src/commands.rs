@@ -33,6 +33,7 @@ pub fn run(command: Command, json_output: bool) -> Result<Output> {
             cohort,
             name,
             researchers,
+            registration_token,
         } => init(
             &DataDir::new(&data_dir),
             NewAlliance {
@@ -43,6 +44,11 @@ pub fn run(command: Command, json_output: bool) -> Result<Output> {
                 researchers: Vec::new(),
             },
             &researchers,
+            registration_token
+                .map(|t| crate::secrets::read(&t, "--registration-token"))
+                .transpose()?
+                .as_deref()
+                .map(String::as_str),
         ),
         Command::Invite {
             action: Some(action),
@@ -172,7 +178,12 @@ fn keygen(out: &Path) -> Result<Output> {
     ))
 }
 
-fn init(dir: &DataDir, mut new: NewAlliance, researchers: &[String]) -> Result<Output> {
+fn init(
+    dir: &DataDir,
+    mut new: NewAlliance,
+    researchers: &[String],
+    registration_token: Option<&str>,
+) -> Result<Output> {
     dir.ensure_empty()?;
     new.researchers = researchers
         .iter()
@@ -184,8 +195,8 @@ fn init(dir: &DataDir, mut new: NewAlliance, researchers: &[String]) -> Result<O
         );
     }
     let (mut client, ops) = Client::create_alliance(new, now(), &mut OsRng)?;
-    let response =
-        Relay::new(&client.profile().relay).send(&client.register_request(now(), &mut OsRng))?;
+    let request = client.register_request_with_token(registration_token, now(), &mut OsRng);
+    let response = Relay::new(&client.profile().relay).send(&request)?;
     if !(200..300).contains(&response.status) {
         bail!(
             "the relay refused to register the alliance: {}",

@@ -55,6 +55,10 @@ enum Command {
         /// A research team member's age recipient (age1...); repeat for each.
         #[arg(long = "researcher")]
         researchers: Vec<String>,
+        /// The one-use token the relay's operator gave you (`-` to paste it,
+        /// or @FILE). Not needed on a relay open to anyone.
+        #[arg(long)]
+        registration_token: Option<String>,
     },
     /// Make an invite link for a new member.
     #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]

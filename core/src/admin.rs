@@ -102,11 +102,24 @@ impl Client {
         Ok((client, ops))
     }
 
-    /// The request that registers a newly created alliance with the relay.
+    /// The request that registers a newly created alliance with a relay
+    /// whose registration is open to anyone.
     pub fn register_request(&self, now: Timestamp, rng: &mut impl CryptoRngCore) -> HttpRequest {
+        self.register_request_with_token(None, now, rng)
+    }
+
+    /// The request that registers a newly created alliance with the relay,
+    /// spending `token`, a one-use registration token from its operator.
+    pub fn register_request_with_token(
+        &self,
+        token: Option<&str>,
+        now: Timestamp,
+        rng: &mut impl CryptoRngCore,
+    ) -> HttpRequest {
         let body = RegisterAlliance {
             alliance_id: self.profile.alliance,
             log: self.membership.entries().to_vec(),
+            registration_token: token.map(|t| t.trim().to_owned()),
         };
         self.sign_request("POST", api::paths::alliances(), json(&body), now, rng)
     }

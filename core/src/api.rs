@@ -142,6 +142,10 @@ pub struct RegisterAlliance {
     pub alliance_id: AllianceId,
     /// The first entries of its membership log, starting with `Create`.
     pub log: Vec<SignedEntry>,
+    /// A one-use token from the relay's operator (hex), which a relay asks
+    /// for unless its registration is open.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registration_token: Option<String>,
 }
 
 /// `POST /v1/alliances/{alliance}/log`: entries to append to the membership log.

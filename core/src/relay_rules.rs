@@ -150,6 +150,28 @@ pub fn new_alliance(sender: DeviceId, body: &RegisterAlliance) -> Result<Members
     Ok(membership)
 }
 
+/// A registration without a token, on a relay that asks for one.
+pub const REGISTRATION_TOKEN_NEEDED: Refusal = Refusal::Forbidden(
+    "this relay creates alliances only with a registration token from its operator: \
+     ask them for one (`kith-server registration-token`), then give it to kith init with --registration-token",
+);
+/// A registration token that is unknown or already spent on another alliance.
+pub const REGISTRATION_TOKEN_REFUSED: Refusal = Refusal::Forbidden(
+    "this registration token is not known here or was already used; ask the relay's operator for a new one",
+);
+
+/// The registration token to spend on a new alliance (its SHA-256), or
+/// `None` on a relay whose operator opened registration to anyone.
+pub fn registration_token(open: bool, token: Option<&str>) -> Result<Option<[u8; 32]>, Refusal> {
+    if open {
+        return Ok(None);
+    }
+    let token = token.ok_or(REGISTRATION_TOKEN_NEEDED)?;
+    let mut raw = [0u8; 32];
+    hex::decode_to_slice(token.trim(), &mut raw).map_err(|_| REGISTRATION_TOKEN_REFUSED)?;
+    Ok(Some(Sha256::digest(raw).into()))
+}
+
 /// A registration for an id already held: a retry of the same log is fine.
 pub fn registered_again(same_log: bool) -> Result<(), Refusal> {
     if same_log {

@@ -93,6 +93,8 @@ settings! {
             "Folder of the built app to serve at / [default: web/app/dist]";
         log_format: LogFormat, env "KITH_LOG_FORMAT",
             "Log lines as text or as JSON objects, one a line [default: text]";
+        metrics_listen: SocketAddr, env "KITH_METRICS_LISTEN",
+            "Address to serve Prometheus metrics on at /metrics, apart from the API (for example 127.0.0.1:9464); unset, they are not served";
     }
     limits {
         alliance_quota_bytes: u64, env "KITH_ALLIANCE_QUOTA_BYTES",
@@ -109,6 +111,8 @@ settings! {
             "Seconds requests in flight get to finish at shutdown [default: 30]";
         superseded_retention_days: u64, env "KITH_SUPERSEDED_RETENTION_DAYS",
             "Days a batch stays after a checkpoint supersedes it (devices offline longer fetch the checkpoint); 0 keeps them all [default: 30]";
+        open_registration: bool, env "KITH_OPEN_REGISTRATION",
+            "Let anyone create an alliance here; otherwise each needs a one-use token from `kith-server registration-token` [default: false]";
     }
 }
 
@@ -161,6 +165,8 @@ pub struct Config {
     pub web_dir: PathBuf,
     /// How log lines are written.
     pub log_format: LogFormat,
+    /// Where metrics are served, if anywhere.
+    pub metrics_listen: Option<SocketAddr>,
     /// What the relay allows.
     pub limits: Limits,
 }
@@ -221,6 +227,7 @@ impl Config {
             database: settings.database,
             web_dir: settings.web_dir.unwrap_or_else(|| "web/app/dist".into()),
             log_format: settings.log_format.unwrap_or_default(),
+            metrics_listen: settings.metrics_listen,
             limits,
         }
     }

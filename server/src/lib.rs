@@ -55,6 +55,9 @@ pub struct Limits {
     /// Seconds requests in flight get to finish at shutdown; then their
     /// connections are closed (a live-updates stream would never finish).
     pub shutdown_grace_secs: u64,
+    /// Whether anyone may create an alliance here; otherwise only with a
+    /// one-use token from the operator (`kith-server registration-token`).
+    pub open_registration: bool,
 }
 
 /// A big alliance's whole history, in blobs: the first sync of a new device
@@ -80,6 +83,7 @@ impl Default for Limits {
             body_read_timeout_secs: 120,
             shutdown_grace_secs: 30,
             superseded_retention_days: 30,
+            open_registration: false,
         }
     }
 }
@@ -172,9 +176,20 @@ pub fn now() -> Timestamp {
     Timestamp(u64::try_from(ms).unwrap_or(u64::MAX))
 }
 
-/// The whole HTTP surface.
+/// The whole public HTTP surface: the API and the app.
 pub fn app<S: Storage>(state: AppState<S>, web_dir: Option<PathBuf>) -> Router {
+    app_and_metrics(state, web_dir).0
+}
+
+/// The public surface, and the metrics it keeps as a router of their own
+/// (`/metrics`), for a listener apart from the public one: they show when
+/// people write, so only the operator's monitoring should reach them.
+pub fn app_and_metrics<S: Storage>(
+    state: AppState<S>,
+    web_dir: Option<PathBuf>,
+) -> (Router, Router) {
     let stats = metrics::Metrics::new();
+    let metrics = metrics::router(stats.clone());
     let api = Router::new()
         .route("/v1/alliances", post(routes::register_alliance::<S>))
         .route(
@@ -204,14 +219,14 @@ pub fn app<S: Storage>(state: AppState<S>, web_dir: Option<PathBuf>) -> Router {
         .route("/v1/alliances/{alliance}/events", get(live::events::<S>))
         .route("/healthz", get(routes::healthz))
         .route("/readyz", get(ops::readyz::<S>))
-        .route("/metrics", get(metrics::serve).with_state(stats.clone()))
         .route("/openapi.json", get(ops::openapi))
         .layer(axum::middleware::from_fn_with_state(
             state.limits.clone(),
             limits::refuse_oversized_bodies,
         ))
         .with_state(state);
-    api.merge(web::routes(web_dir))
+    let public = api
+        .merge(web::routes(web_dir))
         .layer(axum::middleware::from_fn_with_state(stats, metrics::track))
         // On every answer: no framing (clickjacking), no MIME sniffing, no
         // referrer, so no address of ours leaks to another site.
@@ -232,7 +247,8 @@ pub fn app<S: Storage>(state: AppState<S>, web_dir: Option<PathBuf>) -> Router {
             |req: &axum::http::Request<_>| {
                 tracing::info_span!("request", method = %req.method(), path = %req.uri().path())
             },
-        ))
+        ));
+    (public, metrics)
 }
 
 /// Serves `app` on `listener` with the default [`Limits`]; see [`run_with`].

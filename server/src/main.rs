@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use kith_server::config::{Config, Flags, LogFormat};
 use kith_server::storage::{PostgresStorage, SqliteStorage, Storage};
-use kith_server::{AppState, app, run_with, spawn_maintenance};
+use kith_server::{AppState, app_and_metrics, run_with, spawn_maintenance};
 
 /// The Kith relay: stores encrypted blobs it cannot read, and serves the Kith app.
 ///
@@ -36,6 +36,9 @@ enum Task {
         #[arg(long, value_name = "DAYS")]
         older_than_days: u64,
     },
+    /// Make a one-use token that lets one steward create one alliance here
+    /// (`kith init --registration-token -`). Give it to them privately.
+    RegistrationToken,
 }
 
 #[tokio::main]
@@ -123,6 +126,23 @@ async fn serve_with<S: Storage>(
         );
         return Ok(());
     }
+    if let Some(Task::RegistrationToken) = task {
+        let token = kith_server::ops::new_registration_token(&storage)
+            .await
+            .map_err(|e| format!("could not store a new registration token: {e}"))?;
+        println!("{}", *token);
+        eprintln!(
+            "A one-use registration token: give it privately to the steward who will run `kith init \
+             --registration-token -` (and paste it). It works for one alliance."
+        );
+        return Ok(());
+    }
+    let metrics_listener = match config.metrics_listen {
+        Some(addr) => Some(tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+            format!("cannot listen for metrics on {addr}: {e} (check metrics_listen)")
+        })?),
+        None => None,
+    };
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| {
@@ -136,7 +156,20 @@ async fn serve_with<S: Storage>(
     spawn_maintenance(&state);
     tracing::info!("Kith relay listening on http://{addr}");
     let live = state.live.clone();
-    let app = app(state, Some(config.web_dir));
+    let (app, metrics) = app_and_metrics(state, Some(config.web_dir));
+    if let Some(metrics_listener) = metrics_listener {
+        if let Ok(addr) = metrics_listener.local_addr() {
+            tracing::info!("metrics at http://{addr}/metrics");
+        }
+        let limits = config.limits.clone();
+        // Ends with the process; nothing in flight there needs finishing.
+        tokio::spawn(async move {
+            let never = std::future::pending::<()>();
+            if let Err(e) = run_with(metrics_listener, metrics, &limits, never).await {
+                tracing::warn!(error = %e, "the metrics listener stopped");
+            }
+        });
+    }
     let shutdown = async move {
         shutdown_signal().await;
         // Live-update streams never finish by themselves: end them, so

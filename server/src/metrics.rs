@@ -1,4 +1,6 @@
-//! Prometheus metrics, served at `/metrics` in the OpenMetrics text format.
+//! Prometheus metrics, served at `/metrics` in the OpenMetrics text format,
+//! on a listener of their own (`metrics_listen`): they show when people
+//! write, so they are not part of the public API.
 //!
 //! Labels are only route templates (`/v1/alliances/{alliance}/blobs`),
 //! methods, statuses and error codes: never the id of an alliance, device,
@@ -279,6 +281,11 @@ impl http_body::Body for Tracked {
     fn size_hint(&self) -> SizeHint {
         self.body.size_hint()
     }
+}
+
+/// `/metrics`, for the metrics listener.
+pub fn router(stats: Arc<Metrics>) -> axum::Router {
+    axum::Router::new().route("/metrics", axum::routing::get(serve).with_state(stats))
 }
 
 #[cfg(test)]

@@ -61,6 +61,20 @@ pub async fn openapi() -> Response {
     ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
 }
 
+/// Makes and keeps a new one-use registration token; returns it (hex), for
+/// the operator to give to a steward. Only its SHA-256 is stored.
+pub async fn new_registration_token<S: Storage>(
+    storage: &S,
+) -> Result<zeroize::Zeroizing<String>, StorageError> {
+    use rand_core::RngCore;
+    use sha2::Digest;
+    let mut raw = zeroize::Zeroizing::new([0u8; 32]);
+    rand_core::OsRng.fill_bytes(&mut *raw);
+    let hash: [u8; 32] = sha2::Sha256::digest(*raw).into();
+    storage.add_registration_token(hash, crate::now()).await?;
+    Ok(zeroize::Zeroizing::new(hex::encode(*raw)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

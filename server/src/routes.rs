@@ -77,6 +77,19 @@ pub async fn register_alliance<S: Storage>(
 ) -> Result<StatusCode, AppError> {
     let body: RegisterAlliance = signed.json()?;
     let membership = rules::new_alliance(signed.device, &body)?;
+    let token = rules::registration_token(
+        state.limits.open_registration,
+        body.registration_token.as_deref(),
+    )?;
+    if let Some(token) = token {
+        if !state
+            .storage
+            .use_registration_token(token, body.alliance_id)
+            .await?
+        {
+            return Err(rules::REGISTRATION_TOKEN_REFUSED.into());
+        }
+    }
     let devices = DeviceAccess::all(&membership);
     if state
         .storage

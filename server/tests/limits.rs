@@ -40,7 +40,13 @@ struct TestRelay {
 }
 
 impl TestRelay {
+    /// A relay with `limits`, open to anyone registering (these tests
+    /// register alliances of their own).
     async fn start(limits: Limits) -> Self {
+        let limits = Limits {
+            open_registration: true,
+            ..limits
+        };
         let dir = tempfile::tempdir().unwrap();
         let storage = SqliteStorage::open(dir.path()).await.unwrap();
         let state = AppState::with_limits(storage, limits.clone());

@@ -59,6 +59,7 @@ fn wait_until_up(relay: &mut Running, port: u16, log: &Path) {
 fn flags_beat_the_environment_which_beats_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let (file_port, env_port, flag_port) = (free_port(), free_port(), free_port());
+    let metrics_port = free_port();
     let config = dir.path().join("relay.toml");
     std::fs::write(
         &config,
@@ -74,6 +75,7 @@ fn flags_beat_the_environment_which_beats_the_file() {
             .arg("--config")
             .arg(&config)
             .args(["--listen", &format!("127.0.0.1:{flag_port}")])
+            .env("KITH_METRICS_LISTEN", format!("127.0.0.1:{metrics_port}"))
             .env("KITH_LISTEN", format!("127.0.0.1:{env_port}"))
             .env("KITH_DATA_DIR", dir.path().join("from-env"))
             .env("RUST_LOG", "info")
@@ -93,7 +95,10 @@ fn flags_beat_the_environment_which_beats_the_file() {
     assert!(!dir.path().join("from-file").exists());
 
     assert_eq!(get(flag_port, "/readyz"), Some((200, "ready".into())));
-    let (status, metrics) = get(flag_port, "/metrics").unwrap();
+    // Metrics are served on their own address only: they show when people
+    // write, so the public listener does not serve them.
+    assert_eq!(get(flag_port, "/metrics").map(|(s, _)| s), Some(404));
+    let (status, metrics) = get(metrics_port, "/metrics").unwrap();
     assert_eq!(status, 200);
     assert!(
         metrics.contains(

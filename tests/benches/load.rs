@@ -122,7 +122,9 @@ fn main() {
             // No per-device rate limit: one simulated device sends hundreds
             // of requests a second, far beyond any phone, and would be
             // answered 429 after its burst. 429s are still counted.
-            .env("KITH_DEVICE_BURST", "0");
+            .env("KITH_DEVICE_BURST", "0")
+            // The bench registers its own alliances.
+            .env("KITH_OPEN_REGISTRATION", "true");
         if let Some(url) = database {
             command.arg("--database").arg(url);
         }

@@ -118,6 +118,11 @@ impl Relay {
         }
     }
 
+    /// Where it keeps its SQLite database.
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
     /// Starts it again on the same port and data folder; waits until it answers.
     pub fn restart(&mut self) {
         self.kill();
@@ -133,6 +138,9 @@ impl Relay {
             .arg("--data-dir")
             .arg(&self.data_dir)
             .env("RUST_LOG", "debug")
+            // Tests create many alliances; registration tokens have their
+            // own test (tests/tests/registration.rs), which turns this off.
+            .env("KITH_OPEN_REGISTRATION", "true")
             .stdout(log.try_clone().unwrap())
             .stderr(log);
         if let Some(web) = &self.web_dir {

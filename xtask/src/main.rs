@@ -243,7 +243,33 @@ fn run(relay_args: &[String]) -> Result {
         "xtask: the kith command line is at {}",
         release.join("kith").display()
     );
-    sh(release.join("kith-server").to_str().unwrap(), &args)
+    let relay = release.join("kith-server");
+    let token = registration_token(&relay, &args)?;
+    eprintln!(
+        "xtask: to create an alliance here, give `kith init` this one-use registration token \
+         (--registration-token - and paste it):\n\n    {token}\n\n\
+         xtask: make more with `{} --data-dir kith-data registration-token`",
+        relay.display()
+    );
+    sh(relay.to_str().unwrap(), &args)
+}
+
+/// A new one-use registration token from the relay's own command, on the
+/// database `relay_args` name.
+fn registration_token(relay: &Path, relay_args: &[&str]) -> Result<String> {
+    let out = Command::new(relay)
+        .args(relay_args)
+        .arg("registration-token")
+        .current_dir(root())
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", relay.display()))?;
+    if !out.status.success() {
+        return Err(format!(
+            "could not make a registration token: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }
 
 /// `cargo xtask ci`: every check and test, with everything they need installed.

@@ -154,6 +154,21 @@ pub trait Storage: Send + Sync + 'static {
         now: Timestamp,
     ) -> impl Future<Output = Result<bool, StorageError>> + Send;
 
+    /// Keeps a new registration token (its SHA-256).
+    fn add_registration_token(
+        &self,
+        token_sha256: [u8; 32],
+        now: Timestamp,
+    ) -> impl Future<Output = Result<(), StorageError>> + Send;
+
+    /// Spends a registration token on `alliance`: true when it was unused,
+    /// or already spent on the same alliance (a retried registration).
+    fn use_registration_token(
+        &self,
+        token_sha256: [u8; 32],
+        alliance: AllianceId,
+    ) -> impl Future<Output = Result<bool, StorageError>> + Send;
+
     /// A device's access in an alliance, if the membership names it.
     fn device_access(
         &self,

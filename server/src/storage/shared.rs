@@ -239,6 +239,36 @@ macro_rules! shared_methods {
             Ok(changed == 1)
         }
 
+        async fn add_registration_token(
+            &self,
+            token_sha256: [u8; 32],
+            now: Timestamp,
+        ) -> Result<(), StorageError> {
+            sqlx::query("INSERT INTO registration_tokens (token_sha256, created_at) VALUES ($1, $2)")
+                .bind(&token_sha256[..])
+                .bind(ms(now))
+                .execute(&self.pool)
+                .await?;
+            Ok(())
+        }
+
+        async fn use_registration_token(
+            &self,
+            token_sha256: [u8; 32],
+            alliance: AllianceId,
+        ) -> Result<bool, StorageError> {
+            let spent = sqlx::query(
+                "UPDATE registration_tokens SET used_by = $1 \
+                 WHERE token_sha256 = $2 AND (used_by IS NULL OR used_by = $1)",
+            )
+            .bind(&alliance.0[..])
+            .bind(&token_sha256[..])
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+            Ok(spent == 1)
+        }
+
         async fn drop_invite_packages(
             &self,
             alliance: AllianceId,

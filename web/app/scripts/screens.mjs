@@ -34,7 +34,7 @@ const port = await new Promise((resolve) => {
 const tmp = await mkdtemp(join(tmpdir(), 'kith-screens-'));
 await mkdir(out, { recursive: true });
 const base = `http://127.0.0.1:${port}`;
-const relay = spawn(RELAY, ['--listen', `127.0.0.1:${port}`, '--data-dir', join(tmp, 'relay'), '--web-dir', join(appDir, 'dist')], {
+const relay = spawn(RELAY, ['--listen', `127.0.0.1:${port}`, '--data-dir', join(tmp, 'relay'), '--web-dir', join(appDir, 'dist'), '--open-registration', 'true'], {
   stdio: 'ignore',
 });
 const browser = await chromium.launch({

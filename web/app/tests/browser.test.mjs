@@ -113,7 +113,8 @@ describe('Kith PWA in Chromium, against the real relay', () => {
     base = `http://127.0.0.1:${port}`;
     relay = spawn(
       RELAY,
-      ['--listen', `127.0.0.1:${port}`, '--data-dir', join(tmp, 'relay'), '--web-dir', DIST],
+      // Open registration: this test creates its own alliance.
+      ['--listen', `127.0.0.1:${port}`, '--data-dir', join(tmp, 'relay'), '--web-dir', DIST, '--open-registration', 'true'],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
     const keep = (chunk) => {
