@@ -123,7 +123,7 @@ impl Client {
         let invite_identity = saved
             .invite_secret
             .as_deref()
-            .map(|s| load_identity(s))
+            .map(load_identity)
             .transpose()?;
         let mut client = Self::assemble(
             keys,
@@ -684,11 +684,10 @@ impl Client {
     pub(crate) fn saved(&self) -> Saved {
         Saved {
             profile: self.profile.clone(),
-            device_secret: self.keys.export_secret(),
-            invite_secret: self
-                .invite_identity
-                .as_ref()
-                .map(|i| zeroize::Zeroizing::new(i.secret_bytes().to_vec())),
+            device_secret: crate::state::SecretVec(self.keys.export_secret()),
+            invite_secret: self.invite_identity.as_ref().map(|i| {
+                crate::state::SecretVec(zeroize::Zeroizing::new(i.secret_bytes().to_vec()))
+            }),
             epoch_keys: save_keys(self.reader.epoch_keys()),
             custody: save_keys(&self.custody),
             log: self.membership.entries().to_vec(),

@@ -125,7 +125,10 @@ fn seal_with<T: Serialize>(
 ) -> Result<(Vec<u8>, [u8; 32]), Error> {
     // Payloads can hold keys (grants, invite packages): every plaintext
     // copy is wiped when dropped.
-    let body = Zeroizing::new(postcard::to_allocvec(body).map_err(|_| Error::Encrypt)?);
+    // The body may hold keys (a grant, an invite package): it is encrypted next.
+    let body = Zeroizing::new(
+        crate::sealing::sealing(|| postcard::to_allocvec(body)).map_err(|_| Error::Encrypt)?,
+    );
     let body_hash = Sha256::digest(&*body).into();
     let signature = keys.sign(&signing_message(label, &body)).to_vec();
     let signed = Signed {

@@ -99,13 +99,15 @@ impl Invite {
             identity: SecretKeyBytes(self.identity.secret_bytes()),
             signing: SecretKeyBytes(Zeroizing::new(self.signing.to_bytes())),
         };
-        let (prefix, bytes) = match self.log_root {
+        // The code is the one place an invite's secrets are written out:
+        // it is the link's fragment, given to the one person invited.
+        let (prefix, bytes) = crate::sealing::sealing(|| match self.log_root {
             Some(log_root) => (
                 CODE_PREFIX,
                 postcard::to_allocvec(&InviteWireV2 { v1, log_root }),
             ),
             None => (CODE_PREFIX_V1, postcard::to_allocvec(&v1)),
-        };
+        });
         let bytes = Zeroizing::new(bytes.expect("encodes"));
         Zeroizing::new(format!("{prefix}{}", BASE64URL.encode(&*bytes)))
     }

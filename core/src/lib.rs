@@ -60,6 +60,7 @@ mod rejection;
 pub mod relay_rules;
 mod research;
 mod role;
+mod sealing;
 mod shared_items;
 mod state;
 mod sync;

@@ -138,12 +138,21 @@ impl Grant {
 }
 
 /// 32 secret bytes that travel only inside an encrypted payload. Zeroized on
-/// drop; no `Debug`.
-pub struct SecretKeyBytes(pub Zeroizing<[u8; 32]>);
+/// drop; no `Debug`; they serialize only inside Kith's encrypted encoders
+/// (`sealing`), so a grant or package cannot be written out in the clear.
+pub struct SecretKeyBytes(pub(crate) Zeroizing<[u8; 32]>);
+
+impl SecretKeyBytes {
+    /// The bytes themselves, for a caller that means to handle a secret
+    /// (test vectors). Named so it stands out in review.
+    pub fn expose_secret(&self) -> &[u8; 32] {
+        &self.0
+    }
+}
 
 impl Serialize for SecretKeyBytes {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        <[u8; 32]>::serialize(&self.0, s)
+        crate::sealing::serialize_secret::<[u8; 32], S>(&self.0, s)
     }
 }
 
@@ -151,5 +160,29 @@ impl<'de> Deserialize<'de> for SecretKeyBytes {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let bytes: [u8; 32] = Deserialize::deserialize(d)?;
         Ok(Self(Zeroizing::new(bytes)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::ScopeId;
+
+    /// A grant (so an invite package, which holds grants) cannot be written
+    /// out in the clear: only the envelope that encrypts it writes its key.
+    #[test]
+    fn a_grant_serializes_only_inside_the_envelope() {
+        let key = EpochKey::generate(ScopeId([1; 16]), 0, &mut rand_core::OsRng);
+        let grant = Grant::of(&key);
+        let refused = serde_json::to_string(&grant).unwrap_err().to_string();
+        assert!(refused.contains("encrypted encoders"), "{refused}");
+        assert!(postcard::to_allocvec(&grant).is_err());
+        let sealed = crate::sealing::sealing(|| postcard::to_allocvec(&grant)).unwrap();
+        assert!(
+            sealed
+                .windows(32)
+                .any(|w| w == key.identity.secret_bytes().as_slice()),
+            "inside the encoder the key is written as before"
+        );
     }
 }

@@ -32,8 +32,26 @@ pub struct Profile {
     pub member: MemberId,
 }
 
+/// Secret bytes in the state record: written only by [`Saved::encode`].
+#[derive(Clone, Deserialize)]
+#[serde(transparent)]
+pub(crate) struct SecretVec(pub Zeroizing<Vec<u8>>);
+
+impl Serialize for SecretVec {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        crate::sealing::serialize_secret::<Vec<u8>, S>(&self.0, s)
+    }
+}
+
+impl std::ops::Deref for SecretVec {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
 /// Epoch keys as stored: (scope, epoch, secret scalar).
-pub(crate) type SavedKeys = Vec<(ScopeId, u32, Zeroizing<Vec<u8>>)>;
+pub(crate) type SavedKeys = Vec<(ScopeId, u32, SecretVec)>;
 
 /// A membership change sent to the relay but not yet seen in the log; kept
 /// so that a crash after sending never loses the keys it created.
@@ -49,10 +67,10 @@ pub(crate) struct SavedPending {
 #[derive(Serialize, Deserialize)]
 pub(crate) struct Saved {
     pub profile: Profile,
-    pub device_secret: Zeroizing<Vec<u8>>,
+    pub device_secret: SecretVec,
     /// The invite identity this device joined with: keys rotated before the
     /// join are wrapped to it.
-    pub invite_secret: Option<Zeroizing<Vec<u8>>>,
+    pub invite_secret: Option<SecretVec>,
     pub epoch_keys: SavedKeys,
     /// Keys kept only for invites (see `Client::custody`).
     pub custody: SavedKeys,
@@ -74,7 +92,7 @@ pub(crate) fn save_keys(keys: &[EpochKey]) -> SavedKeys {
             (
                 k.scope,
                 k.epoch,
-                Zeroizing::new(k.identity.secret_bytes().to_vec()),
+                SecretVec(Zeroizing::new(k.identity.secret_bytes().to_vec())),
             )
         })
         .collect()
@@ -106,7 +124,7 @@ impl Saved {
     pub fn encode(&self) -> Zeroizing<Vec<u8>> {
         let mut out = Zeroizing::new(STATE_LABEL.to_vec());
         out.extend_from_slice(&Zeroizing::new(
-            postcard::to_allocvec(self).expect("state encodes"),
+            crate::sealing::sealing(|| postcard::to_allocvec(self)).expect("state encodes"),
         ));
         out
     }
@@ -194,4 +212,21 @@ pub fn decode_blob(bytes: &[u8]) -> Result<BlobRecord, Error> {
         seq,
         data,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The state record holds the device's keys: it is written only by
+    /// `Saved::encode`, never by a stray serializer.
+    #[test]
+    fn the_state_record_serializes_only_through_its_encoder() {
+        let secret = SecretVec(Zeroizing::new(vec![9; 32]));
+        let refused = serde_json::to_string(&secret).unwrap_err().to_string();
+        assert!(refused.contains("encrypted encoders"), "{refused}");
+        let keys: SavedKeys = vec![(ScopeId([1; 16]), 0, secret.clone())];
+        assert!(serde_json::to_string(&keys).is_err());
+        assert!(crate::sealing::sealing(|| serde_json::to_string(&keys)).is_ok());
+    }
 }

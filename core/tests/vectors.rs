@@ -260,7 +260,7 @@ fn describe_grant(grant: &Grant) -> Value {
     json!({
         "scope": grant.scope,
         "epoch": grant.epoch,
-        "key": hex::encode(*grant.key.0),
+        "key": hex::encode(grant.key.expose_secret()),
         "recipient": grant.epoch_key().identity.recipient().to_string(),
     })
 }
