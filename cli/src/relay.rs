@@ -126,7 +126,17 @@ pub fn sync(client: &mut Client, dir: &DataDir) -> Result<SyncReport> {
     client.sync_start();
     while let Some(request) = client.sync_next(now(), &mut OsRng) {
         let response = relay.send(&request)?;
-        let step = client.sync_receive(response, now(), &mut OsRng)?;
+        let step = match client.sync_receive(response, now(), &mut OsRng) {
+            Ok(step) => step,
+            Err(CoreError::Removed) => {
+                // The signed log says so (a relay's bare refusal does not
+                // get here): nothing of the alliance stays on this device.
+                let notice = client.removal_notice();
+                dir.wipe_removed(&notice)?;
+                return Err(CoreError::Removed).context(notice);
+            }
+            Err(e) => return Err(e.into()),
+        };
         dir.apply(step.ops)?;
         if let Some(report) = step.finished {
             return Ok(report);

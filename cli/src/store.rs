@@ -57,6 +57,9 @@ impl DataDir {
 
     /// Loads the device and every stored blob.
     pub fn load(&self) -> Result<Client> {
+        if let (false, Some(notice)) = (self.has_device(), self.removal_notice()) {
+            bail!("{notice}");
+        }
         if !self.has_device() {
             bail!(
                 "no Kith device in {}; run `kith init` or `kith join` first",
@@ -159,6 +162,56 @@ impl DataDir {
     fn blob_path(&self, id: kith_core::BlobId) -> PathBuf {
         self.blobs_dir().join(format!("{id}.blob"))
     }
+
+    fn removed_path(&self) -> PathBuf {
+        self.root.join("removed.txt")
+    }
+
+    /// The signed log says this device was removed: deletes its keys and
+    /// everything it read (the state record and the replica are overwritten
+    /// first), and leaves only `notice`, for whoever opens it next.
+    pub fn wipe_removed(&self, notice: &str) -> Result<()> {
+        for path in [
+            self.state_path(),
+            self.replica_path(),
+            self.pending_join_path(),
+        ] {
+            overwrite_and_remove(&path)?;
+        }
+        let blobs = self.blobs_dir();
+        if blobs.exists() {
+            fs::remove_dir_all(&blobs)
+                .with_context(|| format!("cannot remove {}", blobs.display()))?;
+        }
+        write_atomic(&self.removed_path(), format!("{notice}\n").as_bytes())
+    }
+
+    /// What a wiped folder says, if this one was wiped.
+    pub fn removal_notice(&self) -> Option<String> {
+        fs::read_to_string(self.removed_path())
+            .ok()
+            .map(|t| t.trim().to_owned())
+    }
+}
+
+/// Overwrites a file with zeros, then removes it. (On flash storage the old
+/// blocks may survive the overwrite; the keys inside are of no use once the
+/// alliance has replaced them, which a removal does.)
+fn overwrite_and_remove(path: &Path) -> Result<()> {
+    let len = match fs::metadata(path) {
+        Ok(meta) => meta.len(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    };
+    let zeros = vec![0u8; usize::try_from(len).unwrap_or(0)];
+    let mut file = OpenOptions::new()
+        .write(true)
+        .open(path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    file.write_all(&zeros)
+        .and_then(|()| file.sync_all())
+        .with_context(|| format!("cannot overwrite {}", path.display()))?;
+    fs::remove_file(path).with_context(|| format!("cannot remove {}", path.display()))
 }
 
 /// Writes `bytes` to `path` so that a crash never leaves a partial file.

@@ -244,6 +244,28 @@ impl Client {
         adopted
     }
 
+    /// What to tell the person holding this device once the signed log
+    /// shows it was removed: said before its data is deleted (the names
+    /// need the keys).
+    pub fn removal_notice(&self) -> String {
+        let stewards: Vec<String> = self
+            .membership
+            .members()
+            .filter(|(_, m)| m.role == Role::Steward && !m.removed)
+            .filter_map(|(id, _)| self.pseudonym_of(id))
+            .collect();
+        let ask = if stewards.is_empty() {
+            "the person who runs your group".to_owned()
+        } else {
+            stewards.join(" or ")
+        };
+        format!(
+            "This device was removed from {}, so Kith deleted its keys and everything it had read \
+             here. To take part again, ask {ask} for a new invite.",
+            self.profile.alliance_name
+        )
+    }
+
     /// This device's id.
     pub fn device_id(&self) -> DeviceId {
         self.keys.device_id()

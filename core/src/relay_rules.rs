@@ -124,6 +124,23 @@ pub fn member_access(active: Option<bool>) -> Result<(), Refusal> {
     }
 }
 
+/// For a removed device's log fetch: the index of the entry that removed
+/// it. The relay serves it the log up to there, so it can check its removal
+/// against the signed log before it deletes what it holds (a bare refusal,
+/// which any relay can send, must not make a device wipe itself).
+pub fn removal_entry(membership: &Membership, device: DeviceId) -> Option<u64> {
+    membership
+        .entries()
+        .iter()
+        .position(|signed| {
+            signed.open().is_ok_and(|entry| match entry.action {
+                Action::Remove { devices, .. } => devices.contains(&device),
+                _ => false,
+            })
+        })
+        .map(|at| at as u64)
+}
+
 /// A membership error as the relay's answer: a stale index is a conflict,
 /// a forbidden change is forbidden, the rest is a bad request.
 pub fn log_refusal(error: LogError) -> Refusal {

@@ -166,6 +166,12 @@ impl Client {
             Waiting::Log => {
                 let page: LogPage = parse(&response)?;
                 self.apply_log(&page.entries)?;
+                // The signed log says this device was removed (the relay
+                // serves a removed device the log up to its removal): the
+                // driver deletes what it holds. A bare refusal does not.
+                if !self.is_active() {
+                    return Err(Error::Removed);
+                }
                 run.next = if page.more {
                     Step::Log
                 } else {

@@ -228,7 +228,21 @@ pub async fn fetch_log<S: Storage>(
     signed: Signed,
 ) -> Result<Json<LogPage>, AppError> {
     let alliance = alliance_id(&alliance)?;
-    require_member(&state, alliance, signed.device).await?;
+    if let Err(refused) = require_member(&state, alliance, signed.device).await {
+        // A removed device is shown the log up to its removal, and no
+        // further, so it can check it before it deletes what it holds.
+        let membership = membership(&state, alliance).await?;
+        let Some(removed_at) = rules::removal_entry(&membership, signed.device) else {
+            return Err(refused);
+        };
+        let upto = usize::try_from(removed_at + 1).unwrap_or(usize::MAX);
+        let from = usize::try_from(query.from).unwrap_or(usize::MAX).min(upto);
+        let entries = membership.entries()[from..upto].to_vec();
+        return Ok(Json(LogPage {
+            entries,
+            more: false,
+        }));
+    }
     crate::invite_keys::after_first_sync(&state, alliance, signed.device).await?;
     let mut entries = state.storage.log(alliance, query.from).await?;
     let more = entries.len() > kith_core::api::MAX_ENTRIES_PER_FETCH;

@@ -353,8 +353,11 @@ fn workflow(base: &Path, relay: &mut Relay) -> Secrets {
         "Blake",
     ]);
     write(&mut secrets, &blake, "Blake (removed)", "cohort");
+    // Read before its sync: then it learns it was removed and deletes them.
+    device_secrets(Path::new(&blake), "Blake", &mut secrets);
     let refused = kith_raw(&["sync", "--data-dir", &blake]);
     assert!(!refused.status.success(), "a removed device synced");
+    assert!(!Path::new(&blake).join("state.kith").exists());
     write(
         &mut secrets,
         &steward,
@@ -396,7 +399,6 @@ fn workflow(base: &Path, relay: &mut Relay) -> Secrets {
         (&steward, "the steward"),
         (&alex, "Alex"),
         (&phone, "Alex's phone"),
-        (&blake, "Blake"),
         (&lee, "the researcher"),
     ] {
         device_secrets(Path::new(who), name, &mut secrets);

@@ -118,7 +118,8 @@ fn cohorts_scopes_linked_devices_unlinking_and_removal() {
     assert_eq!(names, ["Parents", "Young people"]);
 
     let (alex, _) = world.join("alex", "Alex", &[]);
-    let (blake, _) = world.join("blake", "Blake", &[]);
+    let (blake, blake_joined) = world.join("blake", "Blake", &[]);
+    let blake_device = blake_joined["device_id"].as_str().unwrap().to_owned();
     let (casey, _) = world.join("casey", "Casey", &["--cohort", "Young people"]);
     let (lee, _) = world.join("lee", "Dr Lee", &["--role", "researcher"]);
     sync(&casey);
@@ -218,6 +219,9 @@ fn cohorts_scopes_linked_devices_unlinking_and_removal() {
     write(&alex, "alex after unlinking, research", "research");
     write(&alex, "alex after unlinking, parents", "cohort");
     sync(&alex);
+    // The phone as it was, kept aside: a copy that has not synced since.
+    let offline_phone = world.dir("alex-phone-offline");
+    copy_folder(Path::new(&phone), Path::new(&offline_phone));
     let refused = kith_raw(&["sync", "--data-dir", &phone]);
     assert!(!refused.status.success());
     assert!(
@@ -225,8 +229,16 @@ fn cohorts_scopes_linked_devices_unlinking_and_removal() {
         "{}",
         String::from_utf8_lossy(&refused.stderr)
     );
-    copy_blobs(Path::new(&alex), Path::new(&phone));
-    assert_eq!(shown(&phone), both, "nothing written after unlinking");
+    assert!(
+        !Path::new(&phone).join("state.kith").exists(),
+        "an unlinked phone is wiped"
+    );
+    copy_blobs(Path::new(&alex), Path::new(&offline_phone));
+    assert_eq!(
+        shown(&offline_phone),
+        both,
+        "nothing written after unlinking"
+    );
     sync(&blake);
     assert!(shown(&blake).contains(&"alex after unlinking, parents".to_owned()));
 
@@ -245,14 +257,33 @@ fn cohorts_scopes_linked_devices_unlinking_and_removal() {
     sync(&alex);
     write(&alex, "alex after blake left", "cohort");
     sync(&alex);
-    let refused = kith_raw(&["sync", "--data-dir", &blake]);
+    // A copy of Blake's device as it was, for a device that has not synced
+    // since (below).
+    let synced_blake = blake;
+    let blake = world.dir("blake-offline");
+    copy_folder(Path::new(&synced_blake), Path::new(&blake));
+    // Blake's device syncs: the signed log shows its removal, so it deletes
+    // its keys and everything it read, and says so.
+    let refused = kith_raw(&["sync", "--data-dir", &synced_blake]);
     assert!(!refused.status.success());
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        said.contains("This device was removed from") && said.contains("for a new invite"),
+        "{said}"
+    );
+    for gone in ["state.kith", "replica.kith", "blobs"] {
+        assert!(
+            !Path::new(&synced_blake).join(gone).exists(),
+            "{gone} stayed"
+        );
+    }
+    let listed = kith_raw(&["list", "--data-dir", &synced_blake]);
+    assert!(String::from_utf8_lossy(&listed.stderr).contains("This device was removed"));
     copy_blobs(Path::new(&alex), Path::new(&blake));
     assert!(!shown(&blake).contains(&"alex after blake left".to_owned()));
     // Blake's device still thinks it belongs, and writes with the old key.
     let before = stored_blobs(Path::new(&blake));
     write(&blake, "blake after leaving", "cohort");
-    let blake_device = device_of(&blake);
     let written = stored_blobs(Path::new(&blake))
         .into_iter()
         .filter(|b| !before.contains(b))
@@ -281,18 +312,18 @@ fn cohorts_scopes_linked_devices_unlinking_and_removal() {
     assert!(!read.contains(&"blake after leaving".to_owned()));
 }
 
-/// A device's own id, from `kith device list`.
-fn device_of(dir: &str) -> String {
-    let devices = kith(&["device", "list", "--data-dir", dir]);
-    devices["devices"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|d| d["this"] == true)
-        .unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned()
+/// Copies a data folder (a device as it was at that moment).
+fn copy_folder(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let path = entry.unwrap().path();
+        let target = to.join(path.file_name().unwrap());
+        if path.is_dir() {
+            copy_folder(&path, &target);
+        } else {
+            std::fs::copy(&path, &target).unwrap();
+        }
+    }
 }
 
 /// A removal names, for each scope, the last batch the remover has seen from
@@ -343,4 +374,68 @@ fn a_removal_waits_for_writing_the_relay_already_acknowledged() {
         .collect();
     assert_eq!(texts.len(), 1, "{texts:?}");
     assert!(texts[0].starts_with("just before leaving"));
+}
+
+/// A relay that answers every request 403, saying the device was removed:
+/// what a hostile or broken relay could send. Serves until dropped.
+fn refusing_relay(port: u16) -> std::thread::JoinHandle<()> {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(8) {
+            let Ok(mut stream) = stream else { return };
+            let mut seen = Vec::new();
+            let mut buf = [0u8; 4096];
+            while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+                match stream.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => seen.extend_from_slice(&buf[..n]),
+                }
+            }
+            let body = r#"{"error":"forbidden","message":"this device was removed from the alliance; ask a steward for a new invite"}"#;
+            let _ = write!(
+                stream,
+                "HTTP/1.1 403 Forbidden\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    })
+}
+
+/// A device deletes what it holds only when the signed membership log shows
+/// its removal: a relay that merely answers "removed" (403) cannot make a
+/// member's device wipe itself.
+#[test]
+fn a_relays_refusal_alone_does_not_wipe_a_device() {
+    let base = tempfile::tempdir().unwrap();
+    let mut relay = Relay::start(base.path());
+    let dir = |name: &str| base.path().join(name).to_str().unwrap().to_owned();
+    let steward = dir("steward");
+    kith(&[
+        "init",
+        "--data-dir",
+        &steward,
+        "--relay",
+        &relay.url(),
+        "--alliance",
+        "Study",
+        "--name",
+        "Sam",
+    ]);
+    let alex = dir("alex");
+    invite_and_join(&steward, &alex, "Alex", &[]);
+    write(&alex, "kept by alex", "cohort");
+    sync(&alex);
+
+    let port: u16 = relay.url().rsplit(':').next().unwrap().parse().unwrap();
+    relay.kill();
+    let _fake = refusing_relay(port);
+    let refused = kith_raw(&["sync", "--data-dir", &alex]);
+    assert!(!refused.status.success());
+    assert!(
+        Path::new(&alex).join("state.kith").exists(),
+        "the device was wiped"
+    );
+    assert!(!Path::new(&alex).join("removed.txt").exists());
+    assert_eq!(shown(&alex), vec!["kept by alex".to_owned()]);
 }

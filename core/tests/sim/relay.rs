@@ -269,7 +269,20 @@ impl SimRelay {
             }
             ("GET", ["v1", "alliances", a, "log"]) => {
                 let a = alliance_id(a)?;
-                self.require_member(a, device, faults)?;
+                if let Err(refusal) = self.require_member(a, device, faults) {
+                    // As the real relay: a removed device sees the log up
+                    // to its removal.
+                    let membership = &self.alliances[&a].membership;
+                    let Some(at) = rules::removal_entry(membership, device) else {
+                        return Err(refusal);
+                    };
+                    let entries = membership.entries()[..=at as usize].to_vec();
+                    let page = LogPage {
+                        entries,
+                        more: false,
+                    };
+                    return Ok((200, serde_json::to_vec(&page).unwrap()));
+                }
                 // As the real relay: a device syncing as a member has kept
                 // the keys of the invite it joined with.
                 for id in rules::invites_used_by(&self.alliances[&a].membership, device) {

@@ -272,6 +272,10 @@ impl World {
     }
 
     pub(super) fn contribute(&mut self, d: usize) -> Result<(), String> {
+        if !self.devices[d].client.is_active() {
+            // It read its own removal in the log: its driver deleted it.
+            return Ok(());
+        }
         let now = self.now();
         let research = self.dice.chance(self.weather.research_only);
         let device = &mut self.devices[d];
@@ -425,6 +429,11 @@ impl World {
                 Ok(None)
             }
             Err(_) if status == 403 && self.removed_at(d).is_some() => {
+                self.devices[d].running = false;
+                Ok(None)
+            }
+            // The log it is served up to its removal shows it was removed.
+            Err(kith_core::Error::Removed) if self.removed_at(d).is_some() => {
                 self.devices[d].running = false;
                 Ok(None)
             }
