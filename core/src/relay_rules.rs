@@ -402,8 +402,21 @@ pub fn blobs_to_append(body: &AppendBlobs) -> Result<(), Refusal> {
     {
         return Err(Refusal::TooLarge(api::MAX_BLOB_BYTES));
     }
+    // Every blob a Kith device writes is an age file. Anything else would
+    // look, to every reader, like damage done by the relay (and be fetched
+    // again on every sync): refused here, to the device that sent it.
+    if body.blobs.iter().any(|b| !b.data.starts_with(AGE_HEADER)) {
+        return Err(NOT_AN_AGE_FILE);
+    }
     Ok(())
 }
+
+/// How every age file begins.
+pub const AGE_HEADER: &[u8] = b"age-encryption.org/v1\n";
+/// A blob that is not an age file.
+pub const NOT_AN_AGE_FILE: Refusal = Refusal::BadRequest(Cow::Borrowed(
+    "a blob must be an age-encrypted file, as Kith writes it; update or repair this client",
+));
 
 /// Whether an append holds checkpoints (then [`checkpoint_writers`] needs
 /// the membership).

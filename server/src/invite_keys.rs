@@ -58,22 +58,29 @@ pub async fn after_first_sync<S: Storage>(
     }
     let membership = membership(state, alliance).await?;
     let used = rules::invites_used_by(&membership, device);
-    drop(state, alliance, &used).await;
+    drop(state, alliance, used);
     state.settled.insert(key);
     Ok(())
 }
 
-/// Deletes the packages of `invites` and scrubs them. What asked for it has
-/// already happened, so a failure is logged, not answered: the packages go
-/// at the maintenance pass after the invites expire.
-pub async fn drop<S: Storage>(state: &AppState<S>, alliance: AllianceId, invites: &[InviteId]) {
+/// Deletes the packages of `invites` and scrubs them, in the background:
+/// the request that asked for it does not wait (scrubbing rewrites a table
+/// on PostgreSQL). What asked for it has already happened, so a failure is
+/// logged: the packages then go at the maintenance pass after the invites
+/// expire.
+pub fn drop<S: Storage>(state: &AppState<S>, alliance: AllianceId, invites: Vec<InviteId>) {
     if invites.is_empty() {
         return;
     }
-    match state.storage.drop_invite_packages(alliance, invites).await {
+    let storage = state.storage.clone();
+    tokio::spawn(async move { drop_now(&*storage, alliance, &invites).await });
+}
+
+async fn drop_now<S: Storage>(storage: &S, alliance: AllianceId, invites: &[InviteId]) {
+    match storage.drop_invite_packages(alliance, invites).await {
         Ok(0) => {}
         Ok(_) => {
-            if let Err(e) = state.storage.scrub_invites().await {
+            if let Err(e) = storage.scrub_invites().await {
                 tracing::warn!(error = %e, "cannot scrub deleted invite packages");
             }
         }

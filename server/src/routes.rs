@@ -66,7 +66,7 @@ async fn append_entries<S: Storage>(
     }
     tracing::info!(alliance = %alliance, count = entries.len(), "membership entries appended");
     let cancelled = rules::cancelled_invites(&membership, &checked.membership);
-    crate::invite_keys::drop(state, alliance, &cancelled).await;
+    crate::invite_keys::drop(state, alliance, cancelled);
     Ok(())
 }
 

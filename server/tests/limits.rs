@@ -158,17 +158,20 @@ async fn steward(addr: SocketAddr) -> Client {
     client
 }
 
-/// A blob of `data` in `client`'s cohort.
+/// A blob in `client`'s cohort: an age header, then `data` (the relay
+/// cannot tell it from a real one).
 fn blob(client: &Client, data: Vec<u8>) -> BlobRecord {
     let mut id = [0u8; 16];
     OsRng.fill_bytes(&mut id);
+    let mut bytes = kith_core::relay_rules::AGE_HEADER.to_vec();
+    bytes.extend(data);
     BlobRecord {
         id: BlobId(id),
         doc: DocId([1; 16]),
         scope: client.cohort().unwrap(),
         covers: None,
         seq: None,
-        data,
+        data: bytes,
     }
 }
 

@@ -331,6 +331,8 @@ impl Sim {
         OsRng.fill_bytes(&mut id);
         let mut data = vec![0u8; BLOB_BYTES];
         OsRng.fill_bytes(&mut data);
+        let header = kith_core::relay_rules::AGE_HEADER;
+        data[..header.len()].copy_from_slice(header);
         let body = serde_json::to_vec(&AppendBlobs {
             blobs: vec![BlobRecord {
                 id: BlobId(id),

@@ -723,7 +723,7 @@ fn append_body() -> Vec<u8> {
             scope: ScopeId([1; 16]),
             covers: None,
             seq: None,
-            data: vec![7; 1024],
+            data: [kith_core::relay_rules::AGE_HEADER, &[7; 1024]].concat(),
         }],
     })
     .unwrap()

@@ -78,8 +78,11 @@ fn send(
 
 /// A blob as a device would send it: random ids, ciphertext-like random bytes.
 fn blob(scope: ScopeId, seq: u64, len: usize) -> BlobRecord {
+    // An age header, then random bytes: the relay cannot tell it from a real blob.
     let mut data = vec![0u8; len];
     OsRng.fill_bytes(&mut data);
+    data[..kith_core::relay_rules::AGE_HEADER.len()]
+        .copy_from_slice(kith_core::relay_rules::AGE_HEADER);
     let mut id = [0u8; 16];
     OsRng.fill_bytes(&mut id);
     BlobRecord {

@@ -43,7 +43,7 @@ fn append_body(scope: ScopeId, id: u8, data: &[u8]) -> Vec<u8> {
             scope,
             covers: None,
             seq: None,
-            data: data.to_vec(),
+            data: [kith_core::relay_rules::AGE_HEADER, data].concat(),
         }],
     })
     .unwrap()
@@ -216,6 +216,28 @@ fn the_relay_refuses_what_it_must_and_changes_nothing() {
         ),
         413,
         "too large",
+    );
+
+    // A blob that is not an age file: every reader would take it for damage
+    // done by the relay, so the relay refuses it to the member who sent it.
+    let not_age = serde_json::to_vec(&AppendBlobs {
+        blobs: vec![BlobRecord {
+            id: BlobId([4; 16]),
+            doc: DocId([1; 16]),
+            scope: cohort,
+            covers: None,
+            seq: None,
+            data: b"plain bytes, not an age file".to_vec(),
+        }],
+    })
+    .unwrap();
+    assert_refused(
+        send(
+            &url,
+            &owner_request(&owner, "POST", blobs_path.clone(), not_age),
+        ),
+        400,
+        "must be an age-encrypted file",
     );
 
     // Nothing above changed the stored blobs: exactly the one good append.
