@@ -409,21 +409,9 @@ fn refusing_relay(port: u16) -> std::thread::JoinHandle<()> {
 fn a_relays_refusal_alone_does_not_wipe_a_device() {
     let base = tempfile::tempdir().unwrap();
     let mut relay = Relay::start(base.path());
-    let dir = |name: &str| base.path().join(name).to_str().unwrap().to_owned();
-    let steward = dir("steward");
-    kith(&[
-        "init",
-        "--data-dir",
-        &steward,
-        "--relay",
-        &relay.url(),
-        "--alliance",
-        "Study",
-        "--name",
-        "Sam",
-    ]);
-    let alex = dir("alex");
-    invite_and_join(&steward, &alex, "Alex", &[]);
+    let study = kith_tests::Study::start(base.path(), &relay);
+    let alex = study.dir("alex");
+    study.member("Alex", "alex");
     write(&alex, "kept by alex", "cohort");
     sync(&alex);
 
