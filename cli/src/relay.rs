@@ -133,7 +133,7 @@ pub fn sync(client: &mut Client, dir: &DataDir) -> Result<SyncReport> {
                 // get here): nothing of the alliance stays on this device.
                 let notice = client.removal_notice();
                 dir.wipe_removed(&notice)?;
-                return Err(CoreError::Removed).context(notice);
+                bail!("{notice}");
             }
             Err(e) => return Err(e.into()),
         };

@@ -93,9 +93,11 @@ impl Watcher<'_> {
                 SyncResult::Done
             }
             Err(e) => {
+                // Refused for good, or removed (the folder was wiped).
                 let for_good = e
                     .downcast_ref::<CoreError>()
-                    .is_some_and(CoreError::is_refused_for_good);
+                    .is_some_and(CoreError::is_refused_for_good)
+                    || self.dir.removal_notice().is_some();
                 self.last_error = Some(e);
                 if for_good {
                     SyncResult::Refused
