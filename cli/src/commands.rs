@@ -72,10 +72,12 @@ pub fn run(command: Command, json_output: bool) -> Result<Output> {
             data_dir,
             invite,
             name,
+            relay,
         } => join(
             &DataDir::new(&data_dir),
             &crate::secrets::read(&invite, "--invite")?,
             &name,
+            relay.as_deref(),
         ),
         Command::Contribute {
             data_dir,
@@ -238,14 +240,17 @@ fn invite(dir: &DataDir, role: Role, cohort: Option<&str>, days: u64, qr: bool) 
     Ok(Output::ok(output, shown))
 }
 
-fn join(dir: &DataDir, invite: &str, name: &str) -> Result<Output> {
+fn join(dir: &DataDir, invite: &str, name: &str, relay: Option<&str>) -> Result<Output> {
     dir.ensure_empty()?;
     // A join that failed part-way is tried again by the same device: the
     // relay has given the invite to it, and answers it again.
-    let joining = match dir.pending_join()? {
+    let mut joining = match dir.pending_join()? {
         Some(secret) => Joining::resume(invite, name, &secret)?,
         None => Joining::new(invite, name, &mut OsRng)?,
     };
+    if let Some(relay) = relay {
+        joining.reach_relay_at(relay);
+    }
     dir.keep_pending_join(&joining.device_secret())?;
     let mut client = join_relay(joining, dir).map_err(|e| {
         anyhow::anyhow!(

@@ -94,6 +94,10 @@ enum Command {
         /// Your pseudonym.
         #[arg(long)]
         name: String,
+        /// Reach the relay at this address instead of the one in the invite
+        /// (the same relay by another name, inside a private network say).
+        #[arg(long)]
+        relay: Option<String>,
     },
     /// Write a contribution. Works with no connection; it is sent at the next sync.
     Contribute {

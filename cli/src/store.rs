@@ -6,10 +6,16 @@
 //! secret keys, mode 0600, removed once the device is in).
 //! Every write goes to a temporary file, is flushed to disk, then renamed,
 //! so a crash leaves either the old or the new version, never half of one.
+//!
+//! One `kith` command at a time works on a folder: loading takes an
+//! exclusive lock on `lock` (released when the command ends, or by
+//! [`DataDir::unlock`]), so two commands never overwrite each other's state
+//! (`kith contribute` while `kith sync --watch` runs, say).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use anyhow::{Context, Result, bail};
 use kith_core::{BlobRecord, Client, StoreOp, decode_blob, encode_blob};
@@ -17,6 +23,8 @@ use kith_core::{BlobRecord, Client, StoreOp, decode_blob, encode_blob};
 /// One device's data folder.
 pub struct DataDir {
     root: PathBuf,
+    /// The lock file, while this process holds the folder.
+    held: Mutex<Option<File>>,
 }
 
 impl DataDir {
@@ -24,7 +32,48 @@ impl DataDir {
     pub fn new(root: &Path) -> Self {
         Self {
             root: root.to_owned(),
+            held: Mutex::new(None),
         }
+    }
+
+    /// Takes the folder for this process, waiting (and saying so) while
+    /// another `kith` command has it. Holding it already is fine.
+    pub fn lock(&self) -> Result<()> {
+        let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+        if held.is_some() {
+            return Ok(());
+        }
+        fs::create_dir_all(&self.root)
+            .with_context(|| format!("cannot create {}", self.root.display()))?;
+        let path = self.root.join("lock");
+        let file = owner_only(OpenOptions::new().write(true).create(true).truncate(false))
+            .open(&path)
+            .with_context(|| format!("cannot open {}", path.display()))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                eprintln!(
+                    "kith: another kith command is using {}; waiting for it to finish",
+                    self.root.display()
+                );
+                file.lock()
+                    .with_context(|| format!("cannot lock {}", path.display()))?;
+            }
+            // A file system without locks: go on, as before locks existed.
+            Err(std::fs::TryLockError::Error(e)) if e.kind() == std::io::ErrorKind::Unsupported => {
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(e).with_context(|| format!("cannot lock {}", path.display()));
+            }
+        }
+        *held = Some(file);
+        Ok(())
+    }
+
+    /// Lets other commands have the folder (until the next [`Self::lock`]).
+    pub fn unlock(&self) {
+        // Closing the file releases the lock.
+        self.held.lock().unwrap_or_else(|e| e.into_inner()).take();
     }
 
     fn state_path(&self) -> PathBuf {
@@ -46,6 +95,7 @@ impl DataDir {
 
     /// Refuses to overwrite a device.
     pub fn ensure_empty(&self) -> Result<()> {
+        self.lock()?;
         if self.has_device() {
             bail!(
                 "{} already holds a Kith device; use another --data-dir",
@@ -55,8 +105,10 @@ impl DataDir {
         Ok(())
     }
 
-    /// Loads the device and every stored blob.
+    /// Takes the folder (see [`Self::lock`]), then loads the device and
+    /// every stored blob.
     pub fn load(&self) -> Result<Client> {
+        self.lock()?;
         if let (false, Some(notice)) = (self.has_device(), self.removal_notice()) {
             bail!("{notice}");
         }
@@ -239,4 +291,37 @@ pub fn owner_only(options: &mut OpenOptions) -> &mut OpenOptions {
     }
     #[cfg(not(unix))]
     options
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    /// Two commands on one folder take turns: the second waits until the
+    /// first lets go (each `DataDir` opens the lock file afresh, as two
+    /// processes would, so they exclude each other).
+    #[test]
+    fn a_second_command_waits_for_the_folder() {
+        let root = tempfile::tempdir().unwrap();
+        let first = DataDir::new(root.path());
+        first.lock().unwrap();
+        let (took, taken) = mpsc::channel();
+        let path = root.path().to_owned();
+        let waiter = std::thread::spawn(move || {
+            let second = DataDir::new(&path);
+            second.lock().unwrap();
+            took.send(()).unwrap();
+        });
+        assert!(
+            taken.recv_timeout(Duration::from_millis(500)).is_err(),
+            "the second took the folder while the first held it"
+        );
+        first.unlock();
+        taken
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the second takes the folder once the first lets go");
+        waiter.join().unwrap();
+    }
 }

@@ -36,6 +36,8 @@ pub fn watch(
         report,
         last_error: None,
     };
+    // Other commands may use the folder between syncs.
+    dir.unlock();
     let mut step = watcher.live.start(clock());
     loop {
         step = match step {
@@ -85,8 +87,15 @@ struct Watcher<'a> {
 
 impl Watcher<'_> {
     /// Syncs, tells the caller, and classifies the outcome for the machine.
+    /// The device is loaded again first, under the folder's lock: another
+    /// command may have changed it since (written something, say).
     fn sync(&mut self) -> SyncResult {
-        match sync(self.client, self.dir) {
+        let outcome = self.dir.load().and_then(|fresh| {
+            *self.client = fresh;
+            sync(self.client, self.dir)
+        });
+        self.dir.unlock();
+        match outcome {
             Ok(done) => {
                 (self.report)(&done);
                 self.last_error = None;

@@ -119,9 +119,17 @@ impl Joining {
         Ok(())
     }
 
-    /// The relay named in the invite.
+    /// The relay named in the invite (or the address given instead).
     pub fn relay(&self) -> &str {
         &self.invite.relay
+    }
+
+    /// Reaches the invite's relay at another address (the same relay by
+    /// another name: inside a private network, or another instance on the
+    /// same database), from joining on. Safe to allow: the link pins the
+    /// alliance's log, so another relay cannot pass off a log of its own.
+    pub fn reach_relay_at(&mut self, relay: &str) {
+        self.invite.relay = relay.trim_end_matches('/').to_owned();
     }
 
     /// The next request to send, or `None` when joined (call `finish`).

@@ -159,10 +159,11 @@ pub fn spawn_maintenance<S: Storage>(state: &AppState<S>) -> tokio::task::JoinHa
                 purge::stale_invite_packages(&*storage, now()).await;
             }
             let days = limits.superseded_retention_days;
-            if days > 0 && minute % 60 == 0 {
-                if let Err(e) = purge::superseded(&*storage, days.saturating_mul(24 * 3600)).await {
-                    tracing::warn!(error = %e, "cannot delete superseded batches");
-                }
+            if days > 0
+                && minute % 60 == 0
+                && let Err(e) = purge::superseded(&*storage, days.saturating_mul(24 * 3600)).await
+            {
+                tracing::warn!(error = %e, "cannot delete superseded batches");
             }
         }
     })

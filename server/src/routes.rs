@@ -81,14 +81,13 @@ pub async fn register_alliance<S: Storage>(
         state.limits.open_registration,
         body.registration_token.as_deref(),
     )?;
-    if let Some(token) = token {
-        if !state
+    if let Some(token) = token
+        && !state
             .storage
             .use_registration_token(token, body.alliance_id)
             .await?
-        {
-            return Err(rules::REGISTRATION_TOKEN_REFUSED.into());
-        }
+    {
+        return Err(rules::REGISTRATION_TOKEN_REFUSED.into());
     }
     let devices = DeviceAccess::all(&membership);
     if state

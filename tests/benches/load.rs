@@ -539,10 +539,10 @@ async fn run_point(devices: &mut Vec<Sim>, n: usize, addr: SocketAddr, window: D
                 point.record(&answer, began.elapsed(), false);
                 let began = Instant::now();
                 let answer = connection.send(device.fetch()).await;
-                if point.record(&answer, began.elapsed(), true) {
-                    if let Ok(page) = serde_json::from_slice::<BlobPage>(&answer.unwrap().1) {
-                        device.cursor = page.next;
-                    }
+                if point.record(&answer, began.elapsed(), true)
+                    && let Ok(page) = serde_json::from_slice::<BlobPage>(&answer.unwrap().1)
+                {
+                    device.cursor = page.next;
                 }
             }
             (device, point, Instant::now())

@@ -314,13 +314,12 @@ pub fn files_containing(dir: &Path, needles: &[Vec<u8>]) -> Vec<PathBuf> {
             for entry in std::fs::read_dir(&path).unwrap() {
                 stack.push(entry.unwrap().path());
             }
-        } else if let Ok(bytes) = std::fs::read(&path) {
-            if needles
+        } else if let Ok(bytes) = std::fs::read(&path)
+            && needles
                 .iter()
                 .any(|n| bytes.windows(n.len()).any(|w| w == &n[..]))
-            {
-                hits.push(path);
-            }
+        {
+            hits.push(path);
         }
     }
     hits

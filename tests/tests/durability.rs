@@ -302,10 +302,10 @@ fn read_head(reader: &mut impl BufRead) -> (u16, usize) {
         if header.is_empty() {
             return (status, length);
         }
-        if let Some((name, value)) = header.split_once(':') {
-            if name.eq_ignore_ascii_case("content-length") {
-                length = value.trim().parse().unwrap();
-            }
+        if let Some((name, value)) = header.split_once(':')
+            && name.eq_ignore_ascii_case("content-length")
+        {
+            length = value.trim().parse().unwrap();
         }
     }
 }

@@ -264,7 +264,7 @@ fn scan_terminal_qr(drawn: &str) -> String {
     let module_lit = |x: usize, y: usize| {
         let c = lines[y / 2].get(x).copied().unwrap_or(' ');
         let (upper, lower) = lit(c);
-        if y % 2 == 0 { upper } else { lower }
+        if y.is_multiple_of(2) { upper } else { lower }
     };
     // Lit cells are the light modules (the code is drawn for a dark
     // terminal): dark modules are dark pixels.

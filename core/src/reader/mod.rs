@@ -309,10 +309,10 @@ impl Reader {
     /// or the keys held have changed since last time.
     pub(crate) fn shown_names(&self, membership: &Membership) -> std::sync::Arc<ShownNames> {
         let key = (membership.len(), self.epoch_keys.len());
-        if let Some((cached, names)) = self.names.borrow().as_ref() {
-            if *cached == key {
-                return names.clone();
-            }
+        if let Some((cached, names)) = self.names.borrow().as_ref()
+            && *cached == key
+        {
+            return names.clone();
         }
         let names = std::sync::Arc::new(ShownNames::of(membership, self.epoch_keys()));
         *self.names.borrow_mut() = Some((key, names.clone()));
@@ -864,10 +864,10 @@ fn check_writer(
         // What the remover had seen is kept; anything later is refused. A
         // scope the remover could not read has no cutoff: the relay's
         // refusal of removed devices is then the guard.
-        if let Some(&last) = device.cutoffs.get(&scope) {
-            if seq > last {
-                return Err(Rejection::AfterRemoval(blob));
-            }
+        if let Some(&last) = device.cutoffs.get(&scope)
+            && seq > last
+        {
+            return Err(Rejection::AfterRemoval(blob));
         }
     }
     Ok(device.member)
