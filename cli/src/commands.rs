@@ -314,43 +314,49 @@ const EXIT_RELAY_MISBEHAVED: u8 = 3;
 fn sync_command(dir: &DataDir) -> Result<Output> {
     let mut client = dir.load()?;
     let report = sync(&mut client, dir)?;
-    let rejected: Vec<String> = report.rejected.iter().map(ToString::to_string).collect();
-    let missing: Vec<String> = report.missing.iter().map(ToString::to_string).collect();
-    let mut out = Output::ok(
-        json!({
-            "sent": report.sent,
-            "received": report.received,
-            "rejected": rejected,
-            "missing": missing,
-        }),
-        format!("Sent {}, received {}.", report.sent, report.received),
-    );
+    let (json, said) = sync_summary(&report);
+    let mut out = Output::ok(json, said);
     if !report.is_clean() {
-        warn_about_relay(&rejected, &missing);
+        warn_about_relay(&report);
         out.exit = ExitCode::from(EXIT_RELAY_MISBEHAVED);
     }
     Ok(out)
+}
+
+/// A sync's report, for `--json` and for people.
+fn sync_summary(report: &SyncReport) -> (serde_json::Value, String) {
+    let rejected: Vec<String> = report.rejected.iter().map(ToString::to_string).collect();
+    let missing: Vec<String> = report.missing.iter().map(ToString::to_string).collect();
+    let mut said = format!("Sent {}, received {}.", report.sent, report.received);
+    if report.kept > 0 {
+        said.push_str(&format!(
+            " {} kept on this device until your group's new key arrives (someone left); \
+             sync again later.",
+            report.kept
+        ));
+    }
+    let json = json!({
+        "sent": report.sent,
+        "received": report.received,
+        "kept": report.kept,
+        "rejected": rejected,
+        "missing": missing,
+    });
+    (json, said)
 }
 
 fn watch_command(dir: &DataDir, poll: bool, json_output: bool) -> Result<Output> {
     let mut client = dir.load()?;
     let mode = if poll { Mode::Poll } else { Mode::Stream };
     let mut report = |report: &SyncReport| {
-        let rejected: Vec<String> = report.rejected.iter().map(ToString::to_string).collect();
-        let missing: Vec<String> = report.missing.iter().map(ToString::to_string).collect();
+        let (json, said) = sync_summary(report);
         if json_output {
-            let line = json!({
-                "sent": report.sent,
-                "received": report.received,
-                "rejected": rejected,
-                "missing": missing,
-            });
-            println!("{line}");
+            println!("{json}");
         } else {
-            println!("Sent {}, received {}.", report.sent, report.received);
+            println!("{said}");
         }
         if !report.is_clean() {
-            warn_about_relay(&rejected, &missing);
+            warn_about_relay(report);
         }
     };
     watch(&mut client, dir, mode, &mut report)?;
@@ -358,20 +364,20 @@ fn watch_command(dir: &DataDir, poll: bool, json_output: bool) -> Result<Output>
 }
 
 /// Says on stderr what the relay got wrong, and what to do.
-fn warn_about_relay(rejected: &[String], missing: &[String]) {
-    for r in rejected {
+fn warn_about_relay(report: &SyncReport) {
+    for r in &report.rejected {
         eprintln!("kith: refused: {r}");
     }
-    for m in missing {
+    for m in &report.missing {
         eprintln!("kith: missing: {m}");
     }
-    if !rejected.is_empty() {
+    if !report.rejected.is_empty() {
         eprintln!(
             "kith: the relay served data that failed its checks; none of it was applied, and \
              nothing saved on this device was changed. Tell your steward: the relay's data may have been tampered with."
         );
     }
-    if !missing.is_empty() {
+    if !report.missing.is_empty() {
         eprintln!(
             "kith: the relay has not sent everything it should; `kith sync` asks for it again \
              each time. If this lasts, tell your steward."

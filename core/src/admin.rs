@@ -467,6 +467,37 @@ impl Client {
         self.stage_change(draft, entries, keys, now, rng).map(Some)
     }
 
+    /// For tests of what the relay refuses, and only with the
+    /// `hostile-client` feature: a rotation of this device's cohort's key
+    /// that no one owes (no one left), as a changed client could send it.
+    #[cfg(feature = "hostile-client")]
+    pub fn forge_rotation(
+        &self,
+        now: Timestamp,
+        rng: &mut impl CryptoRngCore,
+    ) -> Result<HttpRequest, Error> {
+        let scope = self
+            .cohort()
+            .ok_or(Error::NoCohort("no cohort to rotate"))?;
+        let mut draft = self.membership.clone();
+        let epoch = draft.current_epoch(&scope).map_or(0, |e| e + 1);
+        let key = EpochKey::generate(scope, epoch, rng);
+        let entry = draft.append(
+            &self.keys,
+            Action::Rotate {
+                scope,
+                epoch,
+                recipient: key.identity.recipient().to_string(),
+            },
+            now,
+        )?;
+        let body = AppendLog {
+            entries: vec![entry],
+        };
+        let path = api::paths::log(self.profile.alliance);
+        Ok(self.sign_request("POST", path, json(&body), now, rng))
+    }
+
     /// Saves a change as pending (keys and grants included) and returns the
     /// request that sends its entries.
     fn stage_change(

@@ -341,15 +341,6 @@ impl Client {
         }
     }
 
-    /// For a kind of contribution: the epoch this device would write with
-    /// (its newest key) and the newest epoch the membership log names. They
-    /// differ while a new key is on its way after a removal.
-    pub fn write_epochs(&self, scope: WriteScope) -> Option<(u32, u32)> {
-        let scope = self.write_scope(scope).ok()?;
-        let held = self.reader.newest_key(scope)?.epoch;
-        Some((held, self.membership.current_epoch(&scope)?))
-    }
-
     /// Writes a contribution to this member's document in `scope`. Works
     /// offline; the blob waits in the outbox.
     pub fn contribute(
@@ -531,7 +522,8 @@ impl Client {
 
     /// The newest key this device holds for `scope`: it must read its own
     /// writing back (after a restart too). Until a new key reaches it after a
-    /// removal, it writes with the one it has; see the threat model.
+    /// removal, it writes with the one it has, and keeps that writing until
+    /// it can seal it to the new key (`outbox.rs`).
     fn writing_key(&self, scope: ScopeId) -> Result<(u32, Recipient), Error> {
         let key = self.reader.newest_key(scope).ok_or(Error::SyncFirst(
             "this device does not hold the key for that space yet; sync first",
@@ -616,7 +608,11 @@ impl Client {
         let scope = self.write_scope(WriteScope::Cohort)?;
         let mut checkpoint = self
             .reader
-            .checkpoint_of(scope, self.cursor)
+            .checkpoint_of(
+                scope,
+                self.cursor,
+                self.membership.current_epoch(&scope).unwrap_or_default(),
+            )
             .ok_or(Error::SyncFirst("nothing to summarise yet; sync first"))?;
         edit(&mut checkpoint);
         let (_, recipient) = self.writing_key(scope)?;
@@ -870,7 +866,10 @@ impl Client {
             if since < CHECKPOINT_EVERY || !self.membership.may_checkpoint(&me, &scope) {
                 continue;
             }
-            let Some(checkpoint) = self.reader.checkpoint_of(scope, self.cursor) else {
+            let Some(newest) = self.membership.current_epoch(&scope) else {
+                continue;
+            };
+            let Some(checkpoint) = self.reader.checkpoint_of(scope, self.cursor, newest) else {
                 continue;
             };
             let Some(key) = self.reader.newest_key(scope) else {

@@ -53,6 +53,7 @@ pub mod live;
 mod log_error;
 pub mod membership;
 mod names;
+mod outbox;
 mod padding;
 pub mod payload;
 mod reader;

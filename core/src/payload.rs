@@ -79,7 +79,8 @@ impl Content {
 pub struct Checkpoint {
     /// The scope.
     pub scope: ScopeId,
-    /// The epoch of the key it is encrypted with.
+    /// The epoch of the key it was written under (it may be sent sealed
+    /// to a newer key of the scope, never an older one; `outbox.rs`).
     pub epoch: u32,
     /// The relay position up to which it holds the scope's batches.
     pub covers: u64,
@@ -94,7 +95,8 @@ pub struct Checkpoint {
 pub struct Batch {
     /// The scope whose epoch key encrypts it.
     pub scope: ScopeId,
-    /// The epoch of that key.
+    /// The epoch of the key it was written under (it may be sent sealed to
+    /// a newer key of the scope, never an older one; `outbox.rs`).
     pub epoch: u32,
     /// This device's batch counter, from 1, across all its documents.
     pub seq: u64,

@@ -348,9 +348,17 @@ pub struct CheckedEntries {
     pub cutoffs: Vec<Cutoff>,
 }
 
+/// A key rotation no one owes: the scope's key is one no one who left
+/// holds. Refused, so a member cannot make every reader fetch and store new
+/// keys over and over; rotations are bounded by removals, which only
+/// stewards and facilitators make.
+pub const ROTATION_NOT_OWED: Refusal = Refusal::Conflict(
+    "this space's key does not need replacing: no one has left it since it was last replaced",
+);
+
 /// Checks entries from `signer` against `membership` (the stored log,
 /// replayed), all or none: each must be signed by the sending device and
-/// follow the log's rules.
+/// follow the log's rules, and a key rotation must be owed.
 pub fn entries_to_append(
     mut membership: Membership,
     signer: DeviceId,
@@ -370,6 +378,11 @@ pub fn entries_to_append(
                 "a device may only send membership entries it signed itself",
             ));
         }
+        if let Action::Rotate { scope, .. } = &entry.action
+            && !membership.scope(scope).is_some_and(|s| s.stale)
+        {
+            return Err(ROTATION_NOT_OWED);
+        }
         membership.apply(signed).map_err(log_refusal)?;
         if let Action::Remove { cutoffs: more, .. } = entry.action {
             cutoffs.extend(more);
@@ -385,6 +398,26 @@ pub fn entries_to_append(
 /// the highest batch number it holds from the cutoff's device in its scope.
 pub fn cutoff_behind(cutoff: &Cutoff, held: Option<u64>) -> bool {
     held.is_some_and(|h| h > cutoff.seq)
+}
+
+/// Whether `sent` (from device `by`) is the blob already stored under its
+/// id (from device `stored_by`), so appending it again is a harmless retry.
+/// The same bytes are; so is the same device sending its own batch or
+/// checkpoint again sealed to a newer key of the scope (same document,
+/// scope and place; see `outbox.rs`): the first copy is kept. Anything
+/// else is a conflict.
+pub fn is_same_blob(
+    (stored_by, stored): (DeviceId, &BlobRecord),
+    (by, sent): (DeviceId, &BlobRecord),
+) -> bool {
+    let sealed_to_scope = sent.seq.is_some() || sent.covers.is_some();
+    stored.doc == sent.doc
+        && (stored.data == sent.data
+            || (sealed_to_scope
+                && stored_by == by
+                && stored.scope == sent.scope
+                && stored.seq == sent.seq
+                && stored.covers == sent.covers))
 }
 
 /// Checks the shape of an append: how many blobs, how large.

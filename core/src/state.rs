@@ -149,7 +149,9 @@ impl Saved {
 
 /// What a driver must write to its local store, in order.
 pub enum StoreOp {
-    /// Keep this blob (ciphertext), keyed by its id. Writing it again is harmless.
+    /// Keep this blob (ciphertext), keyed by its id, in place of any kept
+    /// under that id (a waiting blob sealed again to a new key; see
+    /// `outbox.rs`). Writing it again is harmless.
     PutBlob(BlobRecord),
     /// Replace the state record.
     PutState(Zeroizing<Vec<u8>>),

@@ -1,6 +1,6 @@
 //! The sync state machine. One run: fetch the membership log and apply it;
 //! send a pending membership change (a key rotation this device owes, say);
-//! upload the outbox in pages; then fetch every page of blobs after the
+//! upload the outbox in pages (what may go now: see `outbox.rs`); then fetch every page of blobs after the
 //! cursor. The driver loops `sync_next` -> send -> `sync_receive` until
 //! `sync_next` returns `None`; it does the I/O, this does the rest.
 //!
@@ -63,7 +63,7 @@ impl Client {
         {
             run.next = Step::Upload;
         }
-        if matches!(run.next, Step::Upload) && self.outbox.is_empty() {
+        if matches!(run.next, Step::Upload) && !self.outbox.iter().any(|b| self.may_send(b)) {
             run.next = Step::Fetch;
         }
         let alliance = self.profile.alliance;
@@ -92,6 +92,7 @@ impl Client {
                 let blobs: Vec<_> = self
                     .outbox
                     .iter()
+                    .filter(|b| self.may_send(b))
                     .take(api::MAX_BLOBS_PER_APPEND)
                     .take_while(|b| {
                         used += b.data.len();
@@ -155,6 +156,8 @@ impl Client {
                 } else {
                     self.change_refused()
                 });
+                // A new key of its own may free writing kept for one.
+                ops.extend(self.reseal_outbox()?);
                 run.next = Step::Checkpoints;
                 self.sync = Some(run);
                 return Ok(SyncStep {
@@ -177,6 +180,9 @@ impl Client {
                 } else {
                     ops.extend(self.settle_pending());
                     let owed = self.owed_change(now, rng, &mut ops)?;
+                    // Writing sealed with a key someone who left holds
+                    // goes out sealed to the new one (`outbox.rs`).
+                    ops.extend(self.reseal_outbox()?);
                     run.scopes = self.fetch_scopes();
                     match owed {
                         Some(request) => Step::Change(request),
@@ -217,12 +223,15 @@ impl Client {
                 run.fetch_after = page.next;
                 self.cursor = self.cursor.max(page.next);
                 run.next = Step::Fetch;
-                if !page.more && !run.checkpointed {
-                    // Summaries this device owes go out in this run.
-                    run.checkpointed = true;
-                    let written = self.due_checkpoints(rng)?;
-                    if !written.is_empty() {
-                        ops.extend(written);
+                if !page.more {
+                    // A key that just arrived frees writing kept for it.
+                    ops.extend(self.reseal_outbox()?);
+                    if !run.checkpointed {
+                        // Summaries this device owes go out in this run.
+                        run.checkpointed = true;
+                        ops.extend(self.due_checkpoints(rng)?);
+                    }
+                    if self.outbox.iter().any(|b| self.may_send(b)) {
                         run.next = Step::Upload;
                     }
                 }
@@ -248,6 +257,7 @@ impl Client {
         } else {
             run.report.rejected.dedup();
             run.report.missing = self.reader.gaps();
+            run.report.kept = self.kept_for_new_key();
             self.recheck = run.report.rejected.iter().any(Rejection::may_be_repaired);
             Some(std::mem::take(&mut run.report))
         };

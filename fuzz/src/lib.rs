@@ -408,7 +408,8 @@ pub fn reader_ingest(data: &[u8]) {
     let _ = reader.contributions(membership);
     let _ = reader.gaps();
     for key in &f.epoch_keys {
-        let _ = reader.checkpoint_of(key.scope, 1);
+        let newest = membership.current_epoch(&key.scope).unwrap_or_default();
+        let _ = reader.checkpoint_of(key.scope, 1, newest);
         let _ = reader.newest_key(key.scope);
     }
 }

@@ -287,12 +287,31 @@ async fn appends_are_idempotent<S: Storage>(s: &Arc<S>) {
     // A retry of the same blob is fine and stores nothing twice.
     append_ok(&**s, a, 2, &[first.clone(), blob(2, 1, b"second")]).await;
     assert_eq!(all_ids(&**s, a).await, vec![blob_id(1), blob_id(2)]);
-    // Different bytes under the same id are a conflict, and change nothing.
+    // The same device sending its blob again sealed to a newer key (other
+    // bytes, same document and place) is a retry too: the first copy stays.
+    let resealed = BlobRecord {
+        data: b"resealed".to_vec(),
+        ..first.clone()
+    };
+    match s.append(a, device(2), &[resealed], QUOTA).await.unwrap() {
+        Append::Done(outcomes) => assert_eq!(outcomes, vec![Appended::Stored]),
+        other => panic!("{other:?}"),
+    }
+    // Another device, or another document, under the same id is a
+    // conflict, and changes nothing.
     let forged = BlobRecord {
         data: b"forged".to_vec(),
         ..first.clone()
     };
-    match s.append(a, device(2), &[forged], QUOTA).await.unwrap() {
+    match s.append(a, device(1), &[forged], QUOTA).await.unwrap() {
+        Append::Done(outcomes) => assert_eq!(outcomes, vec![Appended::Conflict]),
+        other => panic!("{other:?}"),
+    }
+    let elsewhere = BlobRecord {
+        doc: DocId([9; 16]),
+        ..first.clone()
+    };
+    match s.append(a, device(2), &[elsewhere], QUOTA).await.unwrap() {
         Append::Done(outcomes) => assert_eq!(outcomes, vec![Appended::Conflict]),
         other => panic!("{other:?}"),
     }
@@ -513,9 +532,10 @@ async fn refused_appends_store_nothing<S: Storage>(s: &Arc<S>) {
             .unwrap(),
         Append::CoversAhead
     );
+    // Device 2's blob 1, under another document: a conflict.
     let forged = BlobRecord {
-        data: b"other bytes".to_vec(),
-        ..blob(1, 1, b"")
+        doc: DocId([9; 16]),
+        ..blob(1, 1, b"other bytes")
     };
     match s
         .append(a, device(2), &[blob(3, 1, b"three"), forged], QUOTA)

@@ -484,6 +484,30 @@ impl RelayDb {
 }
 
 impl RelayDb {
+    /// Every blob the relay holds, in its order, as the core reads them.
+    pub fn all_blobs(&self) -> Vec<kith_core::BlobRecord> {
+        let id = |bytes: Vec<u8>| <[u8; 16]>::try_from(bytes).unwrap();
+        let position = |n: Option<i64>| n.map(|n| u64::try_from(n).unwrap());
+        self.runtime.block_on(async {
+            sqlx::query(
+                "SELECT blob_id, doc_id, scope_id, covers, batch_seq, data FROM blobs ORDER BY seq",
+            )
+            .fetch_all(&self.pool)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| kith_core::BlobRecord {
+                id: kith_core::BlobId(id(r.get(0))),
+                doc: kith_core::DocId(id(r.get(1))),
+                scope: kith_core::ScopeId(id(r.get(2))),
+                covers: position(r.get(3)),
+                seq: position(r.get(4)),
+                data: r.get(5),
+            })
+            .collect()
+        })
+    }
+
     /// Stores `blob` as if `device` had appended it to `alliance` (ids in hex):
     /// what a relay replaying a device's write would do.
     pub fn insert_blob(&self, alliance: &str, device: &str, blob: &kith_core::BlobRecord) {

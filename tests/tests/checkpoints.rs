@@ -110,3 +110,55 @@ fn a_device_offline_while_superseded_batches_were_deleted_loses_nothing() {
     let newcomer = Device::invited(&mut steward, "Newcomer", Role::Member);
     assert_eq!(newcomer.client.contributions().len(), 310);
 }
+
+/// A member's changed client stores a blob in its cohort that no key of the
+/// cohort opens (a real age file, sealed to a stranger's key). It is not
+/// anyone's writing: it must not stop the cohort's summaries for ever.
+#[test]
+fn a_blob_no_key_opens_does_not_hold_summaries_back() {
+    use kith_core::api::{self, AppendBlobs, BlobRecord, CheckpointList};
+    use kith_core::envelope::encrypt;
+    use kith_tests::device::now;
+    use rand_core::OsRng;
+
+    let base = tempfile::tempdir().unwrap();
+    let relay = Relay::start(base.path());
+    let mut steward = Device::steward(&relay.url(), Vec::new());
+    let mut writer = Device::invited(&mut steward, "Writer", Role::Member);
+    let cohort = steward.cohort();
+    let alliance = steward.client.profile().alliance;
+
+    let stranger = kith_core::AgeIdentity::generate(&mut OsRng).recipient();
+    let junk = BlobRecord {
+        id: kith_core::BlobId([7; 16]),
+        doc: kith_core::DocId([7; 16]),
+        scope: cohort,
+        covers: None,
+        seq: Some(1),
+        data: encrypt(b"nothing anyone can read", &[&stranger]).unwrap(),
+    };
+    let body = serde_json::to_vec(&AppendBlobs { blobs: vec![junk] }).unwrap();
+    let request =
+        writer
+            .client
+            .sign_request("POST", api::paths::blobs(alliance), body, now(), &mut OsRng);
+    assert_eq!(writer.http.send(&request).status, 200);
+
+    writer.write(300, "after the junk");
+    assert_eq!(writer.sync().sent, 300);
+    steward.sync();
+    assert_eq!(steward.client.contributions().len(), 300);
+
+    let path = api::paths::checkpoints(alliance, &[(cohort, 0)]);
+    let request = steward
+        .client
+        .sign_request("GET", path, Vec::new(), now(), &mut OsRng);
+    let answer = steward.http.send(&request);
+    assert_eq!(answer.status, 200);
+    let list: CheckpointList = serde_json::from_slice(&answer.body).unwrap();
+    assert_eq!(
+        list.checkpoints.len(),
+        1,
+        "the steward summarised the cohort"
+    );
+}

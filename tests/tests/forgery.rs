@@ -585,3 +585,40 @@ fn false_checkpoints_do_not_rewrite_what_a_device_read() {
     }
     assert!(bo.client.gaps().is_empty(), "{:?}", bo.client.gaps());
 }
+
+/// A member's changed client replaces its cohort's key when no one has
+/// left: every reader would fetch and keep new keys, over and over. The
+/// relay refuses it and the log stays as it was; a rotation someone owes
+/// (after a removal) still goes through.
+#[test]
+fn a_rotation_no_one_owes_is_refused() {
+    let base = tempfile::tempdir().unwrap();
+    let relay = Relay::start(base.path());
+    let mut steward = Device::steward(&relay.url(), Vec::new());
+    let mut alex = Device::invited(&mut steward, "Alex", Role::Member);
+    let blake = Device::invited(&mut steward, "Blake", Role::Member);
+    alex.sync();
+    let log_before = alex.client.membership().len();
+
+    let forged = alex.client.forge_rotation(now(), &mut OsRng).unwrap();
+    let answer = alex.http.send(&forged);
+    assert_eq!(answer.status, 409);
+    assert!(
+        String::from_utf8_lossy(&answer.body).contains("does not need replacing"),
+        "{}",
+        String::from_utf8_lossy(&answer.body)
+    );
+    alex.sync();
+    assert_eq!(alex.client.membership().len(), log_before, "nothing added");
+
+    // Blake leaves: the steward's removal replaces the key at once.
+    let (removal, _) = steward
+        .client
+        .remove_member(blake.client.profile().member, now(), &mut OsRng)
+        .unwrap();
+    assert_eq!(steward.http.send(&removal).status, 201);
+    steward.client.change_accepted().unwrap();
+    alex.sync();
+    let cohort = alex.cohort();
+    assert_eq!(alex.client.membership().current_epoch(&cohort), Some(1));
+}

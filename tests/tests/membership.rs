@@ -427,3 +427,60 @@ fn a_relays_refusal_alone_does_not_wipe_a_device() {
     assert!(!Path::new(&alex).join("removed.txt").exists());
     assert_eq!(shown(&alex), vec!["kept by alex".to_owned()]);
 }
+
+/// Someone leaves, and a member wrote before the key that replaces theirs
+/// reached them: that writing stays on the member's device until it can be
+/// sealed to the new key, so the one who left, keeping every key they had
+/// and handed every blob the relay holds, cannot read it. The others can.
+#[test]
+fn writing_waits_on_the_device_for_the_key_that_replaces_a_leavers() {
+    let base = tempfile::tempdir().unwrap();
+    let relay = Relay::start(base.path());
+    let study = kith_tests::Study::start(base.path(), &relay);
+    study.member("Alex", "alex");
+    study.member("Blake", "blake");
+    let (alex, blake) = (study.dir("alex"), study.dir("blake"));
+    sync(&alex);
+    sync(&blake);
+    // Blake's device as it is now, keys and all.
+    let kept = base.path().join("blake-kept");
+    copy_folder(Path::new(&blake), &kept);
+
+    kith(&[
+        "member",
+        "remove",
+        "--data-dir",
+        &study.steward,
+        "--member",
+        "Blake",
+    ]);
+    // Alex has not heard: writes offline, with the key Blake holds too.
+    let text = "alex wrote this before hearing that blake left";
+    write(&alex, text, "cohort");
+    let report = kith(&["sync", "--data-dir", &alex]);
+    // Sent in the same sync, once the new key came.
+    assert_eq!(report["sent"], 1, "{report}");
+    assert_eq!(report["kept"], 0, "{report}");
+
+    let everything = RelayDb::open(&relay).all_blobs();
+    let blobs = kept.join("blobs");
+    std::fs::create_dir_all(&blobs).unwrap();
+    for blob in &everything {
+        std::fs::write(
+            blobs.join(format!("{}.blob", blob.id)),
+            kith_core::encode_blob(blob),
+        )
+        .unwrap();
+    }
+    let state = std::fs::read(kept.join("state.kith")).unwrap();
+    let replica = std::fs::read(kept.join("replica.kith")).ok();
+    let (leaver, _) =
+        kith_core::Client::open(&state, replica.as_deref(), stored_blobs(&kept)).unwrap();
+    let read: Vec<String> = leaver.contributions().into_iter().map(|c| c.text).collect();
+    assert!(!read.contains(&text.to_owned()), "Blake reads it: {read:?}");
+
+    sync(&study.steward);
+    sync(&study.researcher);
+    assert!(shown(&study.steward).contains(&text.to_owned()));
+    assert!(researcher_sees(&study.researcher, &study.key).contains(&text.to_owned()));
+}

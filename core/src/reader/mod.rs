@@ -368,6 +368,24 @@ impl Reader {
         found.into_iter().map(|(_, id)| id).collect()
     }
 
+    /// Whether a blob of `scope` this reader could not open may be writing
+    /// it should hold (so a summary now could leave it out). Not when it
+    /// holds every key of the scope up to `newest_epoch`: any real batch or
+    /// checkpoint there is sealed to one of them, so what none opens is
+    /// not one, and cannot hold summaries back for ever.
+    fn may_miss_writing_in(&self, scope: ScopeId, newest_epoch: u32) -> bool {
+        let holds_every_key = (0..=newest_epoch).all(|epoch| {
+            self.epoch_keys
+                .iter()
+                .any(|k| k.scope == scope && k.epoch == epoch)
+        });
+        !holds_every_key
+            && self
+                .unreadable
+                .iter()
+                .any(|b| b.scope == scope && (b.seq.is_some() || b.covers.is_some()))
+    }
+
     /// Records a key grant this device wrote itself.
     pub fn mark_applied(&mut self, id: BlobId) {
         self.applied.insert(id, Applied::Grant);
@@ -467,7 +485,7 @@ impl Reader {
                 Ok(Ingested::Applied)
             }
             Content::Checkpoint(checkpoint) => {
-                if key != Some((checkpoint.scope, checkpoint.epoch)) {
+                if !sealed_with_at_least(key, checkpoint.scope, checkpoint.epoch) {
                     return Err(Rejection::WrongKey(blob.id));
                 }
                 if !membership.may_checkpoint(&signer, &checkpoint.scope) {
@@ -493,7 +511,7 @@ impl Reader {
         batch: Batch,
         membership: &Membership,
     ) -> Result<Ingested, Rejection> {
-        if key != Some((batch.scope, batch.epoch)) {
+        if !sealed_with_at_least(key, batch.scope, batch.epoch) {
             return Err(Rejection::WrongKey(blob.id));
         }
         let member = check_writer(membership, signer, batch.scope, batch.seq, blob.id)?;
@@ -669,8 +687,13 @@ impl Reader {
     /// A checkpoint of `scope` as this reader holds it, covering relay
     /// positions up to `covers`; none while a batch of it is missing or
     /// cannot be opened (the checkpoint would leave it out).
-    pub fn checkpoint_of(&mut self, scope: ScopeId, covers: u64) -> Option<Checkpoint> {
-        if self.chains.has_gap_in(scope) || self.unreadable.iter().any(|b| b.scope == scope) {
+    pub fn checkpoint_of(
+        &mut self,
+        scope: ScopeId,
+        covers: u64,
+        newest_epoch: u32,
+    ) -> Option<Checkpoint> {
+        if self.chains.has_gap_in(scope) || self.may_miss_writing_in(scope, newest_epoch) {
             return None;
         }
         let epoch = self.newest_key(scope)?.epoch;
@@ -921,6 +944,14 @@ impl shared_items::Writers for MembershipWriters<'_> {
                 .member(&member)
                 .is_some_and(|m| m.role.may_moderate())
     }
+}
+
+/// Whether a blob that says it was written under `epoch` of `scope` was
+/// opened with that key or a newer one of the same scope: a device seals
+/// writing again to a newer key before sending it (`outbox.rs`), never to
+/// an older one, which people who left may hold.
+fn sealed_with_at_least(key: Option<KeyName>, scope: ScopeId, epoch: u32) -> bool {
+    key.is_some_and(|(s, e)| s == scope && e >= epoch)
 }
 
 fn refusal(error: OpenError, blob: BlobId) -> Rejection {

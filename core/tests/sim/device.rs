@@ -36,10 +36,15 @@ impl Store {
                     if self.ids.insert(blob.id) {
                         self.blobs.push(blob);
                     } else {
-                        let old = self.blobs.iter().find(|b| b.id == blob.id).unwrap();
-                        if *old != blob {
-                            return Err(format!("blob {} stored twice with other bytes", blob.id));
+                        // Only a waiting blob sealed again to a newer key
+                        // (the same blob, other bytes) replaces one.
+                        let old = self.blobs.iter_mut().find(|b| b.id == blob.id).unwrap();
+                        if (old.doc, old.scope, old.seq, old.covers)
+                            != (blob.doc, blob.scope, blob.seq, blob.covers)
+                        {
+                            return Err(format!("blob {} stored twice as another blob", blob.id));
                         }
+                        *old = blob;
                     }
                 }
             }
@@ -114,9 +119,6 @@ pub struct Written {
     /// Its writer's log marked the scope stale (a removal applied, the key
     /// rotation that follows it not yet).
     pub stale: bool,
-    /// Its writer held the newest key its log names for the scope, and the
-    /// scope was not stale: it wrote with a key no removed reader has.
-    pub rekeyed: bool,
 }
 
 /// One device in the simulation.

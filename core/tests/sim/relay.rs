@@ -538,13 +538,13 @@ impl SimRelay {
             rules::checkpoint_writers(membership, device, &body.blobs).map_err(refused)?;
         }
         // As the SQLite storage: every new blob is kept (one transaction that
-        // commits), and any id holding other bytes makes the answer 409.
+        // commits), and an id holding another blob makes the answer 409.
         let mut conflict = false;
         for blob in &body.blobs {
             match self.positions.get(&(alliance, blob.id)) {
                 Some(&at) => {
-                    let old = &self.blobs[at].record;
-                    conflict |= old.doc != blob.doc || old.data != blob.data;
+                    let old = &self.blobs[at];
+                    conflict |= !rules::is_same_blob((old.device, &old.record), (device, blob));
                 }
                 None => {
                     let visible_at = if self.faulty && dice.chance(self.knobs.delay) {

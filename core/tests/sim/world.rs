@@ -301,11 +301,6 @@ impl World {
             let membership = device.client.membership();
             membership.scope(&id).is_some_and(|s| s.stale)
         });
-        let rekeyed = !stale
-            && device
-                .client
-                .write_epochs(scope)
-                .is_some_and(|(held, named)| held == named);
         let (_, ops) = device
             .client
             .contribute(&text, scope, now, &mut self.rng)
@@ -331,7 +326,6 @@ impl World {
                 step: now.millis(),
                 knew_removed,
                 stale,
-                rekeyed,
             });
         }
         Ok(())

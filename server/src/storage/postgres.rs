@@ -212,7 +212,7 @@ impl Storage for PostgresStorage {
                 added += blob.data.len() as u64;
                 Appended::Stored
             } else {
-                already_stored(&mut tx, alliance, blob).await?
+                already_stored(&mut tx, alliance, device, blob).await?
             };
             out.push(outcome);
         }

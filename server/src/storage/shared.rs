@@ -78,21 +78,27 @@ macro_rules! shared_helpers {
             Ok(false)
         }
 
-        /// For a blob whose id is taken: a retry (same document and bytes),
-        /// or a different blob under that id.
+        /// For a blob whose id is taken: a retry (see
+        /// `relay_rules::is_same_blob`), or a different blob under that id.
         async fn already_stored(
             tx: &mut sqlx::Transaction<'_, $db>,
             alliance: AllianceId,
+            device: DeviceId,
             blob: &BlobRecord,
         ) -> Result<Appended, StorageError> {
-            let existing =
-                sqlx::query("SELECT doc_id, data FROM blobs WHERE alliance_id = $1 AND blob_id = $2")
-                    .bind(&alliance.0[..])
-                    .bind(&blob.id.0[..])
-                    .fetch_one(&mut **tx)
-                    .await?;
-            let same = existing.get::<&[u8], _>(0) == &blob.doc.0[..]
-                && existing.get::<&[u8], _>(1) == &blob.data[..];
+            let existing = sqlx::query(
+                "SELECT seq, blob_id, doc_id, data, scope_id, covers, batch_seq, device_id \
+                 FROM blobs WHERE alliance_id = $1 AND blob_id = $2",
+            )
+            .bind(&alliance.0[..])
+            .bind(&blob.id.0[..])
+            .fetch_one(&mut **tx)
+            .await?;
+            let stored_by = DeviceId(array(existing.get(7))?);
+            let same = kith_core::relay_rules::is_same_blob(
+                (stored_by, &blob_record(&existing)?),
+                (device, blob),
+            );
             Ok(if same {
                 Appended::Stored
             } else {
