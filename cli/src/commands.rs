@@ -15,7 +15,7 @@ use kith_core::{
 use rand_core::OsRng;
 use serde_json::json;
 
-use crate::membership::{cohort_by_name, run_cohort, run_device, run_member};
+use crate::membership::{cohort_by_name, run_cohort, run_device, run_member, run_research_team};
 use crate::relay::{Relay, join_relay, now, publish, sync};
 use crate::store::{DataDir, owner_only, write_atomic};
 use crate::watch::{Mode, watch};
@@ -128,6 +128,7 @@ pub fn run(command: Command, json_output: bool) -> Result<Output> {
         Command::Delete { data_dir, id } => change_own(&DataDir::new(&data_dir), &id, None),
         Command::Cohort(command) => run_cohort(command),
         Command::Member(command) => run_member(command),
+        Command::ResearchTeam(command) => run_research_team(command),
         Command::Device(command) => run_device(command),
         Command::Sync {
             data_dir,

@@ -171,6 +171,9 @@ enum Command {
     /// Your devices: link a second one, or unlink a lost one.
     #[command(subcommand)]
     Device(DeviceCommand),
+    /// The research team's keys: who can read everything members write.
+    #[command(subcommand)]
+    ResearchTeam(ResearchTeamCommand),
     /// Send what is waiting and fetch what is new.
     Sync {
         #[arg(long)]
@@ -262,6 +265,35 @@ enum MemberCommand {
         /// The member: their pseudonym, or the id `kith member list` shows.
         #[arg(long)]
         member: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum ResearchTeamCommand {
+    /// List the research team's keys, each with its fingerprint (compare
+    /// it with the one your institution published).
+    List {
+        #[arg(long)]
+        data_dir: PathBuf,
+    },
+    /// Add a key to the research team (stewards only). Every space's key
+    /// changes, so the new key reads what is written from now on.
+    Add {
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// The researcher's age recipient (age1...), from `kith keygen`.
+        #[arg(long)]
+        recipient: String,
+    },
+    /// Take a key off the research team (stewards only): a key lost, or a
+    /// researcher who left. Every space's key changes, so it opens nothing
+    /// written from now on.
+    Remove {
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// The key (age1...) or its fingerprint, as `kith research-team list` shows it.
+        #[arg(long)]
+        recipient: String,
     },
 }
 

@@ -10,7 +10,9 @@ use serde_json::json;
 
 use crate::relay::{Relay, change, join_relay, now, publish, sync};
 use crate::store::DataDir;
-use crate::{CohortCommand, DeviceCommand, InviteCommand, MemberCommand, Output};
+use crate::{
+    CohortCommand, DeviceCommand, InviteCommand, MemberCommand, Output, ResearchTeamCommand,
+};
 
 const HOUR_MS: u64 = 60 * 60 * 1000;
 
@@ -174,6 +176,89 @@ pub fn run_member(command: MemberCommand) -> Result<Output> {
             ))
         }
     }
+}
+
+pub fn run_research_team(command: ResearchTeamCommand) -> Result<Output> {
+    match command {
+        ResearchTeamCommand::List { data_dir } => {
+            let client = fresh(&DataDir::new(&data_dir))?;
+            Ok(research_team_output(&client, ""))
+        }
+        ResearchTeamCommand::Add {
+            data_dir,
+            recipient,
+        } => {
+            let recipient = recipient.trim().to_owned();
+            kith_core::Recipient::parse(&recipient)
+                .context("that is not an age recipient; it should start with age1")?;
+            change_research_team(&data_dir, "Added", |team| {
+                if team.contains(&recipient) {
+                    bail!("that key is already on the research team");
+                }
+                team.push(recipient.clone());
+                Ok(())
+            })
+        }
+        ResearchTeamCommand::Remove {
+            data_dir,
+            recipient,
+        } => {
+            let wanted = recipient.trim().to_owned();
+            change_research_team(&data_dir, "Removed", |team| {
+                let before = team.len();
+                team.retain(|r| *r != wanted && kith_core::fingerprint(r) != wanted);
+                if team.len() == before {
+                    bail!("no such key on the research team; `kith research-team list` shows them");
+                }
+                Ok(())
+            })
+        }
+    }
+}
+
+/// Changes the research team with `edit`, then says who is on it now.
+fn change_research_team(
+    data_dir: &Path,
+    done: &str,
+    edit: impl FnOnce(&mut Vec<String>) -> Result<()>,
+) -> Result<Output> {
+    let dir = DataDir::new(data_dir);
+    let mut client = dir.load()?;
+    sync(&mut client, &dir)?;
+    let mut team = client.membership().research_recipients().to_vec();
+    edit(&mut team)?;
+    change(&mut client, &dir, |c| {
+        c.change_research_team(team.clone(), now(), &mut OsRng)
+    })?;
+    let said = format!(
+        "{done}. Every space's key is being replaced; members' new writing is sealed to the new keys."
+    );
+    Ok(research_team_output(&client, &said))
+}
+
+/// The research team's keys and fingerprints, after `said`.
+fn research_team_output(client: &Client, said: &str) -> Output {
+    let team: Vec<_> = client
+        .membership()
+        .research_recipients()
+        .iter()
+        .map(|r| json!({ "recipient": r, "fingerprint": kith_core::fingerprint(r) }))
+        .collect();
+    let mut text = Vec::new();
+    if !said.is_empty() {
+        text.push(said.to_owned());
+    }
+    if team.is_empty() {
+        text.push("The research team has no keys.".to_owned());
+    }
+    for key in &team {
+        text.push(format!(
+            "{}\n  fingerprint {}",
+            key["recipient"].as_str().unwrap_or(""),
+            key["fingerprint"].as_str().unwrap_or("")
+        ));
+    }
+    Output::ok(json!({ "research_team": team }), text.join("\n"))
 }
 
 /// Removes a member who withdrew (if still present), then has the relay

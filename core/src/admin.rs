@@ -422,6 +422,25 @@ impl Client {
         self.stage_change(draft, entries, keys, now, rng)
     }
 
+    /// Replaces the research team's keys (a steward's). Every scope's key
+    /// changes: those this device reads at once, the others when one of
+    /// their readers next syncs. Until then, members keep what they write
+    /// in those scopes on their devices (`outbox.rs`).
+    pub fn change_research_team(
+        &mut self,
+        recipients: Vec<String>,
+        now: Timestamp,
+        rng: &mut impl CryptoRngCore,
+    ) -> Result<(HttpRequest, Vec<StoreOp>), Error> {
+        self.require_active()?;
+        let mut draft = self.membership.clone();
+        let change = draft.append(&self.keys, Action::ResearchTeam { recipients }, now)?;
+        let (rotations, keys) = self.rotations(&mut draft, now, rng)?;
+        let mut entries = vec![change];
+        entries.extend(rotations);
+        self.stage_change(draft, entries, keys, now, rng)
+    }
+
     /// New keys for every stale scope this device reads: the entries and
     /// the keys (grants are made when the change is staged).
     fn rotations(
@@ -433,6 +452,10 @@ impl Client {
         let mut entries = Vec::new();
         let mut keys = Vec::new();
         for scope in draft.stale_scopes_read_by(&self.device_id()) {
+            if draft.research_team_changed_since(&scope) {
+                // Granted again with the new key, to the team as it is now.
+                keys.extend(self.held_keys_of(scope));
+            }
             let epoch = draft.current_epoch(&scope).map_or(0, |e| e + 1);
             let key = EpochKey::generate(scope, epoch, rng);
             entries.push(draft.append(
@@ -447,6 +470,17 @@ impl Client {
             keys.push(key);
         }
         Ok((entries, keys))
+    }
+
+    /// Every key of `scope` this device holds (to read it, or in custody).
+    fn held_keys_of(&self, scope: ScopeId) -> Vec<EpochKey> {
+        self.reader
+            .epoch_keys()
+            .iter()
+            .chain(&self.custody)
+            .filter(|k| k.scope == scope)
+            .cloned()
+            .collect()
     }
 
     /// If a reader left a scope this device reads and its key has not

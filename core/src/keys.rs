@@ -5,6 +5,7 @@
 use age::secrecy::ExposeSecret;
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use rand_core::CryptoRngCore;
+use sha2::{Digest, Sha256};
 use zeroize::{Zeroize, Zeroizing};
 
 use crate::error::Error;
@@ -160,6 +161,18 @@ impl DeviceKeys {
             decryption: AgeIdentity::from_secret_bytes(age),
         })
     }
+}
+
+/// A recipient's fingerprint, for people to compare by eye with the one
+/// an institution published ("who can read this"): the first 16 bytes of
+/// the SHA-256 of its text, as eight groups of four hex digits.
+pub fn fingerprint(recipient: &str) -> String {
+    let digest = Sha256::digest(recipient.trim().as_bytes());
+    digest[..16]
+        .chunks(2)
+        .map(|pair| format!("{:02x}{:02x}", pair[0], pair[1]))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Checks an Ed25519 signature made by `device`.

@@ -79,7 +79,7 @@ pub use ids::{
 };
 pub use invite::{Invite, InvitePackage};
 pub use join::Joining;
-pub use keys::{AgeIdentity, DeviceKeys, EpochKey, Recipient, verify};
+pub use keys::{AgeIdentity, DeviceKeys, EpochKey, Recipient, fingerprint, verify};
 pub use membership::{LogError, Membership, SignedEntry};
 pub use reader::{Ingested, Ingestion, Reader, Rejection};
 pub use research::ResearchView;

@@ -359,6 +359,7 @@ fn action_name(action: &Action) -> &'static str {
         Action::Join { .. } => "Join",
         Action::Remove { .. } => "Remove",
         Action::CancelInvite { .. } => "CancelInvite",
+        Action::ResearchTeam { .. } => "ResearchTeam",
     }
 }
 

@@ -484,3 +484,113 @@ fn writing_waits_on_the_device_for_the_key_that_replaces_a_leavers() {
     assert!(shown(&study.steward).contains(&text.to_owned()));
     assert!(researcher_sees(&study.researcher, &study.key).contains(&text.to_owned()));
 }
+
+/// A steward replaces the research team's key (a lost laptop, say). The key
+/// taken off, kept with every key its holder had and handed every blob the
+/// relay holds, reads nothing written from then on; the new key does. Every
+/// member can list the team's keys with their fingerprints.
+#[test]
+fn a_key_taken_off_the_research_team_reads_nothing_written_after() {
+    let base = tempfile::tempdir().unwrap();
+    let relay = Relay::start(base.path());
+    let study = kith_tests::Study::start(base.path(), &relay);
+    study.member("Alex", "alex");
+    let alex = study.dir("alex");
+    write(&alex, "before the change", "research");
+    sync(&alex);
+    sync(&study.researcher);
+    // The lost laptop: the researcher's device as it was, and the old key.
+    let kept = base.path().join("lee-kept");
+    copy_folder(Path::new(&study.researcher), &kept);
+
+    let new_key = study.dir("new.agekey");
+    let new_recipient = kith(&["keygen", "--out", &new_key])["recipient"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let old_recipient = kith(&["research-team", "list", "--data-dir", &study.steward])
+        ["research_team"][0]["recipient"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    kith(&[
+        "research-team",
+        "add",
+        "--data-dir",
+        &study.steward,
+        "--recipient",
+        &new_recipient,
+    ]);
+    let removed = kith(&[
+        "research-team",
+        "remove",
+        "--data-dir",
+        &study.steward,
+        "--recipient",
+        &kith_core::fingerprint(&old_recipient),
+    ]);
+    let team = removed["research_team"].as_array().unwrap();
+    assert_eq!(team.len(), 1, "{removed}");
+    assert_eq!(team[0]["recipient"], new_recipient.as_str());
+
+    // A member sees the same team, and can compare the fingerprint.
+    let seen = kith(&["research-team", "list", "--data-dir", &alex]);
+    assert_eq!(seen["research_team"], removed["research_team"]);
+    assert_eq!(
+        seen["research_team"][0]["fingerprint"],
+        kith_core::fingerprint(&new_recipient).as_str()
+    );
+
+    write(&alex, "after the change, research only", "research");
+    write(&alex, "after the change, to the cohort", "cohort");
+    let report = kith(&["sync", "--data-dir", &alex]);
+    assert_eq!(report["sent"], 2, "{report}");
+    sync(&study.steward);
+    let read = researcher_sees(&study.researcher, &new_key);
+    // The new key reads what came before too: the scopes' older keys
+    // were granted to it with the new ones.
+    for text in [
+        "before the change",
+        "after the change, research only",
+        "after the change, to the cohort",
+    ] {
+        assert!(read.contains(&text.to_owned()), "{text} missing: {read:?}");
+    }
+
+    // The old key with everything the relay holds.
+    let blobs = kept.join("blobs");
+    std::fs::create_dir_all(&blobs).unwrap();
+    for blob in RelayDb::open(&relay).all_blobs() {
+        std::fs::write(
+            blobs.join(format!("{}.blob", blob.id)),
+            kith_core::encode_blob(&blob),
+        )
+        .unwrap();
+    }
+    let state = std::fs::read(kept.join("state.kith")).unwrap();
+    let replica = std::fs::read(kept.join("replica.kith")).ok();
+    let (device, _) =
+        kith_core::Client::open(&state, replica.as_deref(), stored_blobs(&kept)).unwrap();
+    let old_key = std::fs::read_to_string(&study.key).unwrap();
+    let old_key = old_key
+        .lines()
+        .find(|l| l.starts_with("AGE-SECRET-KEY-"))
+        .unwrap();
+    let view = device
+        .into_research_view(kith_core::AgeIdentity::parse(old_key).unwrap())
+        .unwrap();
+    let old_reads: Vec<String> = view.contributions().into_iter().map(|c| c.text).collect();
+    assert!(
+        old_reads.contains(&"before the change".to_owned()),
+        "{old_reads:?}"
+    );
+    for text in [
+        "after the change, research only",
+        "after the change, to the cohort",
+    ] {
+        assert!(
+            !old_reads.contains(&text.to_owned()),
+            "the old key reads {text}"
+        );
+    }
+}

@@ -192,6 +192,13 @@ pub enum Action {
         /// The invite.
         invite: InviteId,
     },
+    /// Replaces the research team's age recipients (a steward's). Every
+    /// scope's key is then stale, so a key taken off the team opens nothing
+    /// written once readers have replaced them.
+    ResearchTeam {
+        /// The team's recipients (`age1...`) from now on.
+        recipients: Vec<String>,
+    },
 }
 
 /// A member as the log knows them.
@@ -236,6 +243,9 @@ pub struct ScopeInfo {
     /// Someone who is not a reader knows its current key (a reader left,
     /// or a steward outside the cohort opened it): a reader should replace it.
     pub stale: bool,
+    /// How many times the research team had changed when its current
+    /// epoch began (see [`Membership::research_team_changed_since`]).
+    pub research_team_at: u32,
 }
 
 /// An invite as the log knows it.
@@ -276,6 +286,8 @@ pub struct Membership {
     entries: Vec<SignedEntry>,
     head: [u8; 32],
     research: Vec<String>,
+    /// How many times the research team changed.
+    research_changes: u32,
     members: BTreeMap<MemberId, MemberInfo>,
     devices: BTreeMap<DeviceId, DeviceInfo>,
     scopes: BTreeMap<ScopeId, ScopeInfo>,
@@ -309,6 +321,7 @@ impl Membership {
             entries: Vec::new(),
             head: [0; 32],
             research: Vec::new(),
+            research_changes: 0,
             members: BTreeMap::new(),
             devices: BTreeMap::new(),
             scopes: BTreeMap::new(),
@@ -407,6 +420,16 @@ impl Membership {
     /// The research team's age recipients.
     pub fn research_recipients(&self) -> &[String] {
         &self.research
+    }
+
+    /// Whether the research team changed since `scope`'s current epoch
+    /// began: its next key's rotation hands the team the older keys too, so
+    /// a key added to the team reads the scope's history (and each writer's
+    /// chain from its start).
+    pub fn research_team_changed_since(&self, scope: &ScopeId) -> bool {
+        self.scopes
+            .get(scope)
+            .is_some_and(|s| s.research_team_at != self.research_changes)
     }
 
     /// A device, active or removed.

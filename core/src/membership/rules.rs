@@ -76,7 +76,42 @@ impl Membership {
                 whole_member,
                 cutoffs,
             } => self.remove(author, devices, *whole_member, cutoffs),
+            Action::ResearchTeam { recipients } => self.change_research_team(author, recipients),
         }
+    }
+
+    fn change_research_team(
+        &mut self,
+        author: MemberId,
+        recipients: &[String],
+    ) -> Result<(), LogError> {
+        if self.members[&author].role != Role::Steward {
+            return Err(LogError::Unauthorised(
+                "only a steward changes the research team",
+            ));
+        }
+        for r in recipients {
+            check_recipient(r)?;
+        }
+        let mut distinct = recipients.to_vec();
+        distinct.sort();
+        distinct.dedup();
+        if distinct.len() != recipients.len() {
+            return Err(LogError::Invalid("a research-team key is named twice"));
+        }
+        if recipients == self.research.as_slice() {
+            return Err(LogError::Invalid(
+                "the research team already has these keys",
+            ));
+        }
+        self.research = recipients.to_vec();
+        self.research_changes += 1;
+        // Every key the team held is known to whoever held a key now gone:
+        // each scope's readers replace it (the steward at once, where it reads).
+        for info in self.scopes.values_mut() {
+            info.stale = true;
+        }
+        Ok(())
     }
 
     fn create(&mut self, entry: &Entry) -> Result<(), LogError> {
@@ -180,6 +215,7 @@ impl Membership {
                 epochs: vec![recipient.to_owned()],
                 sealed_name: sealed_name.to_vec(),
                 stale: false,
+                research_team_at: self.research_changes,
             },
         );
         // A steward who opens a cohort they are not in knows its first key:
@@ -211,6 +247,7 @@ impl Membership {
         }
         info.epochs.push(recipient.to_owned());
         info.stale = false;
+        info.research_team_at = self.research_changes;
         Ok(())
     }
 

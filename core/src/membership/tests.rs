@@ -357,3 +357,35 @@ fn an_invite_is_cancelled_by_its_maker_a_steward_or_its_facilitator_only() {
         "a used invite stays used"
     );
 }
+
+#[test]
+fn only_a_steward_changes_the_research_team_and_every_key_then_changes() {
+    let mut w = World::new();
+    let (facilitator, _) = w.member(Role::Facilitator, w.cohort);
+    let team = vec![recipient(&mut w.rng)];
+    let change = |recipients: Vec<String>| Action::ResearchTeam { recipients };
+
+    let refused = w.log.append(&facilitator, change(team.clone()), T);
+    assert!(
+        matches!(refused, Err(LogError::Unauthorised(_))),
+        "{refused:?}"
+    );
+    let twice = vec![team[0].clone(), team[0].clone()];
+    let refused = w.log.append(&w.steward_keys(), change(twice), T);
+    assert!(matches!(refused, Err(LogError::Invalid(_))), "{refused:?}");
+    let refused = w
+        .log
+        .append(&w.steward_keys(), change(vec!["age1nope".into()]), T);
+    assert!(refused.is_err());
+
+    assert!(!w.log.research_team_changed_since(&w.cohort));
+    w.log
+        .append(&w.steward_keys(), change(team.clone()), T)
+        .unwrap();
+    assert_eq!(w.log.research_recipients(), team.as_slice());
+    assert!(w.log.scope(&w.cohort).unwrap().stale);
+    assert!(w.log.research_team_changed_since(&w.cohort));
+    // The same team again changes nothing, so it is refused.
+    let refused = w.log.append(&w.steward_keys(), change(team), T);
+    assert!(matches!(refused, Err(LogError::Invalid(_))), "{refused:?}");
+}
