@@ -353,6 +353,9 @@ enum InviteRole {
     Member,
     Facilitator,
     Researcher,
+    /// Another steward (stewards only): have two, so a lost phone is not
+    /// the end of running the alliance.
+    Steward,
 }
 
 impl From<InviteRole> for Role {
@@ -361,6 +364,7 @@ impl From<InviteRole> for Role {
             InviteRole::Member => Role::Member,
             InviteRole::Facilitator => Role::Facilitator,
             InviteRole::Researcher => Role::Researcher,
+            InviteRole::Steward => Role::Steward,
         }
     }
 }

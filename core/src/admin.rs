@@ -140,10 +140,12 @@ impl Client {
                 "only a steward or facilitator can invite",
             ));
         }
+        if role == Role::Steward && self.role() != Role::Steward {
+            return Err(Error::NotAllowed("only a steward can make another steward"));
+        }
         let cohort = match role {
-            Role::Steward => return Err(Error::NotAllowed("an invite cannot make a steward")),
             Role::Researcher => None,
-            Role::Member | Role::Facilitator => Some(
+            Role::Member | Role::Facilitator | Role::Steward => Some(
                 cohort
                     .or(self.cohort())
                     .ok_or(Error::Invalid("name the cohort the new member joins"))?,

@@ -594,3 +594,35 @@ fn a_key_taken_off_the_research_team_reads_nothing_written_after() {
         );
     }
 }
+
+/// Two stewards: the second removes the first (a phone in the wrong
+/// hands), whose device is then wiped; the last steward cannot leave.
+#[test]
+fn a_second_steward_removes_the_first_but_the_last_stays() {
+    let base = tempfile::tempdir().unwrap();
+    let relay = Relay::start(base.path());
+    let study = kith_tests::Study::start(base.path(), &relay);
+    let second = study.dir("second");
+    invite_and_join(&study.steward, &second, "Robin", &["--role", "steward"]);
+    sync(&study.steward);
+
+    kith(&["member", "remove", "--data-dir", &second, "--member", "Sam"]);
+    let refused = kith_raw(&["sync", "--data-dir", &study.steward]);
+    assert!(!refused.status.success());
+    assert!(Path::new(&study.steward).join("removed.txt").exists());
+    assert!(!Path::new(&study.steward).join("state.kith").exists());
+
+    let last = kith_raw(&[
+        "member",
+        "remove",
+        "--data-dir",
+        &second,
+        "--member",
+        "Robin",
+    ]);
+    assert!(!last.status.success());
+    let said = String::from_utf8_lossy(&last.stderr);
+    assert!(said.contains("last steward"), "{said}");
+    // Robin still runs the alliance.
+    invite_and_join(&second, &study.dir("alex"), "Alex", &[]);
+}

@@ -251,8 +251,9 @@ fn the_relay_refuses_what_it_must_and_changes_nothing() {
     assert_eq!(blobs[0]["id"], BlobId([3; 16]).to_string());
     assert_eq!(page["more"], false);
 
-    // A steward cannot be removed: the core refuses to build it, and so
-    // would every device and the relay (the same rules replay everywhere).
+    // A member cannot remove a steward (nor anyone the last steward): the
+    // core refuses to build it, and so would every device and the relay
+    // (the same rules replay everywhere).
     let mut alex = alex;
     assert!(
         alex.remove_member(owner.profile().member, now(), &mut OsRng)

@@ -80,6 +80,13 @@ impl Membership {
         }
     }
 
+    /// Whether a steward other than `member` still has an active device.
+    fn has_another_steward(&self, member: MemberId) -> bool {
+        self.devices.values().any(|d| {
+            d.active && d.member != member && self.members[&d.member].role == Role::Steward
+        })
+    }
+
     fn change_research_team(
         &mut self,
         author: MemberId,
@@ -287,10 +294,12 @@ impl Membership {
                         "only a steward or facilitator invites",
                     ));
                 }
+                if invite.role == Role::Steward && inviter.role != Role::Steward {
+                    return Err(LogError::Unauthorised(
+                        "only a steward makes another steward",
+                    ));
+                }
                 match (invite.role, invite.cohort) {
-                    (Role::Steward, _) => {
-                        return Err(LogError::Invalid("an invite cannot make a steward"));
-                    }
                     (Role::Researcher, None) => {}
                     (Role::Researcher, Some(_)) => {
                         return Err(LogError::Invalid("researchers are not in a cohort"));
@@ -419,7 +428,14 @@ impl Membership {
                 ));
             }
             if target_info.role == Role::Steward {
-                return Err(LogError::Unauthorised("a steward cannot be removed"));
+                if author_info.role != Role::Steward {
+                    return Err(LogError::Unauthorised("only a steward removes a steward"));
+                }
+                if !self.has_another_steward(target) {
+                    return Err(LogError::Invalid(
+                        "the last steward cannot be removed; invite another steward first",
+                    ));
+                }
             }
             if !manages && target != author {
                 return Err(LogError::Unauthorised(

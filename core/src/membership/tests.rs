@@ -150,9 +150,17 @@ fn only_stewards_and_facilitators_invite_and_facilitators_only_into_their_cohort
     assert!(w.invite(&fran, Role::Member, Some(w.cohort)).is_ok());
     let steward = w.steward_keys();
     assert!(matches!(
-        w.invite(&steward, Role::Steward, Some(w.cohort)),
+        w.invite(&fran, Role::Steward, Some(w.cohort)),
+        Err(LogError::Unauthorised(_))
+    ));
+    assert!(matches!(
+        w.invite(&steward, Role::Steward, None),
         Err(LogError::Invalid(_))
     ));
+    assert!(
+        w.invite(&steward, Role::Steward, Some(w.other_cohort))
+            .is_ok()
+    );
     assert!(matches!(
         w.invite(&steward, Role::Researcher, Some(w.cohort)),
         Err(LogError::Invalid(_))
@@ -388,4 +396,34 @@ fn only_a_steward_changes_the_research_team_and_every_key_then_changes() {
     // The same team again changes nothing, so it is refused.
     let refused = w.log.append(&w.steward_keys(), change(team), T);
     assert!(matches!(refused, Err(LogError::Invalid(_))), "{refused:?}");
+}
+
+#[test]
+fn a_steward_removes_another_but_never_the_last() {
+    let mut w = World::new();
+    let first = w.steward_keys();
+    let first_member = w.log.device(&first.device_id()).unwrap().member;
+    let (fran, _) = w.member(Role::Facilitator, w.cohort);
+    // Alone, the steward cannot leave, and no facilitator removes them.
+    assert!(matches!(
+        w.remove(&first, vec![first.device_id()], true),
+        Err(LogError::Invalid(_))
+    ));
+    assert!(matches!(
+        w.remove(&fran, vec![first.device_id()], true),
+        Err(LogError::Unauthorised(_))
+    ));
+    // A second steward (a stolen phone, say, is then no administrator for good).
+    let (second, _) = w.member(Role::Steward, w.other_cohort);
+    assert!(matches!(
+        w.remove(&fran, vec![second.device_id()], true),
+        Err(LogError::Unauthorised(_))
+    ));
+    w.remove(&second, vec![first.device_id()], true).unwrap();
+    assert!(w.log.member(&first_member).unwrap().removed);
+    // Now the second is the last.
+    assert!(matches!(
+        w.remove(&second, vec![second.device_id()], true),
+        Err(LogError::Invalid(_))
+    ));
 }
