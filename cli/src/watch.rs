@@ -183,6 +183,10 @@ impl Watcher<'_> {
                 if let Some(next) = self.live.synced(clock(), result) {
                     return next;
                 }
+                // The stream stays open, so no pause will say it: say it now.
+                if let (SyncResult::Failed, Some(e)) = (result, &self.last_error) {
+                    eprintln!("kith: {e:#}; trying again at the next change");
+                }
             }
         }
     }
