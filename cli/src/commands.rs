@@ -366,13 +366,26 @@ fn watch_command(dir: &DataDir, poll: bool, json_output: bool) -> Result<Output>
 
 /// Says on stderr what the relay got wrong, and what to do.
 fn warn_about_relay(report: &SyncReport) {
+    let writer_of = |r: &kith_core::Rejection| {
+        report
+            .refused_writers
+            .iter()
+            .find(|(blob, _)| *blob == r.blob())
+            .map(|(_, name)| name.clone())
+    };
     for r in &report.rejected {
-        eprintln!("kith: refused: {r}");
+        match writer_of(r) {
+            Some(name) => eprintln!(
+                "kith: refused: {r}; it was signed by a device of {name}, whose app broke the \
+                 alliance's rules (a changed app, or a device in someone else's hands): tell your steward"
+            ),
+            None => eprintln!("kith: refused: {r}"),
+        }
     }
     for m in &report.missing {
         eprintln!("kith: missing: {m}");
     }
-    if !report.rejected.is_empty() {
+    if report.rejected.iter().any(|r| writer_of(r).is_none()) {
         eprintln!(
             "kith: the relay served data that failed its checks; none of it was applied, and \
              nothing saved on this device was changed. Tell your steward: the relay's data may have been tampered with."

@@ -18,6 +18,7 @@ use crate::kinds::{self, Kind};
 use crate::membership::{Membership, SignedEntry};
 use crate::payload::{Batch, BlobPayload, Content, Grant, Writing};
 use crate::reader::{Reader, Replica};
+use crate::rejection::Rejection;
 use crate::state::{
     Profile, Saved, SavedPending, StoreOp, decode_blob, encode_blob, load_identity, load_keys,
     save_keys,
@@ -885,6 +886,18 @@ impl Client {
             ops.push(StoreOp::PutBlob(blob));
         }
         Ok(ops)
+    }
+
+    /// Whose app wrote a blob this device refused by the membership's
+    /// rules: their pseudonym (or, unreadable, their member id). `None`
+    /// when the refusal may be the relay's doing (damage, a misplacement).
+    pub fn refused_writer(&self, rejection: &Rejection) -> Option<String> {
+        let device = self.reader.signer_of_refused(rejection.blob())?;
+        let member = self.membership.device(&device)?.member;
+        Some(
+            self.pseudonym_of(&member)
+                .unwrap_or_else(|| format!("member {member}")),
+        )
     }
 
     /// The pseudonym of a member, if this device can open it, as every

@@ -258,6 +258,12 @@ impl Client {
             run.report.rejected.dedup();
             run.report.missing = self.reader.gaps();
             run.report.kept = self.kept_for_new_key();
+            run.report.refused_writers = run
+                .report
+                .rejected
+                .iter()
+                .filter_map(|r| Some((r.blob(), self.refused_writer(r)?)))
+                .collect();
             self.recheck = run.report.rejected.iter().any(Rejection::may_be_repaired);
             Some(std::mem::take(&mut run.report))
         };

@@ -20,6 +20,9 @@ pub struct SyncReport {
     /// Batches still missing when the run ended: a later batch from the same
     /// device arrived, these did not. The later ones are held, unread.
     pub missing: Vec<Gap>,
+    /// For refused blobs whose writer's app broke the membership's rules
+    /// (not damage a relay could cause): the blob and its writer's name.
+    pub refused_writers: Vec<(crate::ids::BlobId, String)>,
     /// Blobs this device wrote that it keeps until its group's new key
     /// reaches it (someone left; see `outbox.rs`).
     pub kept: usize,

@@ -215,6 +215,15 @@ fn forged_authorship_is_refused(relay: &Relay, base: &Path) {
                 "{reader}: {refusal:?} not in {said}"
             );
         }
+        // Each refusal names whose app broke the rules; none blames the relay.
+        for n in [1, 2, 3, 5] {
+            let named = format!("signed by a device of Mallory {n},");
+            assert!(said.contains(&named), "{reader}: {named:?} not in {said}");
+        }
+        assert!(
+            !said.contains("tampered"),
+            "{reader}: a false alarm: {said}"
+        );
         assert_eq!(
             authored_texts_of(&kith(&["list", "--data-dir", reader])),
             expected

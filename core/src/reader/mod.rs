@@ -132,6 +132,8 @@ pub struct Reader {
     /// Blobs refused while applying others (a held batch that turned out
     /// not to link, or an unreadable blob opened by a new key).
     late_rejections: Vec<Rejection>,
+    /// Who signed each blob refused by the rules (see `signer_of_refused`).
+    refused_signers: HashMap<BlobId, DeviceId>,
     /// Whether unopened blobs are being tried again, and whether a key
     /// found meanwhile asks for another pass.
     retrying: bool,
@@ -168,6 +170,7 @@ impl Reader {
             unreadable: Vec::new(),
             unreadable_ids: HashSet::new(),
             late_rejections: Vec::new(),
+            refused_signers: HashMap::new(),
             names: std::cell::RefCell::new(None),
             retrying: false,
             retry_again: false,
@@ -218,8 +221,24 @@ impl Reader {
         }
         match self.try_open(blob)? {
             None => Ok(self.keep_unreadable(blob)),
-            Some(opened) => self.apply(blob, opened, membership),
+            Some(opened) => {
+                let signer = opened.0.signer;
+                let outcome = self.apply(blob, opened, membership);
+                if let Err(rejection) = &outcome
+                    && !rejection.may_be_repaired()
+                {
+                    self.refused_signers.insert(blob.id, signer);
+                }
+                outcome
+            }
         }
+    }
+
+    /// The device whose valid signature is on a blob this reader refused
+    /// by the membership's rules (not for damage or a misplacement a relay
+    /// could cause): the writer whose app broke them.
+    pub fn signer_of_refused(&self, blob: BlobId) -> Option<DeviceId> {
+        self.refused_signers.get(&blob).copied()
     }
 
     /// Tries again the blobs that could not be opened or placed, after the
