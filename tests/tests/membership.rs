@@ -312,6 +312,22 @@ fn cohorts_scopes_linked_devices_unlinking_and_removal() {
     assert!(!read.contains(&"blake after leaving".to_owned()));
 }
 
+/// The device kept in folder `kept`, opened in this process with every
+/// blob `relay` holds copied in: what it could read if it got them all.
+fn with_every_relay_blob(kept: &Path, relay: &Relay) -> kith_core::Client {
+    let blobs = kept.join("blobs");
+    std::fs::create_dir_all(&blobs).unwrap();
+    for blob in RelayDb::open(relay).all_blobs() {
+        let file = blobs.join(format!("{}.blob", blob.id));
+        std::fs::write(file, kith_core::encode_blob(&blob)).unwrap();
+    }
+    let state = std::fs::read(kept.join("state.kith")).unwrap();
+    let replica = std::fs::read(kept.join("replica.kith")).ok();
+    let (device, _) =
+        kith_core::Client::open(&state, replica.as_deref(), stored_blobs(kept)).unwrap();
+    device
+}
+
 /// Copies a data folder (a device as it was at that moment).
 fn copy_folder(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
@@ -462,20 +478,7 @@ fn writing_waits_on_the_device_for_the_key_that_replaces_a_leavers() {
     assert_eq!(report["sent"], 1, "{report}");
     assert_eq!(report["kept"], 0, "{report}");
 
-    let everything = RelayDb::open(&relay).all_blobs();
-    let blobs = kept.join("blobs");
-    std::fs::create_dir_all(&blobs).unwrap();
-    for blob in &everything {
-        std::fs::write(
-            blobs.join(format!("{}.blob", blob.id)),
-            kith_core::encode_blob(blob),
-        )
-        .unwrap();
-    }
-    let state = std::fs::read(kept.join("state.kith")).unwrap();
-    let replica = std::fs::read(kept.join("replica.kith")).ok();
-    let (leaver, _) =
-        kith_core::Client::open(&state, replica.as_deref(), stored_blobs(&kept)).unwrap();
+    let leaver = with_every_relay_blob(&kept, &relay);
     let read: Vec<String> = leaver.contributions().into_iter().map(|c| c.text).collect();
     assert!(!read.contains(&text.to_owned()), "Blake reads it: {read:?}");
 
@@ -558,19 +561,7 @@ fn a_key_taken_off_the_research_team_reads_nothing_written_after() {
     }
 
     // The old key with everything the relay holds.
-    let blobs = kept.join("blobs");
-    std::fs::create_dir_all(&blobs).unwrap();
-    for blob in RelayDb::open(&relay).all_blobs() {
-        std::fs::write(
-            blobs.join(format!("{}.blob", blob.id)),
-            kith_core::encode_blob(&blob),
-        )
-        .unwrap();
-    }
-    let state = std::fs::read(kept.join("state.kith")).unwrap();
-    let replica = std::fs::read(kept.join("replica.kith")).ok();
-    let (device, _) =
-        kith_core::Client::open(&state, replica.as_deref(), stored_blobs(&kept)).unwrap();
+    let device = with_every_relay_blob(&kept, &relay);
     let old_key = std::fs::read_to_string(&study.key).unwrap();
     let old_key = old_key
         .lines()
