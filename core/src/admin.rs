@@ -458,20 +458,34 @@ impl Client {
                 // Granted again with the new key, to the team as it is now.
                 keys.extend(self.held_keys_of(scope));
             }
-            let epoch = draft.current_epoch(&scope).map_or(0, |e| e + 1);
-            let key = EpochKey::generate(scope, epoch, rng);
-            entries.push(draft.append(
-                &self.keys,
-                Action::Rotate {
-                    scope,
-                    epoch,
-                    recipient: key.identity.recipient().to_string(),
-                },
-                now,
-            )?);
+            let (entry, key) = self.rotate_entry(draft, scope, now, rng)?;
+            entries.push(entry);
             keys.push(key);
         }
         Ok((entries, keys))
+    }
+
+    /// A new epoch key for `scope` and the `Rotate` entry that names it,
+    /// appended to `draft`.
+    fn rotate_entry(
+        &self,
+        draft: &mut Membership,
+        scope: ScopeId,
+        now: Timestamp,
+        rng: &mut impl CryptoRngCore,
+    ) -> Result<(SignedEntry, EpochKey), Error> {
+        let epoch = draft.current_epoch(&scope).map_or(0, |e| e + 1);
+        let key = EpochKey::generate(scope, epoch, rng);
+        let entry = draft.append(
+            &self.keys,
+            Action::Rotate {
+                scope,
+                epoch,
+                recipient: key.identity.recipient().to_string(),
+            },
+            now,
+        )?;
+        Ok((entry, key))
     }
 
     /// Every key of `scope` this device holds (to read it, or in custody).
@@ -516,17 +530,7 @@ impl Client {
             .cohort()
             .ok_or(Error::NoCohort("no cohort to rotate"))?;
         let mut draft = self.membership.clone();
-        let epoch = draft.current_epoch(&scope).map_or(0, |e| e + 1);
-        let key = EpochKey::generate(scope, epoch, rng);
-        let entry = draft.append(
-            &self.keys,
-            Action::Rotate {
-                scope,
-                epoch,
-                recipient: key.identity.recipient().to_string(),
-            },
-            now,
-        )?;
+        let (entry, _) = self.rotate_entry(&mut draft, scope, now, rng)?;
         let body = AppendLog {
             entries: vec![entry],
         };
