@@ -31,6 +31,7 @@ pub fn run(command: Command, json_output: bool) -> Result<Output> {
             relay,
             alliance,
             cohort,
+            history,
             name,
             researchers,
             registration_token,
@@ -42,6 +43,7 @@ pub fn run(command: Command, json_output: bool) -> Result<Output> {
                 relay,
                 pseudonym: name,
                 researchers: Vec::new(),
+                history: history.into(),
             },
             &researchers,
             registration_token
@@ -282,10 +284,35 @@ fn contribute(dir: &DataDir, text: &str, scope: ScopeArg) -> Result<Output> {
     let mut client = dir.load()?;
     let (id, ops) = client.contribute(text, scope.into(), now(), &mut OsRng)?;
     dir.apply(ops)?;
+    let saved = "Saved on this device. It will be sent at the next sync.";
+    let history = client
+        .cohort_history()
+        .filter(|_| scope == ScopeArg::Cohort);
+    let Some(history) = history else {
+        return Ok(Output::ok(
+            json!({ "contribution_id": id.to_string() }),
+            saved,
+        ));
+    };
+    let later = history == kith_core::History::Whole;
     Ok(Output::ok(
-        json!({ "contribution_id": id.to_string() }),
-        "Saved on this device. It will be sent at the next sync.",
+        json!({ "contribution_id": id.to_string(), "people_who_join_later_read_it": later }),
+        format!("{saved}\n{}", who_reads_cohort_writing(history)),
     ))
+}
+
+/// Who reads what a member writes to their cohort, in a member's words.
+pub(crate) fn who_reads_cohort_writing(history: kith_core::History) -> &'static str {
+    match history {
+        kith_core::History::FromJoin => {
+            "Your group reads it (the people in it now) and the research team. \
+             Someone who joins your group later will not."
+        }
+        kith_core::History::Whole => {
+            "Your group reads it and the research team. \
+             Someone who joins your group later will read it too."
+        }
+    }
 }
 
 /// Edits (with a new text) or deletes one of the member's own contributions.

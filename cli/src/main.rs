@@ -49,6 +49,9 @@ enum Command {
         /// The name of its first cohort (yours).
         #[arg(long, default_value = "First cohort")]
         cohort: String,
+        /// What someone who joins that cohort later reads of it.
+        #[arg(long, value_enum, default_value_t = HistoryArg::FromJoin)]
+        history: HistoryArg,
         /// Your pseudonym.
         #[arg(long)]
         name: String,
@@ -216,6 +219,10 @@ enum CohortCommand {
         /// Its name, for example "Young people".
         #[arg(long)]
         name: String,
+        /// What someone who joins it later reads of it. Members see which
+        /// applies when they write; it cannot change later.
+        #[arg(long, value_enum, default_value_t = HistoryArg::FromJoin)]
+        history: HistoryArg,
     },
     /// List the cohorts.
     List {
@@ -329,6 +336,23 @@ enum DeviceCommand {
         #[arg(long)]
         device: String,
     },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum HistoryArg {
+    /// Only what is written after they join (the safer choice).
+    FromJoin,
+    /// Everything, from the cohort's start.
+    All,
+}
+
+impl From<HistoryArg> for kith_core::History {
+    fn from(history: HistoryArg) -> Self {
+        match history {
+            HistoryArg::FromJoin => kith_core::History::FromJoin,
+            HistoryArg::All => kith_core::History::Whole,
+        }
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -18,12 +18,16 @@ const HOUR_MS: u64 = 60 * 60 * 1000;
 
 pub fn run_cohort(command: CohortCommand) -> Result<Output> {
     match command {
-        CohortCommand::Create { data_dir, name } => {
+        CohortCommand::Create {
+            data_dir,
+            name,
+            history,
+        } => {
             let dir = DataDir::new(&data_dir);
             let mut client = dir.load()?;
             sync(&mut client, &dir)?;
             change(&mut client, &dir, |c| {
-                c.create_cohort(&name, now(), &mut OsRng)
+                c.create_cohort(&name, history.into(), now(), &mut OsRng)
             })?;
             let id = cohort_by_name(&client, &name)?;
             Ok(Output::ok(
@@ -36,13 +40,27 @@ pub fn run_cohort(command: CohortCommand) -> Result<Output> {
             let cohorts: Vec<_> = client
                 .membership()
                 .cohorts()
-                .map(|(id, _)| json!({ "id": id.to_string(), "name": client.cohort_name(id) }))
+                .map(|(id, info)| {
+                    let history = match info.history {
+                        kith_core::History::FromJoin => "from-join",
+                        kith_core::History::Whole => "all",
+                    };
+                    json!({
+                        "id": id.to_string(),
+                        "name": client.cohort_name(id),
+                        "history": history,
+                    })
+                })
                 .collect();
             let text = cohorts
                 .iter()
                 .map(|c| {
+                    let history = match c["history"].as_str() {
+                        Some("from-join") => "newcomers read what is written after they join",
+                        _ => "newcomers read everything from the start",
+                    };
                     format!(
-                        "{}  {}",
+                        "{}  {}  ({history})",
                         c["id"].as_str().unwrap_or(""),
                         c["name"].as_str().unwrap_or("(name not readable)")
                     )

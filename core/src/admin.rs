@@ -16,7 +16,9 @@ use crate::error::Error;
 use crate::ids::{AllianceId, DeviceId, InviteId, MemberId, ScopeId};
 use crate::invite::{Invite, InvitePackage};
 use crate::keys::{DeviceKeys, EpochKey, Recipient};
-use crate::membership::{Action, Cutoff, DeviceKeysPublic, Membership, ScopeKind, SignedEntry};
+use crate::membership::{
+    Action, Cutoff, DeviceKeysPublic, History, Membership, ScopeKind, SignedEntry,
+};
 use crate::names::seal_name;
 use crate::payload::Grant;
 use crate::state::{Profile, StoreOp};
@@ -34,6 +36,8 @@ pub struct NewAlliance {
     pub pseudonym: String,
     /// The research team's age recipients.
     pub researchers: Vec<Recipient>,
+    /// What a member who joins the first cohort later reads of it.
+    pub history: History,
 }
 
 impl Client {
@@ -69,24 +73,26 @@ impl Client {
             },
             now,
         )?;
-        for (key, kind, name) in [
-            (&alliance_key, ScopeKind::Alliance, Some(&alliance_name)),
-            (&cohort_key, ScopeKind::Cohort, Some(&cohort_name)),
-            (&research_key, ScopeKind::Research(member), None),
-        ] {
-            membership.append(
-                &keys,
-                Action::OpenScope {
-                    scope: key.scope,
-                    kind,
-                    recipient: key.identity.recipient().to_string(),
-                    sealed_name: name
-                        .map(|n| seal_name(n, &sealed_to))
-                        .transpose()?
-                        .unwrap_or_default(),
-                },
-                now,
-            )?;
+        let open_scope = |key: &EpochKey, kind, sealed_name| Action::OpenScope {
+            scope: key.scope,
+            kind,
+            recipient: key.identity.recipient().to_string(),
+            sealed_name,
+        };
+        let open_alliance = open_scope(
+            &alliance_key,
+            ScopeKind::Alliance,
+            seal_name(&alliance_name, &sealed_to)?,
+        );
+        let open_cohort = Action::OpenCohort {
+            scope: cohort_key.scope,
+            recipient: cohort_key.identity.recipient().to_string(),
+            sealed_name: seal_name(&cohort_name, &sealed_to)?,
+            history: new.history,
+        };
+        let open_research = open_scope(&research_key, ScopeKind::Research(member), Vec::new());
+        for action in [open_alliance, open_cohort, open_research] {
+            membership.append(&keys, action, now)?;
         }
         let profile = Profile {
             alliance,
@@ -97,7 +103,7 @@ impl Client {
         };
         let epoch_keys = vec![alliance_key, cohort_key, research_key];
         let mut client = Self::assemble(keys, profile, membership, epoch_keys.clone(), None);
-        let mut ops = client.grant_to_research_team(&epoch_keys, now, rng)?;
+        let mut ops = client.grant_new_keys(&epoch_keys, now, rng)?;
         ops.push(StoreOp::PutState(client.saved().encode()));
         Ok((client, ops))
     }
@@ -277,6 +283,7 @@ impl Client {
     pub fn create_cohort(
         &mut self,
         name: &str,
+        history: History,
         now: Timestamp,
         rng: &mut impl CryptoRngCore,
     ) -> Result<(HttpRequest, Vec<StoreOp>), Error> {
@@ -309,11 +316,11 @@ impl Client {
         let mut draft = self.membership.clone();
         let entry = draft.append(
             &self.keys,
-            Action::OpenScope {
+            Action::OpenCohort {
                 scope: key.scope,
-                kind: ScopeKind::Cohort,
                 recipient: key.identity.recipient().to_string(),
                 sealed_name: seal_name(&name, &sealed_to)?,
+                history,
             },
             now,
         )?;
@@ -443,8 +450,9 @@ impl Client {
         self.stage_change(draft, entries, keys, now, rng)
     }
 
-    /// New keys for every stale scope this device reads: the entries and
-    /// the keys (grants are made when the change is staged).
+    /// New keys for every stale scope this device reads, and the chapter
+    /// its cohort owes if someone joined it: the entries and the keys
+    /// (grants are made when the change is staged).
     fn rotations(
         &self,
         draft: &mut Membership,
@@ -453,6 +461,11 @@ impl Client {
     ) -> Result<(Vec<SignedEntry>, Vec<EpochKey>), Error> {
         let mut entries = Vec::new();
         let mut keys = Vec::new();
+        if let Some(cohort) = draft.chapter_owed_by(&self.device_id()) {
+            let (entry, key) = new_chapter(draft, &self.keys, cohort, now, rng)?;
+            entries.push(entry);
+            keys.push(key);
+        }
         for scope in draft.stale_scopes_read_by(&self.device_id()) {
             if draft.research_team_changed_since(&scope) {
                 // Granted again with the new key, to the team as it is now.
@@ -651,6 +664,28 @@ impl Client {
             Err(Error::Removed)
         }
     }
+}
+
+/// A new chapter of `cohort` (`membership/history.rs`), appended to
+/// `draft` by `keys`' device, and its first key.
+pub(crate) fn new_chapter(
+    draft: &mut Membership,
+    keys: &DeviceKeys,
+    cohort: ScopeId,
+    now: Timestamp,
+    rng: &mut impl CryptoRngCore,
+) -> Result<(SignedEntry, EpochKey), Error> {
+    let key = EpochKey::generate(ScopeId::random(rng), 0, rng);
+    let entry = draft.append(
+        keys,
+        Action::NewChapter {
+            cohort,
+            scope: key.scope,
+            recipient: key.identity.recipient().to_string(),
+        },
+        now,
+    )?;
+    Ok((entry, key))
 }
 
 pub(crate) fn device_public_keys(keys: &DeviceKeys) -> DeviceKeysPublic {

@@ -303,6 +303,12 @@ impl Client {
             .and_then(|m| m.cohort)
     }
 
+    /// What someone who joins this member's cohort later will read of it
+    /// (shown beside what the member writes there).
+    pub fn cohort_history(&self) -> Option<crate::membership::History> {
+        self.membership.history_of(&self.cohort()?)
+    }
+
     /// How many blobs wait to be sent.
     pub fn pending_uploads(&self) -> usize {
         self.outbox.len()
@@ -333,9 +339,16 @@ impl Client {
                 "this device is not in the alliance's membership",
             ))?;
         match scope {
-            WriteScope::Cohort => member.cohort.ok_or(Error::NoCohort(
-                "researchers are not in a cohort; write with the research-only scope",
-            )),
+            WriteScope::Cohort => {
+                member.cohort.ok_or(Error::NoCohort(
+                    "researchers are not in a cohort; write with the research-only scope",
+                ))?;
+                self.membership
+                    .cohort_writing_scope(&self.profile.member)
+                    .ok_or(Error::SyncFirst(
+                        "your group's key for newcomers is not made yet; sync first",
+                    ))
+            }
             WriteScope::Research => member.research_scope.ok_or(Error::SyncFirst(
                 "this member's research-only space is not set up yet; sync first",
             )),
@@ -489,9 +502,11 @@ impl Client {
         self.check_active()?;
         let device = self.device_id();
         let member = self.profile.member;
-        let scopes: Vec<ScopeId> = [WriteScope::Cohort, WriteScope::Research]
+        let scopes: Vec<ScopeId> = self
+            .membership
+            .cohort_scopes_written_by(&member)
             .into_iter()
-            .filter_map(|scope| self.write_scope(scope).ok())
+            .chain(self.write_scope(WriteScope::Research).ok())
             .collect();
         let (scope, kind, doc) = scopes
             .iter()
@@ -758,19 +773,20 @@ impl Client {
         Ok(changed)
     }
 
-    /// Grants keys this device made to the research team (and the scopes'
-    /// other readers), queued for the next sync; none without a research team.
-    pub(crate) fn grant_to_research_team(
+    /// Grants keys this device made to whoever else reads their scopes: the
+    /// research team, and other members' devices (a new chapter's). A key
+    /// no one else reads stays here alone.
+    pub(crate) fn grant_new_keys(
         &mut self,
         keys: &[EpochKey],
         now: Timestamp,
         rng: &mut impl CryptoRngCore,
     ) -> Result<Vec<StoreOp>, Error> {
-        if self.membership.research_recipients().is_empty() {
-            return Ok(Vec::new());
-        }
+        let me = self.device_id();
         let membership = self.membership.clone();
+        let research = !membership.research_recipients().is_empty();
         keys.iter()
+            .filter(|key| research || membership.readers(key.scope).iter().any(|(d, _)| *d != me))
             .map(|key| {
                 let blob = self.grant_blob(&membership, key, now, rng)?;
                 self.reader.mark_applied(blob.id);
@@ -913,7 +929,8 @@ impl Client {
 
     /// A cohort's name, if this device can open it.
     pub fn cohort_name(&self, cohort: &ScopeId) -> Option<String> {
-        let sealed = &self.membership.scope(cohort)?.sealed_name;
+        let cohort = self.membership.cohort_of(cohort)?;
+        let sealed = &self.membership.scope(&cohort)?.sealed_name;
         crate::names::open_name(sealed, &self.membership, self.reader.epoch_keys())
     }
 }

@@ -10,7 +10,7 @@
 
 use rand_core::CryptoRngCore;
 
-use crate::admin::device_public_keys;
+use crate::admin::{device_public_keys, new_chapter};
 use crate::api::{self, AppendLog, HttpRequest, HttpResponse, RedeemInvite, Redeemed};
 use crate::api::{json, relay_error};
 use crate::client::{Client, check_name};
@@ -360,6 +360,13 @@ impl Joining {
             )?);
             new_keys.push(key);
         }
+        if let Some(cohort) = membership.chapter_owed_by(&self.keys.device_id()) {
+            // A cohort read from join on: the newcomer opens the chapter
+            // they and everyone now in it read (`membership/history.rs`).
+            let (entry, key) = new_chapter(&mut membership, &self.keys, cohort, now, rng)?;
+            entries.push(entry);
+            new_keys.push(key);
+        }
         Ok(Accepted {
             package,
             membership,
@@ -408,7 +415,7 @@ impl Joining {
             .into_iter()
             .filter(|k| !granted.contains(&(k.scope, k.epoch)))
             .collect();
-        let mut ops = client.grant_to_research_team(&made, now, rng)?;
+        let mut ops = client.grant_new_keys(&made, now, rng)?;
         ops.push(StoreOp::PutState(client.saved().encode()));
         Ok((client, ops))
     }

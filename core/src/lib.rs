@@ -22,6 +22,7 @@
 //!         relay: "http://localhost:8080".into(),
 //!         pseudonym: "Sam".into(),
 //!         researchers: vec![],
+//!         history: kith_core::History::FromJoin,
 //!     },
 //!     Timestamp(0),
 //!     &mut rng,
@@ -80,6 +81,7 @@ pub use ids::{
 pub use invite::{Invite, InvitePackage};
 pub use join::Joining;
 pub use keys::{AgeIdentity, DeviceKeys, EpochKey, Recipient, fingerprint, verify};
+pub use membership::History;
 pub use membership::{LogError, Membership, SignedEntry};
 pub use reader::{Ingested, Ingestion, Reader, Rejection};
 pub use research::ResearchView;

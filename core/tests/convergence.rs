@@ -92,6 +92,7 @@ fn fixture() -> &'static Fixture {
                 relay: "http://relay.invalid".into(),
                 pseudonym: "Steward".into(),
                 researchers: vec![],
+                history: kith_core::History::Whole,
             },
             Timestamp(0),
             &mut rng,

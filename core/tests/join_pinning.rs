@@ -27,6 +27,7 @@ fn alliance_with_invite(rng: &mut ChaCha20Rng) -> (Client, Invite, PublishInvite
             relay: "http://localhost:8080".into(),
             pseudonym: "Sam".into(),
             researchers: vec![AgeIdentity::generate(rng).recipient()],
+            history: kith_core::History::FromJoin,
         },
         NOW,
         rng,

@@ -360,6 +360,8 @@ fn action_name(action: &Action) -> &'static str {
         Action::Remove { .. } => "Remove",
         Action::CancelInvite { .. } => "CancelInvite",
         Action::ResearchTeam { .. } => "ResearchTeam",
+        Action::OpenCohort { .. } => "OpenCohort",
+        Action::NewChapter { .. } => "NewChapter",
     }
 }
 
@@ -1476,6 +1478,7 @@ fn state_vectors() -> Vec<(&'static str, Value)> {
             relay: RELAY.into(),
             pseudonym: "Sam".into(),
             researchers: vec![identity(0x51).recipient()],
+            history: kith_core::History::Whole,
         },
         T,
         &mut rng,

@@ -148,6 +148,7 @@ async fn steward(addr: SocketAddr) -> Client {
             relay: format!("http://{addr}"),
             pseudonym: "Sam".into(),
             researchers: vec![],
+            history: kith_core::History::FromJoin,
         },
         now(),
         &mut OsRng,

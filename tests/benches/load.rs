@@ -308,6 +308,7 @@ impl Sim {
                 relay: "http://127.0.0.1".into(),
                 pseudonym: "Phone".into(),
                 researchers: vec![],
+                history: kith_core::History::Whole,
             },
             now(),
             &mut OsRng,

@@ -96,6 +96,7 @@ impl Device {
                 relay: relay.into(),
                 pseudonym: "Steward".into(),
                 researchers,
+                history: kith_core::History::FromJoin,
             },
             now(),
             &mut OsRng,

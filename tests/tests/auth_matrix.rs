@@ -692,6 +692,7 @@ fn new_alliance(relay: &str) -> NewAlliance {
         relay: relay.into(),
         pseudonym: "Sam".into(),
         researchers: vec![],
+        history: kith_core::History::FromJoin,
     }
 }
 

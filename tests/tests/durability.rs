@@ -30,6 +30,7 @@ fn registered(url: &str) -> Client {
             relay: url.into(),
             pseudonym: "Writer".into(),
             researchers: vec![],
+            history: kith_core::History::FromJoin,
         },
         now(),
         &mut OsRng,

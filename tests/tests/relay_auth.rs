@@ -21,6 +21,7 @@ fn steward(relay: &Relay) -> Client {
             relay: relay.url(),
             pseudonym: "Sam".into(),
             researchers: vec![],
+            history: kith_core::History::FromJoin,
         },
         now(),
         &mut OsRng,

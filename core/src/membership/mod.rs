@@ -25,6 +25,9 @@ use crate::keys::{DeviceKeys, verify};
 pub use crate::log_error::LogError;
 use crate::role::Role;
 use crate::time::Timestamp;
+pub use history::History;
+
+mod history;
 
 /// Domain separation for entry signatures.
 pub const LOG_LABEL: &[u8] = b"kith/membership/v1\n";
@@ -199,6 +202,31 @@ pub enum Action {
         /// The team's recipients (`age1...`) from now on.
         recipients: Vec<String>,
     },
+    /// Opens a cohort at epoch 0, saying whether a member who joins later
+    /// reads what was written before they came (`history.rs`). A cohort
+    /// opened with [`Action::OpenScope`] keeps its whole history.
+    OpenCohort {
+        /// Its id.
+        scope: ScopeId,
+        /// Epoch 0's public recipient.
+        recipient: String,
+        /// Its name, sealed to the alliance scope.
+        #[serde(with = "base64_bytes")]
+        sealed_name: Vec<u8>,
+        /// What a member who joins later reads.
+        history: History,
+    },
+    /// A new chapter of a cohort whose members read only what was written
+    /// after they joined: a scope of its own, read by the cohort's members
+    /// as they are now. Owed once someone joins the cohort.
+    NewChapter {
+        /// The cohort.
+        cohort: ScopeId,
+        /// The chapter's scope id.
+        scope: ScopeId,
+        /// Its epoch 0's public recipient.
+        recipient: String,
+    },
 }
 
 /// A member as the log knows them.
@@ -216,6 +244,9 @@ pub struct MemberInfo {
     pub research_scope: Option<ScopeId>,
     /// How many members joined before them (the steward is 0).
     pub joined: usize,
+    /// The index of the log entry that brought them in (their first
+    /// device's join; 0 for the first steward).
+    pub since: u64,
 }
 
 /// A device as the log knows it.
@@ -246,6 +277,12 @@ pub struct ScopeInfo {
     /// How many times the research team had changed when its current
     /// epoch began (see [`Membership::research_team_changed_since`]).
     pub research_team_at: u32,
+    /// For a cohort or chapter: what a member who joins later reads.
+    pub history: History,
+    /// For a chapter: the cohort it belongs to.
+    pub chapter_of: Option<ScopeId>,
+    /// The index of the log entry that opened it.
+    pub opened_at: u64,
 }
 
 /// An invite as the log knows it.
@@ -480,7 +517,7 @@ impl Membership {
     pub fn cohorts(&self) -> impl Iterator<Item = (&ScopeId, &ScopeInfo)> {
         self.scopes
             .iter()
-            .filter(|(_, s)| s.kind == ScopeKind::Cohort)
+            .filter(|(_, s)| s.kind == ScopeKind::Cohort && s.chapter_of.is_none())
     }
 
     /// The public recipient of a scope's epoch.
@@ -516,7 +553,7 @@ impl Membership {
         !info.removed
             && match s.kind {
                 ScopeKind::Alliance => true,
-                ScopeKind::Cohort => info.cohort == Some(*scope),
+                ScopeKind::Cohort => history::in_chapter(info, scope, s),
                 ScopeKind::Research(owner) => owner == *member,
             }
     }
@@ -529,7 +566,7 @@ impl Membership {
         };
         match s.kind {
             ScopeKind::Alliance => false,
-            ScopeKind::Cohort => info.cohort == Some(*scope),
+            ScopeKind::Cohort => history::in_chapter(info, scope, s),
             ScopeKind::Research(owner) => owner == *member,
         }
     }
@@ -548,7 +585,9 @@ impl Membership {
         };
         match s.kind {
             ScopeKind::Alliance => false,
-            ScopeKind::Cohort => member.role.may_invite() && member.cohort == Some(*scope),
+            ScopeKind::Cohort => {
+                member.role.may_invite() && !member.removed && history::in_chapter(member, scope, s)
+            }
             ScopeKind::Research(owner) => owner == info.member,
         }
     }
@@ -572,7 +611,9 @@ impl Membership {
             .filter(|i| i.is_open(now))
             .filter(|i| match kind {
                 ScopeKind::Alliance => true,
-                ScopeKind::Cohort => i.cohort == Some(scope),
+                // A cohort whose newcomers read only what comes after them
+                // gives an invite none of its keys.
+                ScopeKind::Cohort => history::invite_reads(i, &scope, &self.scopes[&scope]),
                 ScopeKind::Research(owner) => owner == i.member,
             })
             .map(|i| i.recipient.as_str())
@@ -598,10 +639,12 @@ impl Membership {
         if self.members.contains_key(&invite.member) {
             return self.scopes_of(&invite.member);
         }
-        self.alliance_scope
-            .into_iter()
-            .chain(invite.cohort)
-            .collect()
+        let cohort = invite.cohort.filter(|c| {
+            self.scopes
+                .get(c)
+                .is_some_and(|s| history::invite_reads(invite, c, s))
+        });
+        self.alliance_scope.into_iter().chain(cohort).collect()
     }
 
     /// The member's own research-only scopes, whether or not they have left.

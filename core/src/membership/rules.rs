@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use super::{
-    Action, Cutoff, DeviceInfo, DeviceKeysPublic, Entry, InviteInfo, LogError, MemberInfo,
+    Action, Cutoff, DeviceInfo, DeviceKeysPublic, Entry, History, InviteInfo, LogError, MemberInfo,
     Membership, ScopeInfo, ScopeKind, join_proof_message,
 };
 use crate::ids::{DeviceId, InviteId, MemberId, ScopeId};
@@ -42,7 +42,29 @@ impl Membership {
                 kind,
                 recipient,
                 sealed_name,
-            } => self.open_scope(author, *scope, *kind, recipient, sealed_name),
+            } => self.open_scope(author, entry.index, *scope, *kind, recipient, sealed_name),
+            Action::OpenCohort {
+                scope,
+                recipient,
+                sealed_name,
+                history,
+            } => {
+                self.open_scope(
+                    author,
+                    entry.index,
+                    *scope,
+                    ScopeKind::Cohort,
+                    recipient,
+                    sealed_name,
+                )?;
+                self.scopes.get_mut(scope).expect("opened").history = *history;
+                Ok(())
+            }
+            Action::NewChapter {
+                cohort,
+                scope,
+                recipient,
+            } => self.new_chapter(author, entry.index, *cohort, *scope, recipient),
             Action::Rotate {
                 scope,
                 epoch,
@@ -153,6 +175,7 @@ impl Membership {
                 sealed_pseudonym: sealed_pseudonym.clone(),
                 research_scope: None,
                 joined: 0,
+                since: 0,
             },
         );
         self.devices.insert(
@@ -170,6 +193,7 @@ impl Membership {
     fn open_scope(
         &mut self,
         author: MemberId,
+        index: u64,
         scope: ScopeId,
         kind: ScopeKind,
         recipient: &str,
@@ -223,12 +247,57 @@ impl Membership {
                 sealed_name: sealed_name.to_vec(),
                 stale: false,
                 research_team_at: self.research_changes,
+                history: History::Whole,
+                chapter_of: None,
+                opened_at: index,
             },
         );
         // A steward who opens a cohort they are not in knows its first key:
         // its first reader to arrive replaces it.
         let stale = !self.member_reads(&author, &scope);
         self.scopes.get_mut(&scope).expect("inserted").stale = stale;
+        Ok(())
+    }
+
+    fn new_chapter(
+        &mut self,
+        author: MemberId,
+        index: u64,
+        cohort: ScopeId,
+        scope: ScopeId,
+        recipient: &str,
+    ) -> Result<(), LogError> {
+        check_recipient(recipient)?;
+        if self.scopes.contains_key(&scope) {
+            return Err(LogError::Invalid("this scope already exists"));
+        }
+        let opened = self.scopes.get(&cohort);
+        if !opened.is_some_and(|s| s.kind == ScopeKind::Cohort && s.chapter_of.is_none()) {
+            return Err(LogError::Invalid("no such cohort"));
+        }
+        if self.members[&author].cohort != Some(cohort) {
+            return Err(LogError::Unauthorised(
+                "only a member of a cohort opens its next chapter",
+            ));
+        }
+        if !self.chapter_owed(&cohort) {
+            return Err(LogError::Invalid(
+                "no one has joined this cohort since its newest chapter opened",
+            ));
+        }
+        self.scopes.insert(
+            scope,
+            ScopeInfo {
+                kind: ScopeKind::Cohort,
+                epochs: vec![recipient.to_owned()],
+                sealed_name: Vec::new(),
+                stale: false,
+                research_team_at: self.research_changes,
+                history: History::FromJoin,
+                chapter_of: Some(cohort),
+                opened_at: index,
+            },
+        );
         Ok(())
     }
 
@@ -362,6 +431,7 @@ impl Membership {
             sealed_pseudonym: sealed_pseudonym.to_vec(),
             research_scope: None,
             joined,
+            since: entry.index,
         });
         if info.removed {
             return Err(LogError::Invalid("this member has left"));

@@ -427,3 +427,112 @@ fn a_steward_removes_another_but_never_the_last() {
         Err(LogError::Invalid(_))
     ));
 }
+
+impl World {
+    /// The steward opens a cohort whose newcomers read only what comes
+    /// after them.
+    fn cohort_read_from_join(&mut self) -> ScopeId {
+        let cohort = ScopeId::random(&mut self.rng);
+        let open = Action::OpenCohort {
+            scope: cohort,
+            recipient: recipient(&mut self.rng),
+            sealed_name: vec![],
+            history: History::FromJoin,
+        };
+        let steward = self.steward_keys();
+        self.log.append(&steward, open, T).unwrap();
+        cohort
+    }
+
+    fn new_chapter(&mut self, by: &DeviceKeys, cohort: ScopeId) -> Result<ScopeId, LogError> {
+        let scope = ScopeId::random(&mut self.rng);
+        let action = Action::NewChapter {
+            cohort,
+            scope,
+            recipient: recipient(&mut self.rng),
+        };
+        self.log.append(by, action, T).map(|_| scope)
+    }
+}
+
+#[test]
+fn a_newcomer_to_a_cohort_read_from_join_reads_only_the_chapters_opened_after() {
+    let mut w = World::new();
+    let cohort = w.cohort_read_from_join();
+    // An invite into it carries none of its keys, and no key reaches it later.
+    let (key, invite, _) = w
+        .invite(&w.steward_keys(), Role::Member, Some(cohort))
+        .unwrap();
+    assert_eq!(
+        w.log.scopes_for_invite(&invite),
+        w.log.alliance_scope().into_iter().collect::<Vec<_>>()
+    );
+    assert!(w.log.pending_invite_recipients(cohort, T).is_empty());
+    let ada = w.join(&key, invite).unwrap();
+    let ada_member = w.log.device(&ada.device_id()).unwrap().member;
+    assert!(!w.log.member_reads(&ada_member, &cohort));
+    assert!(w.log.chapter_owed(&cohort));
+    assert_eq!(w.log.chapter_owed_by(&ada.device_id()), Some(cohort));
+    assert_eq!(w.log.cohort_writing_scope(&ada_member), None);
+
+    // Only a member of the cohort opens its chapter, and only when owed.
+    let (outsider, _) = w.member(Role::Member, w.cohort);
+    assert!(matches!(
+        w.new_chapter(&outsider, cohort),
+        Err(LogError::Unauthorised(_))
+    ));
+    let first = w.new_chapter(&ada, cohort).unwrap();
+    assert!(matches!(
+        w.new_chapter(&ada, cohort),
+        Err(LogError::Invalid(_))
+    ));
+    assert!(matches!(
+        w.new_chapter(&ada, w.cohort),
+        Err(LogError::Unauthorised(_))
+    ));
+    assert_eq!(w.log.cohort_writing_scope(&ada_member), Some(first));
+    assert_eq!(w.log.cohort_of(&first), Some(cohort));
+    assert_eq!(w.log.cohorts().filter(|(id, _)| **id == first).count(), 0);
+
+    // Ben joins: Ada and Ben read the next chapter; Ben not the first.
+    let (key, invite, _) = w
+        .invite(&w.steward_keys(), Role::Member, Some(cohort))
+        .unwrap();
+    let ben = w.join(&key, invite).unwrap();
+    let ben_member = w.log.device(&ben.device_id()).unwrap().member;
+    assert_eq!(w.log.chapter_owed_by(&ada.device_id()), Some(cohort));
+    let second = w.new_chapter(&ada, cohort).unwrap();
+    assert!(w.log.member_reads(&ada_member, &first));
+    assert!(!w.log.member_reads(&ben_member, &first));
+    assert!(w.log.member_reads(&ben_member, &second));
+    let readers: Vec<DeviceId> = w.log.readers(second).into_iter().map(|(d, _)| d).collect();
+    assert!(readers.contains(&ada.device_id()) && readers.contains(&ben.device_id()));
+    assert_eq!(
+        w.log.cohort_scopes_written_by(&ada_member),
+        vec![first, second]
+    );
+    assert_eq!(w.log.cohort_scopes_written_by(&ben_member), vec![second]);
+
+    // Removing Ada makes every chapter she read stale, as for any scope.
+    let steward = w.steward_keys();
+    w.remove(&steward, vec![ada.device_id()], true).unwrap();
+    assert!(w.log.scope(&first).unwrap().stale && w.log.scope(&second).unwrap().stale);
+    let bens = w.log.stale_scopes_read_by(&ben.device_id());
+    assert!(bens.contains(&second) && !bens.contains(&first));
+}
+
+#[test]
+fn a_cohort_kept_whole_hands_its_keys_to_newcomers_and_owes_no_chapter() {
+    let mut w = World::new();
+    let (key, invite, _) = w
+        .invite(&w.steward_keys(), Role::Member, Some(w.cohort))
+        .unwrap();
+    assert!(w.log.scopes_for_invite(&invite).contains(&w.cohort));
+    assert!(!w.log.pending_invite_recipients(w.cohort, T).is_empty());
+    let ada = w.join(&key, invite).unwrap();
+    assert!(!w.log.chapter_owed(&w.cohort));
+    assert!(matches!(
+        w.new_chapter(&ada, w.cohort),
+        Err(LogError::Invalid(_))
+    ));
+}

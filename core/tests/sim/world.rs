@@ -60,6 +60,8 @@ pub struct World {
     pub(super) research_identity: Option<AgeIdentity>,
     /// Which device wrote each contribution's blob.
     pub(super) writer_of: BTreeMap<BlobId, usize>,
+    /// What a member who joins the cohort later reads of it.
+    pub(super) history: kith_core::History,
 }
 
 impl World {
@@ -79,6 +81,7 @@ impl World {
             joining: None,
             research_identity: None,
             writer_of: BTreeMap::new(),
+            history: kith_core::History::Whole,
         }
     }
 
@@ -216,6 +219,7 @@ impl World {
                     .iter()
                     .map(AgeIdentity::recipient)
                     .collect(),
+                history: self.history,
             },
             self.now(),
             &mut self.rng,
