@@ -226,6 +226,11 @@ fn invite(dir: &DataDir, role: Role, cohort: Option<&str>, days: u64, qr: bool) 
     let invite = publish(&mut client, dir, |c| {
         c.create_invite(role, cohort, days * DAY_MS, now(), &mut OsRng)
     })?;
+    // Into a cohort read from join on, this device (if in it) opens the
+    // chapter the newcomer will read, so what it writes next reaches them.
+    if let Err(e) = sync(&mut client, dir) {
+        eprintln!("kith: the invite is made, but the sync after it failed ({e:#}); sync later");
+    }
     let link = invite.link();
     let mut shown = format!(
         "Send this link to the new {} (it works once, for {days} days):\n{}\n\

@@ -343,10 +343,14 @@ impl Client {
                 member.cohort.ok_or(Error::NoCohort(
                     "researchers are not in a cohort; write with the research-only scope",
                 ))?;
+                // The newest chapter whose key is here (a key on its way
+                // leaves this writing to the people the device knew of).
                 self.membership
-                    .cohort_writing_scope(&self.profile.member)
+                    .cohort_scopes_read_by(&self.profile.member)
+                    .into_iter()
+                    .find(|scope| self.reader.newest_key(*scope).is_some())
                     .ok_or(Error::SyncFirst(
-                        "your group's key for newcomers is not made yet; sync first",
+                        "this device does not hold your group's key yet; sync first",
                     ))
             }
             WriteScope::Research => member.research_scope.ok_or(Error::SyncFirst(
@@ -853,6 +857,16 @@ impl Client {
     /// The scopes this device fetches, each with the relay position its
     /// newest checkpoint covers; `None` (every scope) for a researcher's
     /// device, which reads everything with the researcher's own key.
+    /// Whether this device now reads a scope missing from `before` (what
+    /// [`Client::fetch_scopes`] gave earlier).
+    pub(crate) fn reads_a_new_scope(&self, before: Option<&[(ScopeId, u64)]>) -> bool {
+        let (Some(before), Some(now)) = (before, self.fetch_scopes()) else {
+            return false;
+        };
+        now.iter()
+            .any(|(scope, _)| !before.iter().any(|(b, _)| b == scope))
+    }
+
     pub(crate) fn fetch_scopes(&self) -> Option<Vec<(ScopeId, u64)>> {
         if self.role() == Role::Researcher {
             return None;

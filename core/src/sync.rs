@@ -168,7 +168,16 @@ impl Client {
             _ if !ok => return Err(relay_error(&response)),
             Waiting::Log => {
                 let page: LogPage = parse(&response)?;
+                let reading = self.fetch_scopes();
                 self.apply_log(&page.entries)?;
+                if self.reads_a_new_scope(reading.as_deref()) {
+                    // A scope this device now reads (a cohort's new
+                    // chapter) may hold blobs from before the cursor,
+                    // fetched while it was not asked for: read it all.
+                    self.cursor = 0;
+                    run.fetch_after = 0;
+                    run.want_checkpoints = true;
+                }
                 // The signed log says this device was removed (the relay
                 // serves a removed device the log up to its removal): the
                 // driver deletes what it holds. A bare refusal does not.

@@ -96,7 +96,11 @@ impl Device {
                 relay: relay.into(),
                 pseudonym: "Steward".into(),
                 researchers,
-                history: kith_core::History::FromJoin,
+                // These devices test the protocol's machinery (checkpoints,
+                // forgeries, load), where a member who joins later reads
+                // what came before; `tests/tests/history.rs` and the
+                // `kith` tests cover cohorts read from join on.
+                history: kith_core::History::Whole,
             },
             now(),
             &mut OsRng,

@@ -594,8 +594,19 @@ pub struct Study {
 }
 
 impl Study {
-    /// Creates it on `relay`, with every folder under `base`.
+    /// Creates it on `relay`, with every folder under `base`. Parents is
+    /// read from join on (the default).
     pub fn start(base: &Path, relay: &Relay) -> Self {
+        Self::start_with(base, relay, "from-join")
+    }
+
+    /// The same, with Parents keeping its whole history for members who
+    /// join later.
+    pub fn start_keeping_history(base: &Path, relay: &Relay) -> Self {
+        Self::start_with(base, relay, "all")
+    }
+
+    fn start_with(base: &Path, relay: &Relay, history: &str) -> Self {
         let dir = |name: &str| base.join(name).to_str().unwrap().to_owned();
         let key = dir("lee.agekey");
         let recipient = kith(&["keygen", "--out", &key])["recipient"]
@@ -617,6 +628,8 @@ impl Study {
             "Sam",
             "--researcher",
             &recipient,
+            "--history",
+            history,
         ]);
         let researcher = dir("lee");
         invite_and_join(&steward, &researcher, "Dr Lee", &["--role", "researcher"]);

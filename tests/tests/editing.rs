@@ -35,6 +35,9 @@ fn members_edit_and_delete_their_own_writing_only() {
     let (alex, blake) = (study.dir("alex"), study.dir("blake"));
     study.member("Alex", "alex");
     study.member("Blake", "blake");
+    // Alex's device hears that Blake came: Parents is read from join on,
+    // and what Alex writes before hearing stays where Blake does not read.
+    kith(&["sync", "--data-dir", &alex]);
 
     let write = |who: &str, text: &str| {
         kith(&["contribute", "--data-dir", who, "--text", text])["contribution_id"]

@@ -275,11 +275,14 @@ fn agenda_of(listing: &serde_json::Value) -> Vec<(String, String)> {
 /// steward may take it off the agenda but not reword it. Changed clients
 /// that reach into someone else's item are refused by every reader.
 fn shared_agenda_items_stay_their_makers(relay: &Relay, base: &Path) {
-    let study = Study::start(base, relay);
+    // The forgers join later and must see Alex's item to reach for it.
+    let study = Study::start_keeping_history(base, relay);
     let steward = study.steward.clone();
     let (alex, blair) = (study.dir("alex"), study.dir("blair"));
     study.member("Alex", "alex");
     study.member("Blair", "blair");
+    // Alex's device hears that Blair came (Parents is read from join on).
+    kith(&["sync", "--data-dir", &alex]);
     let suggest = |dir: &str, text: &str| {
         let made = kith(&["suggest", "--data-dir", dir, "--text", text]);
         made["contribution_id"].as_str().unwrap().to_owned()

@@ -122,6 +122,8 @@ fn cohorts_scopes_linked_devices_unlinking_and_removal() {
     let blake_device = blake_joined["device_id"].as_str().unwrap().to_owned();
     let (casey, _) = world.join("casey", "Casey", &["--cohort", "Young people"]);
     let (lee, _) = world.join("lee", "Dr Lee", &["--role", "researcher"]);
+    // Each device hears who else came (cohorts are read from join on).
+    sync(&alex);
     sync(&casey);
     let members = kith(&["member", "list", "--data-dir", &casey]);
     let who: Vec<(String, String)> = members["members"]

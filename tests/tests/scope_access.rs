@@ -1,7 +1,8 @@
 //! The relay serves a device only the ciphertext of the spaces the
 //! membership log says its member reads (review finding 9). A member with a
 //! changed client who asks for another cohort's blobs, or for every scope,
-//! is refused; a researcher's device is served every scope, because the
+//! is refused, as is one who asks for a chapter of their own cohort opened
+//! before they were invited; a researcher's device is served every scope, because the
 //! research team's key opens what each grants it. Real relay, real `kith`
 //! commands; the changed client is the core's own request signer.
 
@@ -61,7 +62,11 @@ fn a_member_is_served_only_the_spaces_they_read() {
 
     let alex = open_device(Path::new(&alex_dir));
     let alliance = alex.profile().alliance;
-    let parents = cohort_id(&alex, "Parents");
+    // Parents is read from join on: Alex reads the chapter opened after she
+    // was invited, not the cohort's first scope, which holds what came before.
+    let earlier = cohort_id(&alex, "Parents");
+    let parents = alex.write_scope(kith_core::WriteScope::Cohort).unwrap();
+    assert_ne!(parents, earlier);
     let carers = cohort_id(&alex, "Carers");
     let limit = api::MAX_BLOBS_PER_FETCH;
 
@@ -78,6 +83,14 @@ fn a_member_is_served_only_the_spaces_they_read() {
         (
             "every scope",
             api::paths::blobs_after(alliance, 0, limit, None),
+        ),
+        (
+            "an earlier chapter of their own cohort",
+            api::paths::blobs_after(alliance, 0, limit, Some(&[(earlier, 0)])),
+        ),
+        (
+            "an earlier chapter's checkpoints",
+            api::paths::checkpoints(alliance, &[(earlier, 0)]),
         ),
         (
             "a long poll on another cohort",

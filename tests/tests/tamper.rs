@@ -70,6 +70,9 @@ fn a_relay_that_drops_reorders_alters_substitutes_or_replays_is_caught() {
         "Tamper study",
         "--name",
         "Sam",
+        // Later devices read the history the relay tampers with.
+        "--history",
+        "all",
     ]);
     let (alex, alex_id) = alliance.newcomer();
     let written = ["first thoughts", "second thoughts", "third thoughts"];

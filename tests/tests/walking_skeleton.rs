@@ -63,6 +63,9 @@ fn a_reflection_written_offline_reaches_only_the_people_chosen() {
         assert_eq!(joined["alliance_id"], alliance.as_str());
         assert_eq!(joined["device_id"].as_str().unwrap().len(), 64);
     }
+    // Alex's device hears that Blake came: the cohort is read from join on,
+    // and Alex writes to the people in it as her device knows them.
+    kith(&["sync", "--data-dir", &alex]);
 
     kith(&[
         "contribute",

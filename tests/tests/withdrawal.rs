@@ -121,6 +121,9 @@ fn withdrawal_deletes_the_bytes(relay: &Relay, store: &Store, base: &tempfile::T
         "Relations study",
         "--name",
         "Sam",
+        // A member who joins late reads what stayed (history kept whole).
+        "--history",
+        "all",
     ]);
     let joined = kith_tests::invite_and_join(&steward, &alex, "Alex", &[]);
     let alex_device = hex::decode(joined["device_id"].as_str().unwrap()).unwrap();

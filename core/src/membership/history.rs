@@ -5,12 +5,14 @@
 //! [`History::FromJoin`] (what new cohorts get unless the steward chooses
 //! otherwise) is read in chapters. Each chapter is a scope of its own, with
 //! its own keys, documents, chains and checkpoints, read by the members who
-//! were in the cohort when it opened (and the research team). A join makes
-//! a new chapter owed; the newcomer's device opens it as it joins (any
-//! member's device does at its next sync, if not), and members write from
+//! were in the cohort, or invited to it, when it opened (and the research
+//! team). An invite makes a new chapter owed: the next device of a member
+//! of the cohort to sync opens it (the inviter's at once, if in the
+//! cohort), or the newcomer's as it joins if no one has. Members write from
 //! then on in the newest chapter they read. What was written in an older
 //! chapter, edits and late sends included, stays sealed to keys the
-//! newcomer never gets.
+//! newcomer never gets. So a newcomer reads what was written after they
+//! were invited, by devices that had heard of the invite.
 
 use serde::{Deserialize, Serialize};
 
@@ -36,10 +38,15 @@ pub(super) fn in_chapter(member: &MemberInfo, id: &ScopeId, scope: &ScopeInfo) -
         && (scope.history == History::Whole || member.since < scope.opened_at)
 }
 
-/// Whether the device an invite brings gets cohort scope `id`'s keys with
-/// the invite: only for a cohort that keeps its whole history.
+/// Whether the device an invite brings will read cohort scope `id` (so
+/// gets its keys, with the invite or granted to the invite later): a cohort
+/// that keeps its whole history, or a chapter opened after the invite.
 pub(super) fn invite_reads(invite: &InviteInfo, id: &ScopeId, scope: &ScopeInfo) -> bool {
-    scope.history == History::Whole && scope.chapter_of.is_none() && invite.cohort == Some(*id)
+    invite.cohort == Some(scope.chapter_of.unwrap_or(*id))
+        && match scope.history {
+            History::Whole => true,
+            History::FromJoin => invite.made_at < scope.opened_at,
+        }
 }
 
 impl Membership {
@@ -70,7 +77,8 @@ impl Membership {
     }
 
     /// Whether `cohort` owes a new chapter: its newcomers read only what
-    /// comes after them, and a member in it reads none of its chapters yet.
+    /// comes after them, and a member in it, or someone invited to it,
+    /// would read none of its chapters yet.
     pub fn chapter_owed(&self, cohort: &ScopeId) -> bool {
         if self.history_of(cohort) != Some(History::FromJoin) {
             return false;
@@ -79,9 +87,18 @@ impl Membership {
             .chapters_of(cohort)
             .last()
             .map_or(0, |id| self.scopes[id].opened_at);
-        self.members
+        let member_waits = self
+            .members
             .values()
-            .any(|m| !m.removed && m.cohort == Some(*cohort) && m.since > newest)
+            .any(|m| !m.removed && m.cohort == Some(*cohort) && m.since > newest);
+        let invite_waits = self.invites.values().any(|i| {
+            i.cohort == Some(*cohort)
+                && i.used_by.is_none()
+                && !i.cancelled
+                && i.made_at > newest
+                && !self.members.contains_key(&i.member)
+        });
+        member_waits || invite_waits
     }
 
     /// The cohort whose new chapter `device` should open, if one is owed
@@ -92,15 +109,17 @@ impl Membership {
         self.chapter_owed(&cohort).then_some(cohort)
     }
 
-    /// The scope `member` writes new cohort writing in: their cohort, or
-    /// the newest of its chapters they read (none until one opens for a
-    /// member who just joined a cohort read from join on).
-    pub fn cohort_writing_scope(&self, member: &MemberId) -> Option<ScopeId> {
-        let cohort = self.members.get(member)?.cohort?;
-        self.chapters_of(&cohort)
-            .into_iter()
-            .rev()
-            .find(|scope| self.member_reads(member, scope))
+    /// The scopes of their cohort `member` reads, newest first: their
+    /// cohort, or the chapters of it opened after they were invited. A
+    /// device writes new cohort writing in the first it holds a key of.
+    pub fn cohort_scopes_read_by(&self, member: &MemberId) -> Vec<ScopeId> {
+        let Some(cohort) = self.members.get(member).and_then(|m| m.cohort) else {
+            return Vec::new();
+        };
+        let mut scopes = self.chapters_of(&cohort);
+        scopes.retain(|scope| self.member_reads(member, scope));
+        scopes.reverse();
+        scopes
     }
 
     /// Every cohort scope `member` writes to: their cohort, or the chapters

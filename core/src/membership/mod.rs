@@ -244,8 +244,9 @@ pub struct MemberInfo {
     pub research_scope: Option<ScopeId>,
     /// How many members joined before them (the steward is 0).
     pub joined: usize,
-    /// The index of the log entry that brought them in (their first
-    /// device's join; 0 for the first steward).
+    /// The index of the log entry that invited them (0 for the first
+    /// steward): they read the chapters of a cohort read from join on
+    /// opened after it.
     pub since: u64,
 }
 
@@ -302,6 +303,8 @@ pub struct InviteInfo {
     pub expires_at: Timestamp,
     /// The device that made it.
     pub made_by: DeviceId,
+    /// The index of its `Invite` entry.
+    pub made_at: u64,
     /// The device that used it.
     pub used_by: Option<DeviceId>,
     /// Whether it was cancelled before use: by its maker, a steward or the

@@ -87,6 +87,7 @@ impl Membership {
                     recipient: recipient.clone(),
                     expires_at: *expires_at,
                     made_by: entry.author,
+                    made_at: entry.index,
                     used_by: None,
                     cancelled: false,
                 };
@@ -431,7 +432,7 @@ impl Membership {
             sealed_pseudonym: sealed_pseudonym.to_vec(),
             research_scope: None,
             joined,
-            since: entry.index,
+            since: invite.made_at,
         });
         if info.removed {
             return Err(LogError::Invalid("this member has left"));

@@ -473,7 +473,7 @@ fn a_newcomer_to_a_cohort_read_from_join_reads_only_the_chapters_opened_after() 
     assert!(!w.log.member_reads(&ada_member, &cohort));
     assert!(w.log.chapter_owed(&cohort));
     assert_eq!(w.log.chapter_owed_by(&ada.device_id()), Some(cohort));
-    assert_eq!(w.log.cohort_writing_scope(&ada_member), None);
+    assert_eq!(w.log.cohort_scopes_read_by(&ada_member), vec![]);
 
     // Only a member of the cohort opens its chapter, and only when owed.
     let (outsider, _) = w.member(Role::Member, w.cohort);
@@ -490,18 +490,20 @@ fn a_newcomer_to_a_cohort_read_from_join_reads_only_the_chapters_opened_after() 
         w.new_chapter(&ada, w.cohort),
         Err(LogError::Unauthorised(_))
     ));
-    assert_eq!(w.log.cohort_writing_scope(&ada_member), Some(first));
+    assert_eq!(w.log.cohort_scopes_read_by(&ada_member), vec![first]);
     assert_eq!(w.log.cohort_of(&first), Some(cohort));
     assert_eq!(w.log.cohorts().filter(|(id, _)| **id == first).count(), 0);
 
-    // Ben joins: Ada and Ben read the next chapter; Ben not the first.
+    // Ben is invited: a chapter is owed at once, and Ada's device opens it
+    // before he joins. Ada and Ben read it; Ben not the first.
     let (key, invite, _) = w
         .invite(&w.steward_keys(), Role::Member, Some(cohort))
         .unwrap();
-    let ben = w.join(&key, invite).unwrap();
-    let ben_member = w.log.device(&ben.device_id()).unwrap().member;
     assert_eq!(w.log.chapter_owed_by(&ada.device_id()), Some(cohort));
     let second = w.new_chapter(&ada, cohort).unwrap();
+    let ben = w.join(&key, invite).unwrap();
+    let ben_member = w.log.device(&ben.device_id()).unwrap().member;
+    assert!(!w.log.chapter_owed(&cohort));
     assert!(w.log.member_reads(&ada_member, &first));
     assert!(!w.log.member_reads(&ben_member, &first));
     assert!(w.log.member_reads(&ben_member, &second));

@@ -1,5 +1,7 @@
 //! The end of a run: after healing, every device still in the alliance must
-//! read exactly what the members who stayed wrote, agree on everything else,
+//! read exactly what the members who stayed wrote (in a cohort read from
+//! join on, what was written in the chapters their member reads), agree on
+//! everything else,
 //! and hold the same membership log; a removal must have rotated the keys of
 //! what the removed member read. A failure says what is missing and where
 //! the relay kept it.
@@ -52,9 +54,9 @@ impl World {
             let research_part = sorted(&research(&views));
             if device.writes() {
                 let cohort_part = cohort(&views);
-                if cohort_part != reference {
-                    let expected: Vec<Seen> = reference_set.clone();
-                    return Err(self.explain(d, &expected, &sorted(&cohort_part)));
+                let expected = readable_by(&reference, &log, &device.client);
+                if cohort_part != expected {
+                    return Err(self.explain(d, &sorted(&expected), &sorted(&cohort_part)));
                 }
                 let mut own: Vec<Seen> = device
                     .written
@@ -104,6 +106,7 @@ impl World {
         }
         self.check_rotations(&log)?;
         self.check_removed_cannot_read()?;
+        self.check_newcomers_read_no_earlier_chapter(&log, &reference)?;
         // One device still in, chosen by the seed, restarts from its store
         // alone and must read the same (rebuilding every device costs a
         // third of the run time; over many seeds every position gets its
@@ -287,6 +290,46 @@ impl World {
         Ok(())
     }
 
+    /// In a cohort read from join on, a member's device, handed every blob
+    /// the relay holds, reads only the texts of the chapters its member
+    /// reads: none written in a chapter opened before they were invited.
+    fn check_newcomers_read_no_earlier_chapter(
+        &self,
+        log: &Membership,
+        reference: &[ContributionView],
+    ) -> Result<(), String> {
+        if self.history != kith_core::History::FromJoin {
+            return Ok(());
+        }
+        let relay_blobs = self.relay.all_blobs();
+        for device in self.devices.iter().filter(|d| d.writes()) {
+            let Some(member) = log.device(&device.client.device_id()).map(|d| d.member) else {
+                continue;
+            };
+            if log.member(&member).is_some_and(|m| m.removed) {
+                continue;
+            }
+            let mut blobs = device.store.blobs().to_vec();
+            let own: BTreeSet<_> = blobs.iter().map(|b| b.id).collect();
+            blobs.extend(relay_blobs.iter().filter(|b| !own.contains(&b.id)).cloned());
+            let (client, _) = Client::load(device.store.state(), blobs)
+                .map_err(|e| format!("{}'s store does not load: {e}", device.name))?;
+            let allowed: BTreeSet<Seen> = readable_by(reference, log, &client)
+                .iter()
+                .map(|c| (c.author.clone(), c.text.clone()))
+                .collect();
+            for c in cohort(&client.contributions()) {
+                if !allowed.contains(&(c.author.clone(), c.text.clone())) {
+                    return Err(format!(
+                        "{}, handed every blob, reads {:?}, written in a chapter opened before they were invited",
+                        device.name, c.text
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Why device `d` reads `got` instead of `expected`: what is missing
     /// (with where the relay kept it), what is extra, and the gaps it knows.
     fn explain(&self, d: usize, expected: &[Seen], got: &[Seen]) -> String {
@@ -352,6 +395,25 @@ fn cohort(views: &[ContributionView]) -> Vec<ContributionView> {
             mine: false,
             ..c.clone()
         })
+        .collect()
+}
+
+/// The part of the reference `client`'s member reads: every text, except
+/// in a cohort read from join on, those of the chapters opened before they
+/// were invited.
+fn readable_by(
+    reference: &[ContributionView],
+    log: &Membership,
+    client: &Client,
+) -> Vec<ContributionView> {
+    let member = client.profile().member;
+    reference
+        .iter()
+        .filter(|c| {
+            c.scope
+                .is_none_or(|scope| log.member_reads(&member, &scope))
+        })
+        .cloned()
         .collect()
 }
 

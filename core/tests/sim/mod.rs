@@ -125,6 +125,10 @@ pub struct Faults {
     /// Of those, the texts the removed device can read: the documented
     /// limitation (observed).
     pub readable_by_removed: u64,
+    /// Cohort texts not written because the device did not hold its
+    /// group's key yet: a newcomer before the key of the chapter opened for
+    /// them reached it (observed; the app and `kith` say so and ask to sync).
+    pub waiting_for_group_key: u64,
     /// Stored blobs a device deleted because the replica it saved holds
     /// them (observed, and asserted to happen: restarts then rebuild from
     /// the replica).
@@ -159,13 +163,14 @@ impl Faults {
     }
 
     /// What was observed rather than injected, by name.
-    fn observed(&self) -> [(&'static str, u64); 5] {
+    fn observed(&self) -> [(&'static str, u64); 6] {
         [
             ("offline_request", self.offline_request),
             ("join_restarted", self.join_restarted),
             ("after_removal_refused", self.after_removal_refused),
             ("unaware_of_removal", self.unaware_of_removal),
             ("readable_by_removed", self.readable_by_removed),
+            ("waiting_for_group_key", self.waiting_for_group_key),
         ]
     }
 
@@ -195,6 +200,7 @@ impl Faults {
             after_removal_refused,
             unaware_of_removal,
             readable_by_removed,
+            waiting_for_group_key,
             blob_dropped,
         } = other;
         self.request_lost += request_lost;
@@ -221,6 +227,7 @@ impl Faults {
         self.unaware_of_removal += unaware_of_removal;
         self.blob_dropped += blob_dropped;
         self.readable_by_removed += readable_by_removed;
+        self.waiting_for_group_key += waiting_for_group_key;
     }
 }
 

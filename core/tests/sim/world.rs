@@ -81,7 +81,12 @@ impl World {
             joining: None,
             research_identity: None,
             writer_of: BTreeMap::new(),
-            history: kith_core::History::Whole,
+            // Odd seeds run a cohort read from join on.
+            history: if seed % 2 == 1 {
+                kith_core::History::FromJoin
+            } else {
+                kith_core::History::Whole
+            },
         }
     }
 
@@ -301,6 +306,19 @@ impl World {
             .filter(|(_, info)| !info.active)
             .map(|(id, _)| *id)
             .collect();
+        if matches!(
+            device.client.write_scope(scope),
+            Err(kith_core::Error::SyncFirst(_))
+        ) {
+            // A newcomer whose group key has not reached it yet.
+            let line = format!(
+                "{} cannot write to its group before its key comes",
+                device.name
+            );
+            self.faults.waiting_for_group_key += 1;
+            self.note(line);
+            return Ok(());
+        }
         let stale = device.client.write_scope(scope).is_ok_and(|id| {
             let membership = device.client.membership();
             membership.scope(&id).is_some_and(|s| s.stale)

@@ -157,6 +157,10 @@ pub struct Profile {
     /// The member's cohort's name (researchers have none).
     #[tsify(optional)]
     pub cohort: Option<String>,
+    /// Whether someone who joins the member's cohort later reads what was
+    /// written there before (the steward chose it for the cohort).
+    #[tsify(optional)]
+    pub newcomers_read_earlier: Option<bool>,
 }
 
 pub fn profile(client: &Client) -> Profile {
@@ -169,6 +173,9 @@ pub fn profile(client: &Client) -> Profile {
         device_id: client.device_id().to_string(),
         relay: p.relay.clone(),
         cohort: client.cohort().and_then(|c| client.cohort_name(&c)),
+        newcomers_read_earlier: client
+            .cohort_history()
+            .map(|h| h == kith_core::History::Whole),
     }
 }
 

@@ -5,10 +5,12 @@ interface Props {
   name: string;
   value: Audience;
   onChange: (audience: Audience) => void;
+  /** Whether someone who joins the group later reads it (unknown: say nothing). */
+  newcomersRead?: boolean;
 }
 
 /** Who can read what the member writes: the research team only, or their group too. */
-export function AudienceChoice({ name, value, onChange }: Props) {
+export function AudienceChoice({ name, value, onChange, newcomersRead }: Props) {
   return (
     <fieldset class="choice">
       <legend class="label">Who can read it?</legend>
@@ -20,6 +22,13 @@ export function AudienceChoice({ name, value, onChange }: Props) {
         <input type="radio" name={name} value="cohort" checked={value === 'cohort'} onChange={() => onChange('cohort')} />
         My group and the research team
       </label>
+      {newcomersRead !== undefined && value === 'cohort' && (
+        <p class="hint" id={`${name}-newcomers`}>
+          {newcomersRead
+            ? 'People who join your group later will read it too.'
+            : 'People who join your group later will not read it.'}
+        </p>
+      )}
     </fieldset>
   );
 }

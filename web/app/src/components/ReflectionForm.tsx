@@ -1,7 +1,7 @@
-import { useRef, useState } from 'preact/hooks';
+import { useMemo, useRef, useState } from 'preact/hooks';
 import type { Storage } from '../storage';
 import { sentence } from '../text';
-import { contribute, type Audience, type KithDevice } from '../wasm';
+import { contribute, profile, type Audience, type KithDevice } from '../wasm';
 import { AudienceChoice } from './AudienceChoice';
 
 interface Props {
@@ -19,6 +19,7 @@ export function ReflectionForm({ device, storage, onSaved, onStorageError }: Pro
   const [error, setError] = useState('');
   const [busy, setBusy] = useState(false);
   const box = useRef<HTMLTextAreaElement>(null);
+  const newcomersRead = useMemo(() => profile(device).newcomersReadEarlier, [device]);
 
   const submit = async (event: Event) => {
     event.preventDefault();
@@ -69,7 +70,7 @@ export function ReflectionForm({ device, storage, onSaved, onStorageError }: Pro
         aria-invalid={error ? true : undefined}
         onInput={(e) => setText(e.currentTarget.value)}
       />
-      <AudienceChoice name="audience" value={audience} onChange={setAudience} />
+      <AudienceChoice name="audience" value={audience} onChange={setAudience} newcomersRead={newcomersRead} />
       <button type="submit" class="button" disabled={busy}>
         Save
       </button>
