@@ -19,7 +19,14 @@ export function AudienceChoice({ name, value, onChange, newcomersRead }: Props) 
         Only the research team
       </label>
       <label class="option">
-        <input type="radio" name={name} value="cohort" checked={value === 'cohort'} onChange={() => onChange('cohort')} />
+        <input
+          type="radio"
+          name={name}
+          value="cohort"
+          checked={value === 'cohort'}
+          onChange={() => onChange('cohort')}
+          aria-describedby={newcomersRead !== undefined && value === 'cohort' ? `${name}-newcomers` : undefined}
+        />
         My group and the research team
       </label>
       {newcomersRead !== undefined && value === 'cohort' && (
