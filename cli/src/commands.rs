@@ -63,12 +63,14 @@ pub fn run(command: Command, json_output: bool) -> Result<Output> {
             cohort,
             days,
             qr,
+            app,
         } => invite(
             &DataDir::new(&data_dir.context("--data-dir is needed")?),
             role.into(),
             cohort.as_deref(),
             days,
             qr,
+            app.as_deref(),
         ),
         Command::Join {
             data_dir,
@@ -217,7 +219,15 @@ fn init(
     ))
 }
 
-fn invite(dir: &DataDir, role: Role, cohort: Option<&str>, days: u64, qr: bool) -> Result<Output> {
+fn invite(
+    dir: &DataDir,
+    role: Role,
+    cohort: Option<&str>,
+    days: u64,
+    qr: bool,
+    app: Option<&str>,
+) -> Result<Output> {
+    let app = app.map(app_address).transpose()?;
     let mut client = dir.load()?;
     sync(&mut client, dir).context("an invite needs the relay; sync failed")?;
     let cohort = cohort
@@ -231,7 +241,10 @@ fn invite(dir: &DataDir, role: Role, cohort: Option<&str>, days: u64, qr: bool) 
     if let Err(e) = sync(&mut client, dir) {
         eprintln!("kith: the invite is made, but the sync after it failed ({e:#}); sync later");
     }
-    let link = invite.link();
+    let link = match &app {
+        Some(app) => invite.link_at(app),
+        None => invite.link(),
+    };
     let mut shown = format!(
         "Send this link to the new {} (it works once, for {days} days):\n{}\n\
          To cancel it before it is used: kith invite cancel --id {}",
@@ -246,6 +259,19 @@ fn invite(dir: &DataDir, role: Role, cohort: Option<&str>, days: u64, qr: bool) 
         output["qr"] = json!(code);
     }
     Ok(Output::ok(output, shown))
+}
+
+/// The address an app is served at, checked: `https://host[:port][/path]`.
+fn app_address(text: &str) -> Result<String> {
+    let rest = text
+        .strip_prefix("https://")
+        .or_else(|| text.strip_prefix("http://"));
+    match rest {
+        Some(rest) if !rest.is_empty() && !rest.contains(['#', '?', ' ']) => Ok(text.to_owned()),
+        _ => anyhow::bail!(
+            "--app '{text}' is not a web address; give where the app is served, like https://app.example.org"
+        ),
+    }
 }
 
 fn join(dir: &DataDir, invite: &str, name: &str, relay: Option<&str>) -> Result<Output> {

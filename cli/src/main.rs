@@ -84,6 +84,11 @@ enum Command {
         /// link then need not travel by chat or e-mail, where copies stay.
         #[arg(long)]
         qr: bool,
+        /// Where the app is served, when not by the relay itself (for
+        /// example https://app.example.org; see docs/DEPLOYMENT.md): the
+        /// link opens it there.
+        #[arg(long)]
+        app: Option<String>,
     },
     /// Join an alliance from an invite link or code.
     Join {

@@ -114,7 +114,14 @@ impl Invite {
 
     /// The invite as a link that opens the app served by the relay.
     pub fn link(&self) -> Zeroizing<String> {
-        Zeroizing::new(format!("{}/{LINK_MARKER}{}", self.relay, *self.code()))
+        self.link_at(&self.relay)
+    }
+
+    /// The link to an app served at `app` (apart from the relay, which the
+    /// code still names).
+    pub fn link_at(&self, app: &str) -> Zeroizing<String> {
+        let app = app.trim_end_matches('/');
+        Zeroizing::new(format!("{app}/{LINK_MARKER}{}", *self.code()))
     }
 
     /// Reads a link or a bare code.

@@ -12,6 +12,7 @@ use std::str::FromStr;
 use serde::Deserialize;
 
 use crate::Limits;
+use crate::cors::AppOrigins;
 
 /// Declares every setting once: as a flag with its environment variable, as
 /// a key of the config file, and (for `limits`) how it lands in [`Limits`].
@@ -95,6 +96,8 @@ settings! {
             "Log lines as text or as JSON objects, one a line [default: text]";
         metrics_listen: SocketAddr, env "KITH_METRICS_LISTEN",
             "Address to serve Prometheus metrics on at /metrics, apart from the API (for example 127.0.0.1:9464); unset, they are not served";
+        app_origins: AppOrigins, env "KITH_APP_ORIGINS",
+            "Web origins that serve the Kith app apart from this relay, comma-separated (for example https://app.example.org); the relay answers their browsers' requests (CORS) and no other origin's. Unset: only the app this relay serves itself";
     }
     limits {
         alliance_quota_bytes: u64, env "KITH_ALLIANCE_QUOTA_BYTES",
@@ -167,6 +170,8 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Where metrics are served, if anywhere.
     pub metrics_listen: Option<SocketAddr>,
+    /// Origins serving the app apart from the relay.
+    pub app_origins: AppOrigins,
     /// What the relay allows.
     pub limits: Limits,
 }
@@ -228,6 +233,7 @@ impl Config {
             web_dir: settings.web_dir.unwrap_or_else(|| "web/app/dist".into()),
             log_format: settings.log_format.unwrap_or_default(),
             metrics_listen: settings.metrics_listen,
+            app_origins: settings.app_origins.unwrap_or_default(),
             limits,
         }
     }

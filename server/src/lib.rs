@@ -8,6 +8,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod cors;
 pub mod error;
 pub mod invite_keys;
 pub mod limits;
@@ -19,6 +20,8 @@ pub mod purge;
 pub mod routes;
 pub mod storage;
 pub mod web;
+
+pub use cors::AppOrigins;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -189,6 +192,16 @@ pub fn app_and_metrics<S: Storage>(
     state: AppState<S>,
     web_dir: Option<PathBuf>,
 ) -> (Router, Router) {
+    app_for_origins(state, web_dir, &AppOrigins::default())
+}
+
+/// As [`app_and_metrics`], answering browsers of an app served from
+/// `origins` apart from the relay (`cors.rs`).
+pub fn app_for_origins<S: Storage>(
+    state: AppState<S>,
+    web_dir: Option<PathBuf>,
+    origins: &AppOrigins,
+) -> (Router, Router) {
     let stats = metrics::Metrics::new();
     let metrics = metrics::router(stats.clone());
     let api = Router::new()
@@ -226,6 +239,10 @@ pub fn app_and_metrics<S: Storage>(
             limits::refuse_oversized_bodies,
         ))
         .with_state(state);
+    let api = match origins.layer() {
+        Some(cors) => api.layer(cors),
+        None => api,
+    };
     let public = api
         .merge(web::routes(web_dir))
         .layer(axum::middleware::from_fn_with_state(stats, metrics::track))

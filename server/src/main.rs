@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use kith_server::config::{Config, Flags, LogFormat};
 use kith_server::storage::{PostgresStorage, SqliteStorage, Storage};
-use kith_server::{AppState, app_and_metrics, run_with, spawn_maintenance};
+use kith_server::{AppState, app_for_origins, run_with, spawn_maintenance};
 
 /// The Kith relay: stores encrypted blobs it cannot read, and serves the Kith app.
 ///
@@ -156,7 +156,10 @@ async fn serve_with<S: Storage>(
     spawn_maintenance(&state);
     tracing::info!("Kith relay listening on http://{addr}");
     let live = state.live.clone();
-    let (app, metrics) = app_and_metrics(state, Some(config.web_dir));
+    if !config.app_origins.is_empty() {
+        tracing::info!("answering the app served from {:?}", config.app_origins);
+    }
+    let (app, metrics) = app_for_origins(state, Some(config.web_dir), &config.app_origins);
     if let Some(metrics_listener) = metrics_listener {
         if let Ok(addr) = metrics_listener.local_addr() {
             tracing::info!("metrics at http://{addr}/metrics");

@@ -1,8 +1,40 @@
-import { defineConfig } from 'vite';
+import { defineConfig, type Plugin } from 'vite';
 import preact from '@preact/preset-vite';
 import { VitePWA } from 'vite-plugin-pwa';
 
 const THEME = '#0b5d5b';
+
+/**
+ * The relays this build may talk to besides its own origin, for an app
+ * served from a static origin apart from the relay (docs/DEPLOYMENT.md):
+ * `KITH_RELAY_ORIGINS="https://relay.example.org"` (space-separated) at
+ * build time. Unset, the app talks only to the origin that serves it.
+ */
+function relayOrigins(): Plugin {
+  const given = (process.env.KITH_RELAY_ORIGINS ?? '').split(/[\s,]+/).filter(Boolean);
+  for (const origin of given) {
+    let url: URL | undefined;
+    try {
+      url = new URL(origin);
+    } catch {
+      url = undefined;
+    }
+    if (!url || !['https:', 'http:'].includes(url.protocol) || url.origin !== origin) {
+      throw new Error(
+        `KITH_RELAY_ORIGINS: "${origin}" is not an origin; give scheme, host and port only, like https://relay.example.org`,
+      );
+    }
+  }
+  return {
+    name: 'kith-relay-origins',
+    transformIndexHtml(html) {
+      if (given.length === 0) return html;
+      const marker = "connect-src 'self'";
+      if (!html.includes(marker)) throw new Error(`index.html has no "${marker}" to extend`);
+      return html.replace(marker, `${marker} ${given.join(' ')}`);
+    },
+  };
+}
 
 export default defineConfig({
   build: {
@@ -10,6 +42,7 @@ export default defineConfig({
     sourcemap: false,
   },
   plugins: [
+    relayOrigins(),
     preact(),
     VitePWA({
       strategies: 'generateSW',

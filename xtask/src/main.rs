@@ -4,6 +4,7 @@
 //! - `cargo xtask ci`   installs what is missing and runs every check and test
 //! - `cargo xtask wasm` builds the core to wasm for the app
 //! - `cargo xtask web`  builds the app (wasm included)
+//! - `cargo xtask reproduce` builds the app twice, the second from scratch, and compares
 //! - `cargo xtask fresh-copy` runs the wasm set-up in a copy with nothing beside it
 //!
 //! No dependencies: it only runs other programs, and says which one failed.
@@ -11,6 +12,7 @@
 #![forbid(unsafe_code)]
 
 mod fresh_copy;
+mod release;
 mod toolchain;
 
 use std::path::{Path, PathBuf};
@@ -27,7 +29,13 @@ fn main() -> ExitCode {
         Some("wasm") => setup_wasm().and_then(|()| wasm()),
         Some("web") => setup_wasm().and_then(|()| setup_npm()).and_then(|()| web()),
         Some("fresh-copy") => fresh_copy::check(),
-        _ => Err("usage: cargo xtask run [relay flags] | ci | wasm | web | fresh-copy".into()),
+        Some("reproduce") => setup_wasm()
+            .and_then(|()| setup_npm())
+            .and_then(|()| release::reproduce()),
+        _ => Err(
+            "usage: cargo xtask run [relay flags] | ci | wasm | web | reproduce | fresh-copy"
+                .into(),
+        ),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -64,7 +72,10 @@ fn sh(program: &str, args: &[&str]) -> Result {
 
 /// Runs a command in the workspace root with extra environment variables.
 fn sh_env(env: &[(&str, &str)], program: &str, args: &[&str]) -> Result {
-    let shown: Vec<String> = env.iter().map(|(k, v)| format!("{k}={v} ")).collect();
+    let shown: Vec<String> = env
+        .iter()
+        .map(|(k, v)| format!("{k}={} ", v.replace('\u{1f}', " ")))
+        .collect();
     let mut command = Command::new(program);
     command.envs(env.iter().copied()).current_dir(root());
     execute(command, &format!("{}{program}", shown.concat()), args)
@@ -163,7 +174,9 @@ fn setup_npm() -> Result {
 /// Builds kith-wasm, runs wasm-bindgen into the app's source tree, shrinks it.
 fn wasm() -> Result {
     step("wasm build", || {
-        sh(
+        let flags = release::wasm_rustflags();
+        sh_env(
+            &[("CARGO_ENCODED_RUSTFLAGS", flags.as_str())],
             "cargo",
             &[
                 "build",
@@ -341,6 +354,7 @@ fn ci() -> Result {
     }
     setup_npm()?;
     web()?;
+    release::app_build_repeats()?;
     step("browser tests", || {
         sh_in(&app_dir(), "npm", &["run", "test:browser"])
     })?;
