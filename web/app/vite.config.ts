@@ -4,6 +4,9 @@ import { VitePWA } from 'vite-plugin-pwa';
 
 const THEME = '#0b5d5b';
 
+// The build's environment (the app's sources do not see Node's types).
+declare const process: { env: Record<string, string | undefined> };
+
 /**
  * The relays this build may talk to besides its own origin, for an app
  * served from a static origin apart from the relay (docs/DEPLOYMENT.md):
