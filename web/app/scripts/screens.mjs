@@ -44,7 +44,8 @@ const browser = await chromium.launch({
 try {
   await new Promise((r) => setTimeout(r, 1500));
   const steward = join(tmp, 'steward');
-  await kith('init', '--data-dir', steward, '--relay', base, '--alliance', 'Kitchen Table Alliance', '--cohort', 'Parents', '--name', 'Sam');
+  const { recipient } = await kith('keygen', '--out', join(tmp, 'research.age'));
+  await kith('init', '--data-dir', steward, '--relay', base, '--alliance', 'Kitchen Table Alliance', '--cohort', 'Parents', '--name', 'Sam', '--researcher', recipient);
   const { invite } = await kith('invite', '--data-dir', steward);
   const page = await browser.newPage({ viewport: { width: 360, height: 740 }, isMobile: true, hasTouch: true });
   const cdp = await page.context().newCDPSession(page);
@@ -84,6 +85,8 @@ try {
   await page.getByText('Your answer to a question').waitFor({ timeout: 60_000 });
   took('answer saved');
   await page.screenshot({ path: join(out, 'answered-320-slow.png'), fullPage: true });
+  await page.getByText('Who is the research team?').click();
+  await page.screenshot({ path: join(out, 'research-team-320-slow.png'), fullPage: true });
   console.log(`screenshots in ${out}`);
 } catch (e) {
   const [page] = browser.contexts().flatMap((c) => c.pages());

@@ -89,6 +89,11 @@ export function profile(device: KithDevice): Profile {
   return device.profile();
 }
 
+/** The fingerprints of the research team's keys (see ResearchTeam.tsx). */
+export function researchTeam(device: KithDevice): string[] {
+  return device.researchTeam();
+}
+
 export function joinNext(joining: Joining): RelayRequest | undefined {
   return joining.nextRequest();
 }

@@ -232,6 +232,15 @@ describe('Kith PWA in Chromium, against the real relay', () => {
         'axe-core found serious or critical problems',
       );
 
+      // The member can see who the research team is, by the keys' fingerprints,
+      // the same as the command line shows the steward.
+      const team = await kith('research-team', 'list', '--data-dir', stewardDir);
+      assert.equal(team.research_team.length, 1);
+      await page.getByText('Who is the research team?').click();
+      for (const { fingerprint } of team.research_team) {
+        await page.getByText(fingerprint).waitFor();
+      }
+
       // Offline: the app still opens from the service worker's cache.
       await context.setOffline(true);
       await page.reload();

@@ -151,6 +151,19 @@ impl KithDevice {
         ts(&convert::profile(&self.inner))
     }
 
+    /// The fingerprint of each of the research team's keys, as
+    /// `kith research-team list` shows them, for a member to compare with
+    /// the ones their steward gave them.
+    #[wasm_bindgen(js_name = researchTeam)]
+    pub fn research_team(&self) -> Vec<String> {
+        self.inner
+            .membership()
+            .research_recipients()
+            .iter()
+            .map(|r| kith_core::fingerprint(r))
+            .collect()
+    }
+
     /// How many blobs wait to be sent.
     #[wasm_bindgen(js_name = pendingUploads)]
     pub fn pending_uploads(&self) -> usize {

@@ -3,9 +3,10 @@ import { Live } from '../live';
 import { statusText } from '../status';
 import type { Storage } from '../storage';
 import { Syncer, type SyncState } from '../sync';
-import { contributions, profile, type Contribution, type KithDevice } from '../wasm';
+import { contributions, profile, researchTeam, type Contribution, type KithDevice } from '../wasm';
 import { ReflectionForm } from './ReflectionForm';
 import { ReflectionList } from './ReflectionList';
+import { ResearchTeam } from './ResearchTeam';
 
 interface Props {
   device: KithDevice;
@@ -84,6 +85,7 @@ export function MainScreen({ device, storage, note, onStorageError }: Props) {
           onChanged={saved}
           onStorageError={onStorageError}
         />
+        <ResearchTeam fingerprints={researchTeam(device)} />
       </main>
     </>
   );
