@@ -40,7 +40,7 @@ use kith_core::envelope::{
 };
 use kith_core::kinds::Kind;
 use kith_core::membership::{
-    Action, DeviceKeysPublic, Entry, LOG_LABEL, ScopeKind, join_proof_message,
+    Action, DeviceKeysPublic, Entry, History, LOG_LABEL, ScopeKind, join_proof_message,
 };
 use kith_core::payload::{Batch, BlobPayload, Content, Grant, Writing};
 use kith_core::{
@@ -110,6 +110,8 @@ const REQUIRED: &[&str] = &[
     "membership-wrong-alliance",
     "membership-malformed-body",
     "membership-first-entry-not-create",
+    "membership-chapters-and-research-team",
+    "membership-chapter-not-owed",
     "invite-code-valid",
     "invite-link-valid",
     "invite-code-v2-valid",
@@ -392,7 +394,10 @@ fn describe_membership(membership: &Membership) -> Value {
         .collect();
     // There is no iterator over every scope: gather the alliance scope, the
     // cohorts, and each member's research-only scope.
-    let mut scope_ids: BTreeSet<ScopeId> = membership.cohorts().map(|(id, _)| *id).collect();
+    let mut scope_ids: BTreeSet<ScopeId> = membership
+        .cohorts()
+        .flat_map(|(id, _)| membership.chapters_of(id))
+        .collect();
     scope_ids.extend(membership.alliance_scope());
     scope_ids.extend(membership.members().filter_map(|(_, m)| m.research_scope));
     let scopes: Vec<Value> = scope_ids
@@ -405,6 +410,9 @@ fn describe_membership(membership: &Membership) -> Value {
                 "epochs": s.epochs,
                 "stale": s.stale,
                 "sealed_name": hex::encode(&s.sealed_name),
+                "history": format!("{:?}", s.history),
+                "chapter_of": s.chapter_of,
+                "opened_at": s.opened_at,
             })
         })
         .collect();
@@ -1051,6 +1059,93 @@ fn membership_vectors(world: &World) -> Vec<(&'static str, Value)> {
             vec![first],
         ),
     ];
+    // A cohort read from join on, someone invited and joining, the chapter
+    // they open, and a new research team; then a chapter no one owes.
+    let mut chapters = Membership::replay(world.alliance, &log).unwrap();
+    let young = ScopeId([0xf1; 16]);
+    let chapter = ScopeId([0xf2; 16]);
+    let recipient = |seed| {
+        AgeIdentity::generate(&mut fixed_rng(seed))
+            .recipient()
+            .to_string()
+    };
+    let young_invite = Invite::generate(
+        RELAY,
+        world.alliance,
+        world.steward.device_id(),
+        [0; 32],
+        &mut fixed_rng(12),
+    );
+    let steps: Vec<(&DeviceKeys, Action)> = vec![
+        (
+            &world.steward,
+            Action::OpenCohort {
+                scope: young,
+                recipient: recipient(13),
+                sealed_name: world.sealed("Young people"),
+                history: History::FromJoin,
+            },
+        ),
+        (
+            &world.steward,
+            Action::Invite {
+                invite: young_invite.invite,
+                key: young_invite.public_key(),
+                member: MemberId([0xe5; 16]),
+                role: Role::Member,
+                cohort: Some(young),
+                recipient: young_invite.identity().recipient().to_string(),
+                expires_at: T.plus_millis(WEEK_MS),
+            },
+        ),
+        (&world.newcomer, world.join(&young_invite, &world.newcomer)),
+        (
+            &world.newcomer,
+            Action::NewChapter {
+                cohort: young,
+                scope: chapter,
+                recipient: recipient(14),
+            },
+        ),
+        (
+            &world.steward,
+            Action::ResearchTeam {
+                recipients: vec![world.researchers[1].recipient().to_string()],
+            },
+        ),
+    ];
+    for (keys, action) in steps {
+        chapters.append(keys, action, T).unwrap();
+    }
+    let chapters = chapters.entries().to_vec();
+    let mut not_owed = chapters.clone();
+    not_owed.push(sign_entry(
+        &world.newcomer,
+        &next_entry(
+            world,
+            &chapters,
+            &world.newcomer,
+            Action::NewChapter {
+                cohort: young,
+                scope: ScopeId([0xf3; 16]),
+                recipient: recipient(15),
+            },
+        ),
+    ));
+    let cases = cases.into_iter().chain([
+        (
+            "membership-chapters-and-research-team",
+            "After the valid log: OpenCohort (Young people, read from join on), Invite into it, \
+             Join, NewChapter (by the newcomer, owed since their invite), ResearchTeam (one key \
+             instead of two). The newcomer reads the chapter, not the cohort's first scope.",
+            chapters,
+        ),
+        (
+            "membership-chapter-not-owed",
+            "After the chapters log, the newcomer opens another chapter no one owes: Invalid.",
+            not_owed,
+        ),
+    ]);
     let mut out = vec![("membership-valid-log", valid)];
     for (name, comment, entries) in cases {
         out.push((name, membership_vector(world, comment, &entries)));

@@ -283,7 +283,7 @@ impl Membership {
         }
         if !self.chapter_owed(&cohort) {
             return Err(LogError::Invalid(
-                "no one has joined this cohort since its newest chapter opened",
+                "no one has been invited to this cohort since its newest chapter opened",
             ));
         }
         self.scopes.insert(
