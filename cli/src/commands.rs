@@ -293,8 +293,14 @@ fn join(dir: &DataDir, invite: &str, name: &str, relay: Option<&str>) -> Result<
         )
     })?;
     dir.forget_pending_join()?;
-    if let Err(e) = sync(&mut client, dir) {
-        eprintln!("kith: joined, but the first sync failed ({e:#}); run `kith sync` later");
+    match sync(&mut client, dir) {
+        // What the first sync refused is said now: later syncs do not say
+        // the same refusal again.
+        Ok(report) if !report.is_clean() => warn_about_relay(&report),
+        Ok(_) => {}
+        Err(e) => {
+            eprintln!("kith: joined, but the first sync failed ({e:#}); run `kith sync` later")
+        }
     }
     let alliance = client.profile().alliance.to_string();
     Ok(Output::ok(

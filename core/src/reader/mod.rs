@@ -87,6 +87,23 @@ impl Owner {
     }
 }
 
+/// A refused blob, as remembered: its bytes' hash, and the log's length.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct RefusedBlob {
+    sha256: [u8; 32],
+    log_length: u64,
+}
+
+impl RefusedBlob {
+    fn of(blob: &BlobRecord, membership: &Membership) -> Self {
+        use sha2::{Digest, Sha256};
+        Self {
+            sha256: Sha256::digest(&blob.data).into(),
+            log_length: membership.len(),
+        }
+    }
+}
+
 /// What an applied blob was.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 enum Applied {
@@ -134,6 +151,10 @@ pub struct Reader {
     late_rejections: Vec<Rejection>,
     /// Who signed each blob refused by the rules (see `signer_of_refused`).
     refused_signers: HashMap<BlobId, DeviceId>,
+    /// Each blob refused: the SHA-256 of its bytes, and the length of the
+    /// membership log it was refused under. The same bytes under the same
+    /// log are refused again in silence (`Reader::ingest`).
+    refused: HashMap<BlobId, RefusedBlob>,
     /// Whether unopened blobs are being tried again, and whether a key
     /// found meanwhile asks for another pass.
     retrying: bool,
@@ -171,6 +192,7 @@ impl Reader {
             unreadable_ids: HashSet::new(),
             late_rejections: Vec::new(),
             refused_signers: HashMap::new(),
+            refused: HashMap::new(),
             names: std::cell::RefCell::new(None),
             retrying: false,
             retry_again: false,
@@ -219,9 +241,19 @@ impl Reader {
         if self.knows(&blob.id) {
             return Ok(Ingested::AlreadyHad);
         }
-        match self.try_open(blob)? {
-            None => Ok(self.keep_unreadable(blob)),
-            Some(opened) => {
+        // A blob refused before, with the same bytes and nothing new in the
+        // log that could change the answer: said once, not at every sync.
+        if self
+            .refused
+            .get(&blob.id)
+            .is_some_and(|r| *r == RefusedBlob::of(blob, membership))
+        {
+            return Ok(Ingested::AlreadyHad);
+        }
+        let outcome = match self.try_open(blob) {
+            Err(rejection) => Err(rejection),
+            Ok(None) => Ok(self.keep_unreadable(blob)),
+            Ok(Some(opened)) => {
                 let signer = opened.0.signer;
                 let outcome = self.apply(blob, opened, membership);
                 if let Err(rejection) = &outcome
@@ -231,7 +263,17 @@ impl Reader {
                 }
                 outcome
             }
+        };
+        match &outcome {
+            Err(_) => {
+                self.refused
+                    .insert(blob.id, RefusedBlob::of(blob, membership));
+            }
+            Ok(_) => {
+                self.refused.remove(&blob.id);
+            }
         }
+        outcome
     }
 
     /// The device whose valid signature is on a blob this reader refused

@@ -8,7 +8,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Applied, CheckpointMark, Owner, Reader};
+use super::{Applied, CheckpointMark, Owner, Reader, RefusedBlob};
 use crate::chain::{ChainHead, Chains};
 use crate::document::ContributionDoc;
 use crate::envelope::{decrypt, encrypt};
@@ -18,7 +18,9 @@ use crate::keys::{AgeIdentity, Recipient};
 use crate::kinds::Kind;
 
 /// What the plaintext starts with: the format and its version.
-const REPLICA_LABEL: &[u8] = b"kith/replica/v1\n";
+const REPLICA_LABEL: &[u8] = b"kith/replica/v2\n";
+/// Version 1: no refused blobs (still read).
+const REPLICA_LABEL_V1: &[u8] = b"kith/replica/v1\n";
 
 /// One document as the replica keeps it.
 #[derive(Serialize, Deserialize)]
@@ -34,6 +36,14 @@ struct SavedDoc {
 /// A reader's state, as saved.
 #[derive(Serialize, Deserialize)]
 pub(crate) struct Replica {
+    v1: ReplicaV1,
+    /// Blobs refused, so the same bytes are not reported at every sync.
+    refused: Vec<(BlobId, RefusedBlob)>,
+}
+
+/// Version 1 of the replica, the start of version 2.
+#[derive(Serialize, Deserialize)]
+struct ReplicaV1 {
     alliance: AllianceId,
     docs: Vec<SavedDoc>,
     heads: Vec<(DeviceId, ScopeId, u64, [u8; 32])>,
@@ -55,12 +65,18 @@ impl Replica {
         let plain = zeroize::Zeroizing::new(
             decrypt(sealed, &[device]).map_err(|_| Error::CorruptState("the saved replica"))?,
         );
-        let body = plain
-            .strip_prefix(REPLICA_LABEL)
-            .ok_or(Error::CorruptState("the saved replica's format"))?;
-        let replica: Self =
-            postcard::from_bytes(body).map_err(|_| Error::CorruptState("the saved replica"))?;
-        if replica.alliance != alliance {
+        let corrupt = |_| Error::CorruptState("the saved replica");
+        let replica: Self = if let Some(body) = plain.strip_prefix(REPLICA_LABEL) {
+            postcard::from_bytes(body).map_err(corrupt)?
+        } else if let Some(body) = plain.strip_prefix(REPLICA_LABEL_V1) {
+            Self {
+                v1: postcard::from_bytes(body).map_err(corrupt)?,
+                refused: Vec::new(),
+            }
+        } else {
+            return Err(Error::CorruptState("the saved replica's format"));
+        };
+        if replica.v1.alliance != alliance {
             return Err(Error::CorruptState(
                 "the saved replica is another alliance's",
             ));
@@ -101,7 +117,9 @@ impl Reader {
         applied.sort_by_key(|(id, _)| *id);
         let mut checkpoints: Vec<_> = self.checkpoints.iter().map(|(s, m)| (*s, *m)).collect();
         checkpoints.sort_by_key(|(scope, _)| *scope);
-        Replica {
+        let mut refused: Vec<_> = self.refused.iter().map(|(id, r)| (*id, *r)).collect();
+        refused.sort_by_key(|(id, _)| *id);
+        let v1 = ReplicaV1 {
             alliance: self.alliance,
             docs,
             heads: heads
@@ -114,12 +132,15 @@ impl Reader {
                 .collect(),
             applied,
             checkpoints,
-        }
+        };
+        Replica { v1, refused }
     }
 
     /// Takes up where a saved replica left off (the keys come from the
     /// state record, as for a new reader).
     pub(crate) fn restore(&mut self, replica: Replica) -> Result<(), Error> {
+        self.refused = replica.refused.into_iter().collect();
+        let replica = replica.v1;
         for saved in replica.docs {
             let doc = ContributionDoc::load(&saved.save)
                 .map_err(|_| Error::CorruptState("a document in the saved replica"))?;
