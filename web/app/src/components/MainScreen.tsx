@@ -21,6 +21,10 @@ export function MainScreen({ device, storage, note, onStorageError }: Props) {
   const [pending, setPending] = useState(() => device.pendingUploads());
   const [sync, setSync] = useState<SyncState>({ phase: 'idle' });
   const [online, setOnline] = useState(() => navigator.onLine);
+  // Items a sync refused (altered on the way, or against the alliance's
+  // rules): each is said once by the core, so the page keeps the count.
+  const [refused, setRefused] = useState(0);
+  const refusals = useRef(new Set<string>());
   const syncer = useRef<Syncer | undefined>(undefined);
 
   const refresh = () => {
@@ -35,6 +39,9 @@ export function MainScreen({ device, storage, note, onStorageError }: Props) {
       storage,
       (state) => {
         setSync(state);
+        // Each refusal names its blob: one said twice counts once.
+        for (const said of state.last?.rejected ?? []) refusals.current.add(said);
+        setRefused(refusals.current.size);
         refresh();
       },
       onStorageError,
@@ -74,6 +81,14 @@ export function MainScreen({ device, storage, note, onStorageError }: Props) {
       </header>
       <main class="page">
         {note && <p class="note">{note}</p>}
+        {refused > 0 && (
+          <p class="note warning" role="alert">
+            {refused === 1
+              ? 'Kith did not show 1 item from the server: it was changed on the way, or written in a way this alliance does not allow.'
+              : `Kith did not show ${refused} items from the server: they were changed on the way, or written in a way this alliance does not allow.`}{' '}
+            Nothing of it was kept. Please tell your steward.
+          </p>
+        )}
         <ReflectionForm device={device} storage={storage} onSaved={saved} onStorageError={onStorageError} />
         <p class="status" role="status" aria-live="polite" data-phase={sync.phase} data-pending={pending}>
           {statusText(sync, pending, online)}
