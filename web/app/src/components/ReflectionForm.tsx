@@ -1,6 +1,6 @@
 import { useMemo, useRef, useState } from 'preact/hooks';
 import type { Storage } from '../storage';
-import { sentence } from '../text';
+import { errorCode, sentence } from '../text';
 import { contribute, profile, type Audience, type KithDevice } from '../wasm';
 import { AudienceChoice } from './AudienceChoice';
 
@@ -34,7 +34,12 @@ export function ReflectionForm({ device, storage, onSaved, onStorageError }: Pro
     try {
       ops = contribute(device, text, audience).ops;
     } catch (e) {
-      setError(sentence(e));
+      // A newcomer's group key arrives with their next sync.
+      setError(
+        errorCode(e) === 'sync_first'
+          ? 'This phone does not have the key for that yet. Kith gets it the next time it reaches the server; try again in a moment. Your text is still here.'
+          : sentence(e),
+      );
       return;
     }
     setBusy(true);
