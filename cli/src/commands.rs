@@ -342,12 +342,12 @@ fn contribute(dir: &DataDir, text: &str, scope: ScopeArg) -> Result<Output> {
 pub(crate) fn who_reads_cohort_writing(history: kith_core::History) -> &'static str {
     match history {
         kith_core::History::FromJoin => {
-            "Your group reads it (the people in it now) and the research team. \
-             Someone who joins your group later will not."
+            "Your group reads it (the people in it now, and anyone already invited) and the \
+             research team. Someone invited to your group later will not."
         }
         kith_core::History::Whole => {
             "Your group reads it and the research team. \
-             Someone who joins your group later will read it too."
+             Someone invited to your group later will read it too."
         }
     }
 }

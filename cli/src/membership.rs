@@ -56,7 +56,9 @@ pub fn run_cohort(command: CohortCommand) -> Result<Output> {
                 .iter()
                 .map(|c| {
                     let history = match c["history"].as_str() {
-                        Some("from-join") => "newcomers read what is written after they join",
+                        Some("from-join") => {
+                            "newcomers read what is written after they are invited"
+                        }
                         _ => "newcomers read everything from the start",
                     };
                     format!(

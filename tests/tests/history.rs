@@ -74,7 +74,7 @@ fn a_newcomer_reads_only_what_is_written_after_they_join() {
     sync(&study.steward);
     let said = kith_plain(&["contribute", "--data-dir", &alex, "--text", "alex, after"]);
     assert!(
-        said.contains("Someone who joins your group later will not"),
+        said.contains("Someone invited to your group later will not"),
         "{said}"
     );
     // An edit, now, to something from before: it stays with the old key.

@@ -69,7 +69,7 @@ try {
   took('joined');
   // Choosing the group shows who else will read it (the cohort's history setting).
   await page.getByRole('radio', { name: 'My group and the research team' }).first().check();
-  await page.getByText('People who join your group later will not read it.').waitFor();
+  await page.getByText('People invited to your group later will not read it.').waitFor();
   await page.screenshot({ path: join(out, 'write-group-360-slow.png'), fullPage: true });
   await kith('prompt', '--data-dir', steward, '--text', 'What helped most since we last met?');
   await kith('sync', '--data-dir', steward);

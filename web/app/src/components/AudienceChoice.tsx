@@ -32,8 +32,8 @@ export function AudienceChoice({ name, value, onChange, newcomersRead }: Props) 
       {newcomersRead !== undefined && value === 'cohort' && (
         <p class="hint" id={`${name}-newcomers`}>
           {newcomersRead
-            ? 'People who join your group later will read it too.'
-            : 'People who join your group later will not read it.'}
+            ? 'People invited to your group later will read it too.'
+            : 'People invited to your group later will not read it.'}
         </p>
       )}
     </fieldset>
