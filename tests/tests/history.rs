@@ -11,7 +11,7 @@ use std::collections::HashSet;
 use std::path::Path;
 
 use kith_core::BlobRecord;
-use kith_tests::{Relay, RelayDb, Study, invite_and_join, kith, kith_plain, shown, stored_blobs};
+use kith_tests::{Relay, RelayDb, Study, invite_and_join, kith, kith_plain, open_device, shown};
 
 fn write(dir: &str, text: &str) -> String {
     kith(&["contribute", "--data-dir", dir, "--text", text])["contribution_id"]
@@ -36,10 +36,7 @@ fn writing_on(relay: &Relay) -> Vec<BlobRecord> {
 
 /// How many of `blobs` some key the device in `dir` holds opens.
 fn opened_by(dir: &str, blobs: &[BlobRecord]) -> usize {
-    let state = std::fs::read(Path::new(dir).join("state.kith")).unwrap();
-    let replica = std::fs::read(Path::new(dir).join("replica.kith")).ok();
-    let (device, _) =
-        kith_core::Client::open(&state, replica.as_deref(), stored_blobs(Path::new(dir))).unwrap();
+    let device = open_device(Path::new(dir));
     blobs
         .iter()
         .filter(|blob| {

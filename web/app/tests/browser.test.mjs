@@ -10,73 +10,22 @@
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, execFile } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { chromium } from 'playwright-core';
+import { appDir, CHROMIUM, freePort, KITH, kith, RELAY, SLOW, until } from './support.mjs';
 
-const run = promisify(execFile);
-
-const appDir = fileURLToPath(new URL('..', import.meta.url));
-const root = join(appDir, '..', '..');
-const KITH = join(root, 'target', 'debug', 'kith');
-const RELAY = join(root, 'target', 'debug', 'kith-server');
 const DIST = join(appDir, 'dist');
-const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
 const AXE = join(appDir, 'node_modules', 'axe-core', 'axe.min.js');
 
 const ALLIANCE = 'Kitchen Table Alliance';
 const PSEUDONYM = 'Robin';
-const SLOW = 60_000;
 /** Live updates reach an open page well within this; the app's regular check is every 5 minutes. */
 const LIVE_BOUND = 20_000;
-
-/** A free loopback port. */
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-/** Polls `check` until it returns a truthy value, or fails after `timeout` ms. */
-async function until(what, check, timeout = SLOW) {
-  const end = Date.now() + timeout;
-  let last;
-  for (;;) {
-    try {
-      const value = await check();
-      if (value) return value;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() > end) {
-      throw new Error(`timed out waiting for ${what}${last ? `: ${last.message}` : ''}`);
-    }
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
-
-/** Runs the kith CLI with --json and parses its one JSON object. */
-async function kith(...args) {
-  try {
-    const { stdout } = await run(KITH, [...args, '--json'], { timeout: SLOW });
-    return JSON.parse(stdout);
-  } catch (e) {
-    throw new Error(`kith ${args[0]} failed: ${e.stderr || e.message}`);
-  }
-}
 
 const CHROMIUM_ARGS = [
   '--headless',

@@ -14,21 +14,14 @@ import { spawn, execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { createServer as createHttpServer } from 'node:http';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { extname, join, normalize } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { chromium } from 'playwright-core';
+import { appDir, CHROMIUM, freePort, kith, RELAY, SLOW, until } from './support.mjs';
 
 const run = promisify(execFile);
-const appDir = fileURLToPath(new URL('..', import.meta.url));
-const root = join(appDir, '..', '..');
-const KITH = join(root, 'target', 'debug', 'kith');
-const RELAY = join(root, 'target', 'debug', 'kith-server');
 const VITE = join(appDir, 'node_modules', '.bin', 'vite');
-const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
-const SLOW = 60_000;
 
 const TYPES = {
   '.html': 'text/html; charset=utf-8',
@@ -40,36 +33,6 @@ const TYPES = {
   '.json': 'application/json',
   '.webmanifest': 'application/manifest+json',
 };
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-async function until(what, check, timeout = SLOW) {
-  const end = Date.now() + timeout;
-  for (;;) {
-    if (await check().catch(() => false)) return;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
-
-async function kith(...args) {
-  try {
-    const { stdout } = await run(KITH, [...args, '--json'], { timeout: SLOW });
-    return JSON.parse(stdout);
-  } catch (e) {
-    throw new Error(`kith ${args[0]} failed: ${e.stderr || e.message}`);
-  }
-}
 
 /** A static file server for `dir`, as any web host is: files, and index.html for the rest. */
 function staticHost(dir, port) {
@@ -94,6 +57,17 @@ function startRelay(tmp, port, env) {
     stdio: 'ignore',
     env: { ...process.env, ...env },
   });
+}
+
+/** Opens `invite` in a fresh phone-sized page and asks to join as Robin. */
+async function tryToJoin(browser, invite) {
+  const context = await browser.newContext({ viewport: { width: 360, height: 740 } });
+  const page = await context.newPage();
+  page.setDefaultTimeout(SLOW);
+  await page.goto(invite);
+  await page.getByLabel('Choose a name others will see (not your real name)').fill('Robin');
+  await page.getByRole('button', { name: 'Join' }).click();
+  return { context, page };
 }
 
 describe('Kith PWA served from its own origin, apart from the relay', () => {
@@ -138,12 +112,7 @@ describe('Kith PWA served from its own origin, apart from the relay', () => {
     const { invite } = await kith('invite', '--data-dir', steward, '--app', appBase);
     assert.ok(invite.startsWith(`${appBase}/#join=kith2`), invite);
 
-    const context = await browser.newContext({ viewport: { width: 360, height: 740 } });
-    const page = await context.newPage();
-    page.setDefaultTimeout(SLOW);
-    await page.goto(invite);
-    await page.getByLabel('Choose a name others will see (not your real name)').fill('Robin');
-    await page.getByRole('button', { name: 'Join' }).click();
+    const { context, page } = await tryToJoin(browser, invite);
     await page.getByText('You are Robin').waitFor();
     assert.ok(page.url().startsWith(appBase), page.url());
 
@@ -171,12 +140,7 @@ describe('Kith PWA served from its own origin, apart from the relay', () => {
     const steward = join(tmp, 'steward-2');
     await kith('init', '--data-dir', steward, '--relay', relayBase, '--alliance', 'Closed Alliance', '--name', 'Sam');
     const { invite } = await kith('invite', '--data-dir', steward, '--app', appBase);
-    const context = await browser.newContext({ viewport: { width: 360, height: 740 } });
-    const page = await context.newPage();
-    page.setDefaultTimeout(SLOW);
-    await page.goto(invite);
-    await page.getByLabel('Choose a name others will see (not your real name)').fill('Robin');
-    await page.getByRole('button', { name: 'Join' }).click();
+    const { context, page } = await tryToJoin(browser, invite);
     const said = await page.getByRole('alert').textContent();
     assert.match(said, /could not reach the server/, said);
     assert.equal(await page.getByText('You are Robin').count(), 0);
