@@ -854,9 +854,6 @@ impl Client {
         Ok((blob, body_hash))
     }
 
-    /// The scopes this device fetches, each with the relay position its
-    /// newest checkpoint covers; `None` (every scope) for a researcher's
-    /// device, which reads everything with the researcher's own key.
     /// Whether this device now reads a scope missing from `before` (what
     /// [`Client::fetch_scopes`] gave earlier).
     pub(crate) fn reads_a_new_scope(&self, before: Option<&[(ScopeId, u64)]>) -> bool {
@@ -867,6 +864,9 @@ impl Client {
             .any(|(scope, _)| !before.iter().any(|(b, _)| b == scope))
     }
 
+    /// The scopes this device fetches, each with the relay position its
+    /// newest checkpoint covers; `None` (every scope) for a researcher's
+    /// device, which reads everything with the researcher's own key.
     pub(crate) fn fetch_scopes(&self) -> Option<Vec<(ScopeId, u64)>> {
         if self.role() == Role::Researcher {
             return None;
