@@ -133,6 +133,7 @@ pub fn run(command: Command, json_output: bool) -> Result<Output> {
         Command::Cohort(command) => run_cohort(command),
         Command::Member(command) => run_member(command),
         Command::ResearchTeam(command) => run_research_team(command),
+        Command::Release(command) => crate::release::run_release(command),
         Command::Device(command) => run_device(command),
         Command::Sync {
             data_dir,

@@ -7,6 +7,7 @@ mod commands;
 mod membership;
 mod qr;
 mod relay;
+mod release;
 mod secrets;
 mod store;
 mod watch;
@@ -182,6 +183,10 @@ enum Command {
     /// The research team's keys: who can read everything members write.
     #[command(subcommand)]
     ResearchTeam(ResearchTeamCommand),
+    /// The app's releases: the key that signs them, signing a build, and
+    /// pinning the key so members' apps take only signed updates.
+    #[command(subcommand)]
+    Release(ReleaseCommand),
     /// Send what is waiting and fetch what is new.
     Sync {
         #[arg(long)]
@@ -306,6 +311,56 @@ enum ResearchTeamCommand {
         /// The key (age1...) or its fingerprint, as `kith research-team list` shows it.
         #[arg(long)]
         recipient: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum ReleaseCommand {
+    /// Make a release signing key. Keep it off the relay's machine: whoever
+    /// holds it can send members a new app.
+    Keygen {
+        /// Where to save it (must not exist yet).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Sign a build of the app (writes kith-release.sig beside its
+    /// kith-release.json, after checking every file against it).
+    Sign {
+        /// The key file from `kith release keygen`.
+        #[arg(long)]
+        key: PathBuf,
+        /// The built app, for example web/app/dist.
+        #[arg(long)]
+        dir: PathBuf,
+    },
+    /// Check a folder as members' apps check an update: the signature with
+    /// this key, then every file.
+    Verify {
+        /// The release key (kith-release-key:...).
+        #[arg(long)]
+        key: String,
+        /// The built app.
+        #[arg(long)]
+        dir: PathBuf,
+    },
+    /// Pin a release key in the alliance (stewards only): members' apps
+    /// then offer only updates signed with it.
+    Pin {
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// The key's public half (kith-release-key:...), from `kith release keygen`.
+        #[arg(long)]
+        key: String,
+    },
+    /// Stop checking updates (stewards only).
+    Unpin {
+        #[arg(long)]
+        data_dir: PathBuf,
+    },
+    /// Show the pinned release key.
+    Show {
+        #[arg(long)]
+        data_dir: PathBuf,
     },
 }
 

@@ -21,6 +21,7 @@ use crate::membership::{
 };
 use crate::names::seal_name;
 use crate::payload::Grant;
+use crate::release::ReleaseKey;
 use crate::state::{Profile, StoreOp};
 use crate::time::Timestamp;
 
@@ -448,6 +449,24 @@ impl Client {
         let mut entries = vec![change];
         entries.extend(rotations);
         self.stage_change(draft, entries, keys, now, rng)
+    }
+
+    /// Pins the key the app's releases must be signed with (a steward's),
+    /// or with `None` stops checking updates. Every device learns it from
+    /// the log.
+    pub fn pin_release_key(
+        &mut self,
+        key: Option<ReleaseKey>,
+        now: Timestamp,
+        rng: &mut impl CryptoRngCore,
+    ) -> Result<(HttpRequest, Vec<StoreOp>), Error> {
+        self.require_active()?;
+        let mut draft = self.membership.clone();
+        let action = Action::PinReleaseKey {
+            key: key.map(|k| k.0),
+        };
+        let entry = draft.append(&self.keys, action, now)?;
+        self.stage_change(draft, vec![entry], Vec::new(), now, rng)
     }
 
     /// New keys for every stale scope this device reads, and the chapter

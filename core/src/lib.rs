@@ -60,6 +60,7 @@ pub mod payload;
 mod reader;
 mod rejection;
 pub mod relay_rules;
+pub mod release;
 mod research;
 mod role;
 mod sealing;

@@ -364,6 +364,7 @@ fn action_name(action: &Action) -> &'static str {
         Action::ResearchTeam { .. } => "ResearchTeam",
         Action::OpenCohort { .. } => "OpenCohort",
         Action::NewChapter { .. } => "NewChapter",
+        Action::PinReleaseKey { .. } => "PinReleaseKey",
     }
 }
 

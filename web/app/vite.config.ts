@@ -1,6 +1,7 @@
 import { defineConfig, type Plugin } from 'vite';
 import preact from '@preact/preset-vite';
 import { VitePWA } from 'vite-plugin-pwa';
+import { withIntegrity } from './scripts/precache-integrity.mjs';
 
 const THEME = '#0b5d5b';
 
@@ -83,6 +84,10 @@ export default defineConfig({
         // The relay's API is never answered from a cache.
         navigateFallbackDenylist: [/^\/v1\//],
         runtimeCaching: [],
+        manifestTransforms: [withIntegrity],
+        // One service worker file, with no script it loads at run time: the
+        // release check hashes that one file.
+        inlineWorkboxRuntime: true,
       },
     }),
   ],

@@ -23,6 +23,7 @@ use crate::encoding::base64_bytes;
 use crate::ids::{AllianceId, DeviceId, InviteId, MemberId, ScopeId};
 use crate::keys::{DeviceKeys, verify};
 pub use crate::log_error::LogError;
+use crate::release::ReleaseKey;
 use crate::role::Role;
 use crate::time::Timestamp;
 pub use history::History;
@@ -227,6 +228,13 @@ pub enum Action {
         /// Its epoch 0's public recipient.
         recipient: String,
     },
+    /// Pins the key that signs the app's releases (a steward's), or, with
+    /// none, stops checking them. Devices offer only app updates signed
+    /// with it (`release.rs`).
+    PinReleaseKey {
+        /// The release key's public half.
+        key: Option<[u8; 32]>,
+    },
 }
 
 /// A member as the log knows them.
@@ -333,6 +341,7 @@ pub struct Membership {
     scopes: BTreeMap<ScopeId, ScopeInfo>,
     invites: BTreeMap<InviteId, InviteInfo>,
     alliance_scope: Option<ScopeId>,
+    release_key: Option<ReleaseKey>,
 }
 
 /// What the invite key signs when a device joins.
@@ -367,6 +376,7 @@ impl Membership {
             scopes: BTreeMap::new(),
             invites: BTreeMap::new(),
             alliance_scope: None,
+            release_key: None,
         }
     }
 
@@ -460,6 +470,12 @@ impl Membership {
     /// The research team's age recipients.
     pub fn research_recipients(&self) -> &[String] {
         &self.research
+    }
+
+    /// The key the alliance's app releases must be signed with, if a
+    /// steward pinned one.
+    pub fn release_key(&self) -> Option<ReleaseKey> {
+        self.release_key
     }
 
     /// Whether the research team changed since `scope`'s current epoch

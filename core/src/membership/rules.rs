@@ -10,6 +10,7 @@ use super::{
 };
 use crate::ids::{DeviceId, InviteId, MemberId, ScopeId};
 use crate::keys::{Recipient, verify};
+use crate::release::ReleaseKey;
 use crate::role::Role;
 
 impl Membership {
@@ -100,6 +101,7 @@ impl Membership {
                 cutoffs,
             } => self.remove(author, devices, *whole_member, cutoffs),
             Action::ResearchTeam { recipients } => self.change_research_team(author, recipients),
+            Action::PinReleaseKey { key } => self.pin_release_key(author, *key),
         }
     }
 
@@ -108,6 +110,23 @@ impl Membership {
         self.devices.values().any(|d| {
             d.active && d.member != member && self.members[&d.member].role == Role::Steward
         })
+    }
+
+    fn pin_release_key(&mut self, author: MemberId, key: Option<[u8; 32]>) -> Result<(), LogError> {
+        if self.members[&author].role != Role::Steward {
+            return Err(LogError::Unauthorised(
+                "only a steward pins the app's release key",
+            ));
+        }
+        let key = key
+            .map(ReleaseKey::from_bytes)
+            .transpose()
+            .map_err(|_| LogError::Invalid("the release key is not an Ed25519 key"))?;
+        if key == self.release_key {
+            return Err(LogError::Invalid("that release key is already pinned"));
+        }
+        self.release_key = key;
+        Ok(())
     }
 
     fn change_research_team(

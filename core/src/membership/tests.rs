@@ -399,6 +399,41 @@ fn only_a_steward_changes_the_research_team_and_every_key_then_changes() {
 }
 
 #[test]
+fn only_a_steward_pins_the_release_key() {
+    use crate::release::ReleaseSigningKey;
+    let mut w = World::new();
+    let (facilitator, _) = w.member(Role::Facilitator, w.cohort);
+    let key = ReleaseSigningKey::generate(&mut w.rng).public();
+    let pin = |key: Option<[u8; 32]>| Action::PinReleaseKey { key };
+
+    let refused = w.log.append(&facilitator, pin(Some(key.0)), T);
+    assert!(
+        matches!(refused, Err(LogError::Unauthorised(_))),
+        "{refused:?}"
+    );
+    // Not a point on the curve: refused, so no device pins a key nothing matches.
+    let mut not_a_key = [0u8; 32];
+    not_a_key[0] = 2;
+    let not_a_key = [not_a_key, [0xff; 32]]
+        .into_iter()
+        .find(|bytes| crate::release::ReleaseKey::from_bytes(*bytes).is_err())
+        .expect("one of these is not an Ed25519 key");
+    let refused = w.log.append(&w.steward_keys(), pin(Some(not_a_key)), T);
+    assert!(matches!(refused, Err(LogError::Invalid(_))), "{refused:?}");
+    assert_eq!(w.log.release_key(), None);
+
+    w.log
+        .append(&w.steward_keys(), pin(Some(key.0)), T)
+        .unwrap();
+    assert_eq!(w.log.release_key(), Some(key));
+    let refused = w.log.append(&w.steward_keys(), pin(Some(key.0)), T);
+    assert!(matches!(refused, Err(LogError::Invalid(_))), "{refused:?}");
+    // A steward may stop the check again.
+    w.log.append(&w.steward_keys(), pin(None), T).unwrap();
+    assert_eq!(w.log.release_key(), None);
+}
+
+#[test]
 fn a_steward_removes_another_but_never_the_last() {
     let mut w = World::new();
     let first = w.steward_keys();

@@ -17,9 +17,10 @@ import init, {
   type StoreOpView,
   type SyncStep,
   type Written,
+  signedReleaseHash,
 } from './wasm/pkg/kith_wasm.js';
 
-export { Joining, KithDevice, LiveUpdates };
+export { Joining, KithDevice, LiveUpdates, signedReleaseHash };
 export type { Contribution, LiveNext, Profile, RelayRequest, StreamEnded, SyncOutcome, SyncStep, Written };
 
 /** What the core asks the app to store, in order, in one transaction. */

@@ -164,6 +164,13 @@ impl KithDevice {
             .collect()
     }
 
+    /// The key the alliance's app updates must be signed with
+    /// (`kith-release-key:...`), or `undefined` if the steward pinned none.
+    #[wasm_bindgen(js_name = releaseKey)]
+    pub fn release_key(&self) -> Option<String> {
+        self.inner.membership().release_key().map(|k| k.to_string())
+    }
+
     /// How many blobs wait to be sent.
     #[wasm_bindgen(js_name = pendingUploads)]
     pub fn pending_uploads(&self) -> usize {
@@ -226,6 +233,30 @@ impl KithDevice {
             finished: step.finished.as_ref().map(report),
         })
     }
+}
+
+/// The SHA-256 (hex) that a release manifest signed with `key` gives for
+/// `path`. Throws, with a `code` and a sentence, if the signature is not
+/// the pinned key's over these exact bytes or the manifest does not list
+/// the file.
+#[wasm_bindgen(js_name = signedReleaseHash)]
+pub fn signed_release_hash(
+    key: &str,
+    manifest: &[u8],
+    signature: &[u8],
+    path: &str,
+) -> Result<String, JsValue> {
+    use kith_core::release::{ReleaseKey, verify_release};
+    let release_error =
+        |e: kith_core::release::ReleaseError| coded("release_refused", &e.to_string());
+    let key = ReleaseKey::parse(key).map_err(release_error)?;
+    let manifest = verify_release(&key, manifest, signature).map_err(release_error)?;
+    manifest.sha256_of(path).map(str::to_owned).ok_or_else(|| {
+        coded(
+            "release_refused",
+            &format!("the signed release does not list {path}"),
+        )
+    })
 }
 
 /// A device joining from an invite link.

@@ -57,10 +57,23 @@ export function App() {
 
   return (
     <>
-      <UpdateBanner />
+      <UpdateBanner releaseKey={releaseKeyOf(view)} />
       <Screen view={view} setView={setView} />
     </>
   );
+}
+
+/** The release key updates are checked against, once the view knows it. */
+function releaseKeyOf(view: View): string | null | undefined {
+  switch (view.kind) {
+    case 'starting':
+    case 'other-tab':
+      return undefined;
+    case 'main':
+      return view.device.releaseKey() ?? null;
+    default:
+      return null;
+  }
 }
 
 function Screen({ view, setView }: { view: View; setView: (v: View) => void }) {

@@ -1,0 +1,3 @@
+import type { ManifestTransform } from 'workbox-build';
+
+export declare const withIntegrity: ManifestTransform;
