@@ -68,7 +68,7 @@ export function UpdateBanner({ releaseKey }: Props) {
       <div class="banner warning" role="alert">
         <p>
           {needRefresh || verdict.ofUpdate
-            ? 'An update to Kith was not signed by your alliance. Do not update. Keep using Kith as it is, and tell your steward.'
+            ? 'An update to Kith was not signed by your alliance, so Kith will not offer it. Keep using Kith as it is, and tell your steward.'
             : 'This copy of Kith was not signed by your alliance. Tell your steward before you write anything new.'}
         </p>
       </div>
