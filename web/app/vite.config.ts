@@ -40,12 +40,25 @@ function relayOrigins(): Plugin {
   };
 }
 
+/** Where the build writes, once Vite knows (`--outDir` may move it). */
+const output = { root: '.', outDir: 'dist' };
+function rememberOutput(): Plugin {
+  return {
+    name: 'kith-remember-output',
+    configResolved(config) {
+      output.root = config.root;
+      output.outDir = config.build.outDir;
+    },
+  };
+}
+
 export default defineConfig({
   build: {
     target: 'es2020',
     sourcemap: false,
   },
   plugins: [
+    rememberOutput(),
     relayOrigins(),
     preact(),
     VitePWA({
@@ -84,7 +97,7 @@ export default defineConfig({
         // The relay's API is never answered from a cache.
         navigateFallbackDenylist: [/^\/v1\//],
         runtimeCaching: [],
-        manifestTransforms: [withIntegrity],
+        manifestTransforms: [withIntegrity(() => output)],
         // One service worker file, with no script it loads at run time: the
         // release check hashes that one file.
         inlineWorkboxRuntime: true,

@@ -1,3 +1,3 @@
 import type { ManifestTransform } from 'workbox-build';
 
-export declare const withIntegrity: ManifestTransform;
+export declare function withIntegrity(where: () => { root: string; outDir: string }): ManifestTransform;

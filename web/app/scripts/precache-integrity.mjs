@@ -5,13 +5,17 @@
 
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
 
-const dist = new URL('../dist/', import.meta.url);
-
-export async function withIntegrity(entries) {
-  for (const entry of entries) {
-    const bytes = await readFile(new URL(entry.url, dist));
-    entry.integrity = `sha256-${createHash('sha256').update(bytes).digest('base64')}`;
-  }
-  return { manifest: entries, warnings: [] };
+/** The transform, reading the built files from `where()`: the build's root and output folder. */
+export function withIntegrity(where) {
+  return async (entries) => {
+    const { root, outDir } = where();
+    const dir = resolve(root, outDir);
+    for (const entry of entries) {
+      const bytes = await readFile(resolve(dir, entry.url));
+      entry.integrity = `sha256-${createHash('sha256').update(bytes).digest('base64')}`;
+    }
+    return { manifest: entries, warnings: [] };
+  };
 }
