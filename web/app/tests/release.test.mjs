@@ -36,9 +36,16 @@ describe('Kith PWA takes only updates signed with the alliance release key', () 
     await kith('release', 'sign', '--key', keyFile, '--dir', site);
   }
 
+  /** Changes a file, dropping its compressed copies (a build would write them again). */
+  async function change(path, write) {
+    await write(join(site, path));
+    await rm(join(site, `${path}.br`), { force: true });
+    await rm(join(site, `${path}.gz`), { force: true });
+  }
+
   /** Changes the service worker's bytes, as any new version does. */
   async function newServiceWorker(mark) {
-    await appendFile(join(site, 'sw.js'), `\n// ${mark}\n`);
+    await change('sw.js', (file) => appendFile(file, `\n// ${mark}\n`));
   }
 
   /** Asks the browser to look for an update now (it would at the next visit). */
@@ -178,10 +185,12 @@ describe('Kith PWA takes only updates signed with the alliance release key', () 
     assert.ok(sw.includes(oldIntegrity), 'the service worker lists icon.svg by its hash');
     const entry = new RegExp(`url:"icon\\.svg",revision:"([0-9a-f]+)"`);
     assert.match(sw, entry, 'the service worker lists icon.svg with a revision');
-    await writeFile(swPath, sw.replace(entry, 'url:"icon.svg",revision:"newbuild"').replace(oldIntegrity, newIntegrity));
-    await writeFile(icon, rebuilt);
+    await change('sw.js', (file) =>
+      writeFile(file, sw.replace(entry, 'url:"icon.svg",revision:"newbuild"').replace(oldIntegrity, newIntegrity)),
+    );
+    await change('icon.svg', (file) => writeFile(file, rebuilt));
     await release(pinned);
-    await writeFile(icon, original.replace('</svg>', '<!-- swapped by the server --></svg>'));
+    await change('icon.svg', (file) => writeFile(file, original.replace('</svg>', '<!-- swapped by the server --></svg>')));
     await page.evaluate(async () => {
       const registration = await navigator.serviceWorker.getRegistration();
       await registration.update();
