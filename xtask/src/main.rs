@@ -203,15 +203,51 @@ fn wasm() -> Result {
                 input.to_str().unwrap(),
             ],
         )?;
-        // No wasm-opt yet: Debian's binaryen (108) rewrites wasm-bindgen's
-        // externref table so that the module fails to start in Chromium
-        // ("WebAssembly.Table.set(): Argument 1 is invalid"). A newer
-        // binaryen is the next step for size; see docs/BENCHMARKS.md.
         let wasm = out.join("kith_wasm_bg.wasm");
-        let size = std::fs::metadata(&wasm).map_err(|e| e.to_string())?.len();
-        eprintln!("xtask: kith_wasm_bg.wasm is {} KiB", size / 1024);
+        let before = std::fs::metadata(&wasm).map_err(|e| e.to_string())?.len();
+        optimise_wasm(&wasm)?;
+        let after = std::fs::metadata(&wasm).map_err(|e| e.to_string())?.len();
+        eprintln!(
+            "xtask: kith_wasm_bg.wasm is {} KiB ({} KiB before wasm-opt)",
+            after / 1024,
+            before / 1024
+        );
         Ok(())
     })
+}
+
+/// Shrinks the wasm in place with binaryen's wasm-opt, pinned in the app's
+/// package.json (npm `binaryen`; Debian's binaryen 108 broke wasm-bindgen's
+/// externref table, see docs/BENCHMARKS.md). The features named are the
+/// ones Rust's wasm32 target emits; wasm-opt must not add others.
+fn optimise_wasm(wasm: &Path) -> Result {
+    let wasm_opt = app_dir().join("node_modules/.bin/wasm-opt");
+    if !wasm_opt.is_file() {
+        setup_npm()?;
+    }
+    let optimised = wasm.with_extension("opt.wasm");
+    let result = sh(
+        wasm_opt.to_str().ok_or("app path is not UTF-8")?,
+        &[
+            "-Oz",
+            "--strip-debug",
+            "--strip-producers",
+            "--enable-reference-types",
+            "--enable-bulk-memory",
+            "--enable-nontrapping-float-to-int",
+            "--enable-sign-ext",
+            "--enable-mutable-globals",
+            "--enable-multivalue",
+            wasm.to_str().ok_or("wasm path is not UTF-8")?,
+            "-o",
+            optimised.to_str().ok_or("wasm path is not UTF-8")?,
+        ],
+    );
+    if let Err(e) = result {
+        let _ = std::fs::remove_file(&optimised);
+        return Err(e);
+    }
+    std::fs::rename(&optimised, wasm).map_err(|e| format!("cannot replace {}: {e}", wasm.display()))
 }
 
 fn web() -> Result {
