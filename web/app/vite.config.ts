@@ -2,6 +2,7 @@ import { defineConfig, type Plugin } from 'vite';
 import preact from '@preact/preset-vite';
 import { VitePWA } from 'vite-plugin-pwa';
 import { withIntegrity } from './scripts/precache-integrity.mjs';
+import { wasmBytes } from './scripts/wasm-size.mjs';
 
 const THEME = '#0b5d5b';
 
@@ -53,6 +54,9 @@ function rememberOutput(): Plugin {
 }
 
 export default defineConfig({
+  define: {
+    __KITH_WASM_BYTES__: JSON.stringify(wasmBytes()),
+  },
   build: {
     target: 'es2020',
     sourcemap: false,

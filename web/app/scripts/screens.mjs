@@ -65,6 +65,14 @@ try {
   took('pseudonym field shown');
   await name.fill('Robin');
   await page.getByRole('button', { name: /join/i }).click();
+  // The core may still be on its way: the button says how far it has got.
+  const ready = page.getByRole('button', { name: /Getting ready… [1-9]/ });
+  if (await ready.waitFor({ timeout: 5_000 }).then(() => true, () => false)) {
+    await page.screenshot({ path: join(out, 'join-getting-ready-360-slow.png') });
+    await page.setViewportSize({ width: 320, height: 640 });
+    await page.screenshot({ path: join(out, 'join-getting-ready-320-slow.png') });
+    await page.setViewportSize({ width: 360, height: 740 });
+  }
   await page.getByText('You are').waitFor({ timeout: 180_000 });
   took('joined');
   // Choosing the group shows who else will read it (the cohort's history setting).

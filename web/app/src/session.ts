@@ -1,13 +1,11 @@
 // Opening the saved device, and joining an alliance from an invite.
 
 import { OfflineError, send } from './relay';
-import { askToKeepData, type Storage } from './storage';
+import { askToKeepData, type Saved, type Storage } from './storage';
 import { Joining, KithDevice, finishJoin, joinNext } from './wasm';
 
-/** The device saved in this browser, or undefined. */
-export async function openSaved(storage: Storage): Promise<KithDevice | undefined> {
-  const saved = await storage.load();
-  if (!saved) return undefined;
+/** The device saved in this browser (the core must have loaded). */
+export function openSaved(saved: Saved): KithDevice {
   return KithDevice.load(saved.state, saved.replica, saved.blobs);
 }
 

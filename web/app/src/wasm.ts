@@ -29,12 +29,89 @@ export type StoreOp = StoreOpView;
 /** What one sync run did. */
 export type SyncReport = Report;
 
-let loading: Promise<unknown> | undefined;
+import wasmUrl from './wasm/pkg/kith_wasm_bg.wasm?url';
 
-/** Loads and starts the wasm module; safe to call many times. */
+/** The wasm core's size as built (vite.config.ts), for progress; 0 if unknown. */
+declare const __KITH_WASM_BYTES__: number;
+
+let loading: Promise<unknown> | undefined;
+let loaded = false;
+let arrived = 0;
+const watchers = new Set<(fraction: number) => void>();
+
+function report(fraction: number) {
+  arrived = fraction;
+  for (const watch of watchers) watch(fraction);
+}
+
+/**
+ * Loads and starts the wasm module; safe to call many times. It compiles
+ * while it downloads, so the screens that need no core can be used
+ * meanwhile. A failed load can be tried again.
+ */
 export function loadCore(): Promise<unknown> {
-  loading ??= init();
+  loading ??= init({ module_or_path: countedDownload() }).then(
+    (started) => {
+      loaded = true;
+      report(1);
+      return started;
+    },
+    (e: unknown) => {
+      loading = undefined;
+      throw e;
+    },
+  );
   return loading;
+}
+
+/**
+ * Loads the core, trying again when the connection drops (after 1, 2, 4…
+ * seconds, up to 30 between tries; 8 tries in all), and says so with
+ * `onRetry`. Throws a sentence for the member if it never arrives.
+ */
+export async function coreWhenReady(onRetry: (message: string) => void): Promise<void> {
+  for (let attempt = 1, wait = 1000; ; attempt += 1, wait = Math.min(wait * 2, 30_000)) {
+    try {
+      await loadCore();
+      return;
+    } catch {
+      if (attempt === 8) {
+        throw new Error('Kith could not finish downloading. Check that you are online, then try again.');
+      }
+      onRetry('The connection dropped. Kith will keep trying.');
+      await new Promise((resolve) => setTimeout(resolve, wait));
+    }
+  }
+}
+
+/** Whether the core has loaded. */
+export function coreLoaded(): boolean {
+  return loaded;
+}
+
+/** Calls `watch` with how much of the core has arrived (0 to 1), now and as it changes; returns a stop function. */
+export function watchCoreProgress(watch: (fraction: number) => void): () => void {
+  watchers.add(watch);
+  watch(arrived);
+  return () => watchers.delete(watch);
+}
+
+/** The core's download, counted as it arrives. */
+async function countedDownload(): Promise<Response> {
+  const response = await fetch(wasmUrl);
+  if (!response.ok || !response.body || !__KITH_WASM_BYTES__) return response;
+  let received = 0;
+  const counter = new TransformStream<Uint8Array, Uint8Array>({
+    transform(chunk, controller) {
+      received += chunk.byteLength;
+      // The last step (starting it) is not counted: 99% at most until it runs.
+      report(Math.min(0.99, received / __KITH_WASM_BYTES__));
+      controller.enqueue(chunk);
+    },
+  });
+  return new Response(response.body.pipeThrough(counter), {
+    headers: { 'Content-Type': 'application/wasm' },
+  });
 }
 
 export function nextRequest(device: KithDevice): RelayRequest | undefined {

@@ -4,7 +4,7 @@ import { openSaved } from '../session';
 import { Storage } from '../storage';
 import { holdDeviceLock } from '../tablock';
 import { sentence } from '../text';
-import { loadCore, type KithDevice } from '../wasm';
+import { coreWhenReady, type KithDevice } from '../wasm';
 import { JoinScreen } from './JoinScreen';
 import { MainScreen } from './MainScreen';
 import { Notice } from './Notice';
@@ -20,6 +20,10 @@ type View =
 
 export function App() {
   const [view, setView] = useState<View>({ kind: 'starting' });
+  // The service worker is registered once the core has arrived: it then
+  // caches the core from the browser's cache instead of downloading it a
+  // second time while the member joins.
+  const [coreReady, setCoreReady] = useState(false);
 
   useEffect(() => {
     let cancelled = false;
@@ -30,10 +34,19 @@ export function App() {
       try {
         await holdDeviceLock(() => show({ kind: 'other-tab' }));
         show({ kind: 'starting' });
-        const [storage] = await Promise.all([Storage.open(), loadCore()]);
-        const device = await openSaved(storage);
+        // The core downloads and compiles meanwhile: the join screen needs
+        // none of it until the member presses Join.
+        const core = coreWhenReady(() => undefined);
+        core.then(
+          () => setCoreReady(true),
+          () => undefined,
+        );
+        const storage = await Storage.open();
+        const saved = await storage.load();
         const invite = inviteFromUrl();
-        if (device) {
+        if (saved) {
+          await core;
+          const device = openSaved(saved);
           let note: string | undefined;
           if (invite) {
             // This phone has already joined; the link is not needed again.
@@ -57,7 +70,7 @@ export function App() {
 
   return (
     <>
-      <UpdateBanner releaseKey={releaseKeyOf(view)} />
+      {coreReady && <UpdateBanner releaseKey={releaseKeyOf(view)} />}
       <Screen view={view} setView={setView} />
     </>
   );

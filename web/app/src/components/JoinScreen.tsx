@@ -2,7 +2,7 @@ import { useRef, useState } from 'preact/hooks';
 import { JoinAttempt } from '../session';
 import type { Storage } from '../storage';
 import { errorCode, sentence } from '../text';
-import type { KithDevice } from '../wasm';
+import { coreLoaded, coreWhenReady, watchCoreProgress, type KithDevice } from '../wasm';
 
 interface Props {
   invite: string;
@@ -14,6 +14,9 @@ export function JoinScreen({ invite, storage, onJoined }: Props) {
   const [name, setName] = useState('');
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState('');
+  // While the core is still on its way: how far it has got, and whether it is trying again.
+  const [preparing, setPreparing] = useState('');
+  const [retrying, setRetrying] = useState('');
   const attempt = useRef(new JoinAttempt());
   const input = useRef<HTMLInputElement>(null);
 
@@ -28,6 +31,18 @@ export function JoinScreen({ invite, storage, onJoined }: Props) {
     setBusy(true);
     setError('');
     try {
+      if (!coreLoaded()) {
+        const stop = watchCoreProgress((fraction) =>
+          setPreparing(`Getting ready… ${Math.round(fraction * 100)}%`),
+        );
+        try {
+          await coreWhenReady(setRetrying);
+        } finally {
+          stop();
+          setPreparing('');
+          setRetrying('');
+        }
+      }
       const device = await attempt.current.join(invite, name, storage);
       onJoined(device);
     } catch (e) {
@@ -66,8 +81,11 @@ export function JoinScreen({ invite, storage, onJoined }: Props) {
           onInput={(e) => setName(e.currentTarget.value)}
         />
         <button type="submit" class="button" disabled={busy} aria-busy={busy}>
-          {busy ? 'Joining…' : 'Join'}
+          {busy ? preparing || 'Joining…' : 'Join'}
         </button>
+        <p class="hint" role="status">
+          {retrying}
+        </p>
         <p id="join-error" class="error" role="alert">
           {error}
         </p>
