@@ -29,6 +29,11 @@ pub enum AppError {
         "this device sent too many requests; wait {0} seconds, then try again (a Kith app does this by itself)"
     )]
     RateLimited(u64),
+    /// This device holds as many live-update connections open as it may.
+    #[error(
+        "this device already has {0} live-update connections open, the most the relay allows; close one (another Kith tab, or kith sync --watch) and try again"
+    )]
+    TooManyStreams(usize),
     /// The request body did not arrive in time (a slow or stalled client).
     #[error(
         "the request body did not arrive in time (the relay waits {0} seconds for it); check the connection and try again"
@@ -57,6 +62,7 @@ impl AppError {
             ),
             AppError::OverQuota(_) => (StatusCode::INSUFFICIENT_STORAGE, "over_quota"),
             AppError::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+            AppError::TooManyStreams(_) => (StatusCode::TOO_MANY_REQUESTS, "too_many_streams"),
             AppError::TimedOut(_) => (StatusCode::REQUEST_TIMEOUT, "timeout"),
             AppError::Storage(_) => (StatusCode::SERVICE_UNAVAILABLE, "storage"),
             AppError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
@@ -77,7 +83,13 @@ impl IntoResponse for AppError {
             message: self.to_string(),
         };
         let mut response = (status, Json(body)).into_response();
-        if let AppError::RateLimited(seconds) = self {
+        let retry_after = match self {
+            AppError::RateLimited(seconds) => Some(seconds),
+            // A stream that ends frees its place; the longest long poll is 30 s.
+            AppError::TooManyStreams(_) => Some(crate::live::MAX_WAIT_SECS),
+            _ => None,
+        };
+        if let Some(seconds) = retry_after {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(seconds));

@@ -12,13 +12,15 @@
 //! Notices come from storage (`Storage::changes`): on PostgreSQL, from every
 //! relay instance through LISTEN/NOTIFY.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::extract::{Path, State};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::Stream;
-use kith_core::AllianceId;
+use kith_core::{AllianceId, DeviceId};
 use tokio::sync::{broadcast, watch};
 use tokio::time::Instant;
 
@@ -37,16 +39,45 @@ const KEEP_ALIVE: Duration = Duration::from_secs(20);
 const MEMBERSHIP_RECHECK: Duration = Duration::from_secs(30);
 /// The longest long poll.
 pub const MAX_WAIT_SECS: u64 = 30;
+/// How many live-update connections (streams and long polls) one device may
+/// hold open at once on one relay instance: each holds a connection for up
+/// to ten minutes. An app holds one; a second tab, or `kith sync --watch`
+/// beside it, still fits.
+pub const MAX_OPEN_PER_DEVICE: usize = 4;
+
+/// Open live-update connections, per device.
+type OpenCount = Arc<Mutex<HashMap<DeviceId, usize>>>;
 
 /// Shared by the live-update streams of one relay instance.
 pub struct Live {
     closing: watch::Sender<bool>,
+    open: OpenCount,
 }
 
 impl Default for Live {
     fn default() -> Self {
         Self {
             closing: watch::channel(false).0,
+            open: OpenCount::default(),
+        }
+    }
+}
+
+/// One of a device's live-update connections; given back when dropped
+/// (the stream ended, or the device went away).
+pub struct Slot {
+    open: OpenCount,
+    device: DeviceId,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(count) = open.get_mut(&self.device) {
+            *count -= 1;
+            if *count == 0 {
+                open.remove(&self.device);
+            }
         }
     }
 }
@@ -61,6 +92,21 @@ impl Live {
     fn closing(&self) -> watch::Receiver<bool> {
         self.closing.subscribe()
     }
+
+    /// A slot for one more live-update connection of `device`, or a refusal
+    /// (429) if it holds as many as it may.
+    pub fn slot(&self, device: DeviceId) -> Result<Slot, AppError> {
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        let count = open.entry(device).or_insert(0);
+        if *count >= MAX_OPEN_PER_DEVICE {
+            return Err(AppError::TooManyStreams(MAX_OPEN_PER_DEVICE));
+        }
+        *count += 1;
+        Ok(Slot {
+            open: Arc::clone(&self.open),
+            device,
+        })
+    }
 }
 
 /// One open stream.
@@ -70,6 +116,8 @@ struct Listener<S> {
     closing: watch::Receiver<bool>,
     state: AppState<S>,
     started: bool,
+    /// Held for as long as the stream is open.
+    _slot: Slot,
     /// When the device's membership was last checked.
     checked: Instant,
 }
@@ -110,6 +158,7 @@ pub async fn events<S: Storage>(
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, AppError> {
     let alliance = alliance_id(&alliance)?;
     require_member(&state, alliance, signed.device).await?;
+    let slot = state.live.slot(signed.device)?;
     // Listen before answering, so no change falls between `ready` and the first notice.
     let changes = state.storage.changes();
     let closing = state.live.closing();
@@ -122,6 +171,7 @@ pub async fn events<S: Storage>(
         state,
         started: false,
         checked: Instant::now(),
+        _slot: slot,
     };
     let stream = futures_util::stream::unfold(listener, move |mut l| async move {
         if !l.started {

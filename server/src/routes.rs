@@ -316,6 +316,10 @@ pub async fn fetch_blobs<S: Storage>(
     let asked = query.scopes.as_deref().map(rules::scope_list).transpose()?;
     let membership = membership(&state, alliance).await?;
     let scopes = rules::scopes_to_serve(&membership, signed.device, asked)?;
+    // A long poll holds a connection like a stream does, and counts as one.
+    let _slot = (query.wait > 0)
+        .then(|| state.live.slot(signed.device))
+        .transpose()?;
     // Listen before looking, so nothing arriving in between is missed.
     let changes = (query.wait > 0).then(|| state.storage.changes());
     let mut page = state
