@@ -32,8 +32,9 @@ fn main() -> ExitCode {
         Some("reproduce") => setup_wasm()
             .and_then(|()| setup_npm())
             .and_then(|()| release::reproduce()),
+        Some("bench-web") => bench_web(),
         _ => Err(
-            "usage: cargo xtask run [relay flags] | ci | wasm | web | reproduce | fresh-copy"
+            "usage: cargo xtask run [relay flags] | ci | wasm | web | reproduce | fresh-copy | bench-web"
                 .into(),
         ),
     };
@@ -253,6 +254,23 @@ fn optimise_wasm(wasm: &Path) -> Result {
 fn web() -> Result {
     wasm()?;
     step("app build", || sh_in(&app_dir(), "npm", &["run", "build"]))
+}
+
+/// `cargo xtask bench-web`: the app's figures on the reference poor link
+/// and unthrottled, in Chromium against a real relay (docs/BENCHMARKS.md).
+fn bench_web() -> Result {
+    setup_wasm()?;
+    setup_npm()?;
+    web()?;
+    step("relay and command line (debug)", || {
+        sh(
+            "cargo",
+            &["build", "--quiet", "-p", "kith-server", "-p", "kith"],
+        )
+    })?;
+    step("browser benchmark", || {
+        sh_in(&app_dir(), "node", &["scripts/bench-web.mjs"])
+    })
 }
 
 /// `cargo xtask run`: build everything, then serve at http://localhost:8080.
