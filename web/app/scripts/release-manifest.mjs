@@ -11,6 +11,8 @@ import { join, relative, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const NAME = 'kith-release.json';
+// Written after the manifest, by `kith release sign`.
+const SIGNATURE = 'kith-release.sig';
 const dist = process.argv[2] ?? fileURLToPath(new URL('../dist', import.meta.url));
 
 async function* files(dir) {
@@ -24,7 +26,7 @@ async function* files(dir) {
 const list = [];
 for await (const path of files(dist)) {
   const name = relative(dist, path).split(sep).join('/');
-  if (name === NAME) continue;
+  if (name === NAME || name === SIGNATURE) continue;
   const bytes = await readFile(path);
   list.push({ path: name, sha256: createHash('sha256').update(bytes).digest('hex'), bytes: bytes.length });
 }

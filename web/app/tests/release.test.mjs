@@ -30,10 +30,10 @@ describe('Kith PWA takes only updates signed with the alliance release key', () 
   let pinned;
   let other;
 
-  /** Writes the site's manifest again, as a build does, and signs it with `keyFile`. */
-  async function release(keyFile) {
-    await run(process.execPath, [join(appDir, 'scripts', 'release-manifest.mjs'), site]);
-    await kith('release', 'sign', '--key', keyFile, '--dir', site);
+  /** Writes a build's manifest again (the site's, unless `dir`), as a build does, and signs it with `keyFile`. */
+  async function release(keyFile, dir = site) {
+    await run(process.execPath, [join(appDir, 'scripts', 'release-manifest.mjs'), dir]);
+    await kith('release', 'sign', '--key', keyFile, '--dir', dir);
   }
 
   /** Changes a file, dropping its compressed copies (a build would write them again). */
@@ -46,6 +46,23 @@ describe('Kith PWA takes only updates signed with the alliance release key', () 
   /** Changes the service worker's bytes, as any new version does. */
   async function newServiceWorker(mark) {
     await change('sw.js', (file) => appendFile(file, `\n// ${mark}\n`));
+  }
+
+  /**
+   * Publishes a new service worker signed with `keyFile`: made and signed in
+   * a copy, then put in place with the service worker last, so the app (which
+   * looks for updates by itself too) never sees it before its signature.
+   */
+  async function publish(mark, keyFile) {
+    const build = join(tmp, 'new-build');
+    await rm(build, { recursive: true, force: true });
+    await cp(site, build, { recursive: true });
+    await rm(join(build, 'sw.js.br'), { force: true });
+    await rm(join(build, 'sw.js.gz'), { force: true });
+    await appendFile(join(build, 'sw.js'), `\n// ${mark}\n`);
+    await release(keyFile, build);
+    for (const file of ['kith-release.json', 'kith-release.sig']) await cp(join(build, file), join(site, file));
+    await change('sw.js', (file) => cp(join(build, 'sw.js'), file));
   }
 
   /** Asks the browser to look for an update now (it would at the next visit). */
@@ -147,8 +164,7 @@ describe('Kith PWA takes only updates signed with the alliance release key', () 
     await warning.filter({ hasText: 'This copy of Kith' }).waitFor();
 
     // 2. Signed, but with a key the alliance did not pin: the same.
-    await newServiceWorker('other key');
-    await release(other);
+    await publish('other key', other);
     await lookForUpdate(page);
     await warning.filter({ hasText: 'An update to Kith' }).waitFor();
     await until('the newest update to be checked too', async () => (await page.evaluate(async () => {
@@ -159,8 +175,7 @@ describe('Kith PWA takes only updates signed with the alliance release key', () 
     assert.equal(await updateNow.count(), 0, 'no button offers an update signed with another key');
 
     // 3. Signed with the pinned key: offered, and taken.
-    await newServiceWorker('signed');
-    await release(pinned);
+    await publish('signed', pinned);
     await lookForUpdate(page);
     await updateNow.waitFor();
     assert.equal(await warning.count(), 0);
@@ -185,12 +200,23 @@ describe('Kith PWA takes only updates signed with the alliance release key', () 
     assert.ok(sw.includes(oldIntegrity), 'the service worker lists icon.svg by its hash');
     const entry = new RegExp(`url:"icon\\.svg",revision:"([0-9a-f]+)"`);
     assert.match(sw, entry, 'the service worker lists icon.svg with a revision');
-    await change('sw.js', (file) =>
-      writeFile(file, sw.replace(entry, 'url:"icon.svg",revision:"newbuild"').replace(oldIntegrity, newIntegrity)),
-    );
-    await change('icon.svg', (file) => writeFile(file, rebuilt));
-    await release(pinned);
+    // The new build is made and signed in a copy, so the server never sends
+    // it whole (the app looks for updates by itself too); the server's copy
+    // gets the swapped icon first, then the signed files, the service worker last.
+    const build = join(tmp, 'new-build');
+    await rm(build, { recursive: true, force: true });
+    await cp(site, build, { recursive: true });
+    for (const path of ['sw.js', 'icon.svg']) {
+      await rm(join(build, `${path}.br`), { force: true });
+      await rm(join(build, `${path}.gz`), { force: true });
+    }
+    const newSw = sw.replace(entry, 'url:"icon.svg",revision:"newbuild"').replace(oldIntegrity, newIntegrity);
+    await writeFile(join(build, 'sw.js'), newSw);
+    await writeFile(join(build, 'icon.svg'), rebuilt);
+    await release(pinned, build);
     await change('icon.svg', (file) => writeFile(file, original.replace('</svg>', '<!-- swapped by the server --></svg>')));
+    for (const file of ['kith-release.json', 'kith-release.sig']) await cp(join(build, file), join(site, file));
+    await change('sw.js', (file) => writeFile(file, newSw));
     await page.evaluate(async () => {
       const registration = await navigator.serviceWorker.getRegistration();
       await registration.update();
