@@ -31,14 +31,11 @@ pub fn routes<S: Clone + Send + Sync + 'static>(web_dir: Option<PathBuf>) -> Rou
             let assets = Router::new()
                 .fallback_service(compressed(ServeDir::new(dir.join("assets"))))
                 .layer(axum::middleware::map_response(cache_assets));
-            let pages = ServeDir::new(&dir)
-                .precompressed_br()
-                .precompressed_gzip()
-                .fallback(
-                    ServeFile::new(dir.join("index.html"))
-                        .precompressed_br()
-                        .precompressed_gzip(),
-                );
+            let pages = compressed(ServeDir::new(&dir)).fallback(
+                ServeFile::new(dir.join("index.html"))
+                    .precompressed_br()
+                    .precompressed_gzip(),
+            );
             Router::new()
                 .nest("/assets", assets)
                 .fallback_service(pages)

@@ -26,7 +26,7 @@ describe('Kith PWA takes only updates signed with the alliance release key', () 
   let site;
   let relay;
   let browser;
-  let base;
+  let invite;
   let pinned;
   let other;
 
@@ -86,7 +86,7 @@ describe('Kith PWA takes only updates signed with the alliance release key', () 
     assert.ok(check.files > 5, JSON.stringify(check));
 
     const port = await freePort();
-    base = `http://127.0.0.1:${port}`;
+    const base = `http://127.0.0.1:${port}`;
     relay = spawn(
       RELAY,
       ['--listen', `127.0.0.1:${port}`, '--data-dir', join(tmp, 'relay'), '--web-dir', site, '--open-registration', 'true'],
@@ -97,12 +97,11 @@ describe('Kith PWA takes only updates signed with the alliance release key', () 
     await kith('init', '--data-dir', steward, '--relay', base, '--alliance', 'Signed Alliance', '--name', 'Sam');
     const pin = await kith('release', 'pin', '--data-dir', steward, '--key', key);
     assert.equal(pin.release_key, key);
-    const { invite } = await kith('invite', '--data-dir', steward);
+    ({ invite } = await kith('invite', '--data-dir', steward));
     browser = await chromium.launch({
       executablePath: CHROMIUM,
       args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
     });
-    base = invite;
   });
 
   after(async () => {
@@ -115,7 +114,7 @@ describe('Kith PWA takes only updates signed with the alliance release key', () 
     const context = await browser.newContext({ viewport: { width: 360, height: 740 } });
     let page = await context.newPage();
     page.setDefaultTimeout(SLOW);
-    await page.goto(base);
+    await page.goto(invite);
     await page.getByLabel('Choose a name others will see (not your real name)').fill('Robin');
     await page.getByRole('button', { name: 'Join' }).click();
     await page.getByRole('heading', { level: 1, name: 'Signed Alliance' }).waitFor();

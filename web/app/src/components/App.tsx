@@ -34,16 +34,17 @@ export function App() {
       try {
         await holdDeviceLock(() => show({ kind: 'other-tab' }));
         show({ kind: 'starting' });
-        // The core downloads and compiles meanwhile: the join screen needs
-        // none of it until the member presses Join.
-        const core = coreWhenReady(() => undefined);
-        core.then(
-          () => setCoreReady(true),
-          () => undefined,
-        );
         const storage = await Storage.open();
         const saved = await storage.load();
         const invite = inviteFromUrl();
+        // The core downloads and compiles meanwhile: the join screen needs
+        // none of it until the member presses Join. Someone with neither a
+        // saved device nor an invite is not made to download it.
+        const core = saved || invite ? coreWhenReady(() => undefined) : undefined;
+        core?.then(
+          () => setCoreReady(true),
+          () => undefined,
+        );
         if (saved) {
           await core;
           const device = openSaved(saved);
