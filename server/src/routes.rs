@@ -15,7 +15,7 @@ use kith_core::{AllianceId, DeviceId, Membership, SignedEntry};
 use serde::Deserialize;
 use std::sync::Arc;
 
-use crate::auth::Signed;
+use crate::auth::{REPLAYED, Signed, SignedUnspent};
 use crate::error::AppError;
 use crate::storage::{Append, Appended, DeviceAccess, LogAppend, Storage, StoredInvite};
 use crate::{AppState, now};
@@ -249,31 +249,35 @@ pub async fn fetch_log<S: Storage>(
     Ok(Json(LogPage { entries, more }))
 }
 
-/// `POST /v1/alliances/{alliance}/blobs`
+/// `POST /v1/alliances/{alliance}/blobs`. The request's nonce is recorded
+/// in the append's own commit.
 pub async fn append_blobs<S: Storage>(
     State(state): State<AppState<S>>,
     Path(alliance): Path<String>,
-    signed: Signed,
+    request: SignedUnspent,
 ) -> Result<Json<AppendedBody>, AppError> {
-    let alliance = alliance_id(&alliance)?;
-    require_member(&state, alliance, signed.device).await?;
-    let body: AppendBlobs = signed.json()?;
-    rules::blobs_to_append(&body)?;
-    if rules::has_checkpoints(&body.blobs) {
-        let membership = membership(&state, alliance).await?;
-        rules::checkpoint_writers(&membership, signed.device, &body.blobs)?;
-    }
+    let (alliance, body) = match check_append(&state, &alliance, &request.signed).await {
+        Ok(checked) => checked,
+        Err(refused) => {
+            // Spent all the same: a refused request is not tried again later.
+            request.spend(&state).await?;
+            return Err(refused);
+        }
+    };
+    let device = request.signed.device;
     let outcomes = match state
         .storage
         .append(
             alliance,
-            signed.device,
+            device,
             &body.blobs,
             state.limits.alliance_quota_bytes,
+            Some(request.nonce),
         )
         .await?
     {
         Append::Done(outcomes) => outcomes,
+        Append::Replayed => return Err(REPLAYED),
         Append::NotActive => return Err(rules::REMOVED.into()),
         Append::CoversAhead => return Err(rules::COVERS_AHEAD.into()),
         Append::OverQuota { used } => {
@@ -289,6 +293,24 @@ pub async fn append_blobs<S: Storage>(
     Ok(Json(AppendedBody {
         stored: body.blobs.iter().map(|b| b.id).collect(),
     }))
+}
+
+/// What an append is checked for before it reaches storage: a member's
+/// device, a well-formed body, checkpoints only from those who may write them.
+async fn check_append<S: Storage>(
+    state: &AppState<S>,
+    alliance: &str,
+    signed: &Signed,
+) -> Result<(AllianceId, AppendBlobs), AppError> {
+    let alliance = alliance_id(alliance)?;
+    require_member(state, alliance, signed.device).await?;
+    let body: AppendBlobs = signed.json()?;
+    rules::blobs_to_append(&body)?;
+    if rules::has_checkpoints(&body.blobs) {
+        let membership = membership(state, alliance).await?;
+        rules::checkpoint_writers(&membership, signed.device, &body.blobs)?;
+    }
+    Ok((alliance, body))
 }
 
 /// Query of `GET /v1/alliances/{alliance}/blobs`.

@@ -12,8 +12,8 @@ use kith_core::{
     Timestamp,
 };
 use kith_server::storage::{
-    Append, Appended, Change, DeviceAccess, LogAppend, PostgresStorage, Purged, SqliteStorage,
-    Storage, StoredInvite,
+    Append, Appended, Change, DeviceAccess, LogAppend, PostgresStorage, Purged, RequestNonce,
+    SqliteStorage, Storage, StoredInvite,
 };
 
 const QUOTA: u64 = 1 << 30;
@@ -83,10 +83,20 @@ conformance!(
     nonces,
     change_notices,
     concurrent_appends_are_never_skipped,
+    appends_keep_their_nonces,
+    concurrent_appends_each_get_their_own_answer,
 );
 
 fn alliance(n: u8) -> AllianceId {
     AllianceId([n; 16])
+}
+
+fn nonce(device_number: u8, fill: u8, time: Timestamp) -> RequestNonce {
+    RequestNonce {
+        device: device(device_number),
+        nonce: [fill; 16],
+        time,
+    }
 }
 
 fn device(n: u8) -> DeviceId {
@@ -147,7 +157,7 @@ async fn setup<S: Storage>(s: &S, a: AllianceId) {
 }
 
 async fn append_ok<S: Storage>(s: &S, a: AllianceId, d: u8, blobs: &[BlobRecord]) {
-    match s.append(a, device(d), blobs, QUOTA).await.unwrap() {
+    match s.append(a, device(d), blobs, QUOTA, None).await.unwrap() {
         Append::Done(outcomes) => assert!(outcomes.iter().all(|o| *o == Appended::Stored)),
         other => panic!("append refused: {other:?}"),
     }
@@ -241,7 +251,7 @@ async fn removal_cutoffs<S: Storage>(s: &Arc<S>) {
     );
     // The removed device can append no more.
     assert_eq!(
-        s.append(a, device(2), &[blob(3, 1, b"late")], QUOTA)
+        s.append(a, device(2), &[blob(3, 1, b"late")], QUOTA, None)
             .await
             .unwrap(),
         Append::NotActive
@@ -293,7 +303,11 @@ async fn appends_are_idempotent<S: Storage>(s: &Arc<S>) {
         data: b"resealed".to_vec(),
         ..first.clone()
     };
-    match s.append(a, device(2), &[resealed], QUOTA).await.unwrap() {
+    match s
+        .append(a, device(2), &[resealed], QUOTA, None)
+        .await
+        .unwrap()
+    {
         Append::Done(outcomes) => assert_eq!(outcomes, vec![Appended::Stored]),
         other => panic!("{other:?}"),
     }
@@ -303,7 +317,11 @@ async fn appends_are_idempotent<S: Storage>(s: &Arc<S>) {
         data: b"forged".to_vec(),
         ..first.clone()
     };
-    match s.append(a, device(1), &[forged], QUOTA).await.unwrap() {
+    match s
+        .append(a, device(1), &[forged], QUOTA, None)
+        .await
+        .unwrap()
+    {
         Append::Done(outcomes) => assert_eq!(outcomes, vec![Appended::Conflict]),
         other => panic!("{other:?}"),
     }
@@ -311,7 +329,11 @@ async fn appends_are_idempotent<S: Storage>(s: &Arc<S>) {
         doc: DocId([9; 16]),
         ..first.clone()
     };
-    match s.append(a, device(2), &[elsewhere], QUOTA).await.unwrap() {
+    match s
+        .append(a, device(2), &[elsewhere], QUOTA, None)
+        .await
+        .unwrap()
+    {
         Append::Done(outcomes) => assert_eq!(outcomes, vec![Appended::Conflict]),
         other => panic!("{other:?}"),
     }
@@ -319,14 +341,14 @@ async fn appends_are_idempotent<S: Storage>(s: &Arc<S>) {
     assert_eq!(page.blobs[0], first);
     // A device the membership does not name cannot append.
     assert_eq!(
-        s.append(a, device(9), &[blob(3, 1, b"x")], QUOTA)
+        s.append(a, device(9), &[blob(3, 1, b"x")], QUOTA, None)
             .await
             .unwrap(),
         Append::NotActive
     );
     // Nor can anyone to an alliance that does not exist.
     assert_eq!(
-        s.append(alliance(5), device(2), &[blob(3, 1, b"x")], QUOTA)
+        s.append(alliance(5), device(2), &[blob(3, 1, b"x")], QUOTA, None)
             .await
             .unwrap(),
         Append::NotActive
@@ -338,7 +360,7 @@ async fn quota<S: Storage>(s: &Arc<S>) {
     let a = alliance(1);
     setup(&**s, a).await;
     let ok = s
-        .append(a, device(2), &[blob(1, 1, &[1; 600])], 1000)
+        .append(a, device(2), &[blob(1, 1, &[1; 600])], 1000, None)
         .await
         .unwrap();
     assert!(matches!(ok, Append::Done(_)));
@@ -349,6 +371,7 @@ async fn quota<S: Storage>(s: &Arc<S>) {
             device(2),
             &[blob(2, 1, &[2; 300]), blob(3, 1, &[3; 300])],
             1000,
+            None,
         )
         .await
         .unwrap();
@@ -356,7 +379,7 @@ async fn quota<S: Storage>(s: &Arc<S>) {
     assert_eq!(all_ids(&**s, a).await.len(), 1);
     // A retry of a stored blob adds nothing, so it is not over.
     assert!(matches!(
-        s.append(a, device(2), &[blob(1, 1, &[1; 600])], 1000)
+        s.append(a, device(2), &[blob(1, 1, &[1; 600])], 1000, None)
             .await
             .unwrap(),
         Append::Done(_)
@@ -371,7 +394,7 @@ async fn quota<S: Storage>(s: &Arc<S>) {
         }
     );
     assert!(matches!(
-        s.append(a, device(2), &[blob(2, 1, &[2; 900])], 1000)
+        s.append(a, device(2), &[blob(2, 1, &[2; 900])], 1000, None)
             .await
             .unwrap(),
         Append::Done(_)
@@ -471,7 +494,7 @@ async fn checkpoints_and_superseded_blobs<S: Storage>(s: &Arc<S>) {
     // The space they took is free again: only the newest checkpoint (10
     // bytes) and the other scope's batch (11) count.
     assert_eq!(
-        s.append(a, device(2), &[blob(8, 2, &[8; 69])], 100)
+        s.append(a, device(2), &[blob(8, 2, &[8; 69])], 100, None)
             .await
             .unwrap(),
         Append::Done(vec![Appended::Stored])
@@ -527,7 +550,7 @@ async fn refused_appends_store_nothing<S: Storage>(s: &Arc<S>) {
         ..blob(50, 1, b"checkpoint")
     };
     assert_eq!(
-        s.append(a, device(1), &[blob(2, 1, b"two"), ahead], QUOTA)
+        s.append(a, device(1), &[blob(2, 1, b"two"), ahead], QUOTA, None)
             .await
             .unwrap(),
         Append::CoversAhead
@@ -538,7 +561,7 @@ async fn refused_appends_store_nothing<S: Storage>(s: &Arc<S>) {
         ..blob(1, 1, b"other bytes")
     };
     match s
-        .append(a, device(2), &[blob(3, 1, b"three"), forged], QUOTA)
+        .append(a, device(2), &[blob(3, 1, b"three"), forged], QUOTA, None)
         .await
         .unwrap()
     {
@@ -553,7 +576,7 @@ async fn refused_appends_store_nothing<S: Storage>(s: &Arc<S>) {
     );
     // The quota counts only what is stored.
     assert!(matches!(
-        s.append(a, device(2), &[blob(4, 1, &[4; 997])], 1000)
+        s.append(a, device(2), &[blob(4, 1, &[4; 997])], 1000, None)
             .await
             .unwrap(),
         Append::Done(_)
@@ -562,14 +585,14 @@ async fn refused_appends_store_nothing<S: Storage>(s: &Arc<S>) {
 
 async fn nonces<S: Storage>(s: &Arc<S>) {
     let t = now();
-    assert!(s.first_use(device(1), [1; 16], t).await.unwrap());
-    assert!(!s.first_use(device(1), [1; 16], t).await.unwrap(), "replay");
-    assert!(s.first_use(device(2), [1; 16], t).await.unwrap());
-    assert!(s.first_use(device(1), [2; 16], t).await.unwrap());
+    assert!(s.first_use(nonce(1, 1, t)).await.unwrap());
+    assert!(!s.first_use(nonce(1, 1, t)).await.unwrap(), "replay");
+    assert!(s.first_use(nonce(2, 1, t)).await.unwrap());
+    assert!(s.first_use(nonce(1, 2, t)).await.unwrap());
     let old = Timestamp(t.millis() - 3_600_000);
-    assert!(s.first_use(device(3), [1; 16], old).await.unwrap());
+    assert!(s.first_use(nonce(3, 1, old)).await.unwrap());
     assert_eq!(s.forget_nonces(Timestamp(t.millis() - 1)).await.unwrap(), 1);
-    assert!(!s.first_use(device(1), [1; 16], t).await.unwrap(), "kept");
+    assert!(!s.first_use(nonce(1, 1, t)).await.unwrap(), "kept");
     s.ready().await.unwrap();
 }
 
@@ -700,4 +723,103 @@ async fn concurrent_appends_are_never_skipped<S: Storage>(s: &Arc<S>) {
     let distinct: BTreeSet<BlobId> = seen.iter().copied().collect();
     assert_eq!(distinct.len(), seen.len(), "no blob twice");
     assert_eq!(distinct.len(), usize::from(WRITERS * EACH));
+}
+
+/// An append records its request's nonce in its own commit: a replay of it,
+/// or of a nonce recorded on its own, stores nothing.
+async fn appends_keep_their_nonces<S: Storage>(s: &Arc<S>) {
+    let a = alliance(1);
+    setup(&**s, a).await;
+    let t = now();
+    let first = s
+        .append(
+            a,
+            device(2),
+            &[blob(1, 1, b"one")],
+            QUOTA,
+            Some(nonce(2, 1, t)),
+        )
+        .await
+        .unwrap();
+    assert!(matches!(first, Append::Done(_)));
+    assert!(s.nonce_seen(nonce(2, 1, t)).await.unwrap(), "recorded");
+    assert!(!s.first_use(nonce(2, 1, t)).await.unwrap(), "a replay");
+    let replayed = s
+        .append(
+            a,
+            device(2),
+            &[blob(2, 1, b"two")],
+            QUOTA,
+            Some(nonce(2, 1, t)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(replayed, Append::Replayed);
+    assert!(s.first_use(nonce(2, 3, t)).await.unwrap());
+    let after_first_use = s
+        .append(
+            a,
+            device(2),
+            &[blob(3, 1, b"three")],
+            QUOTA,
+            Some(nonce(2, 3, t)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(after_first_use, Append::Replayed);
+    assert_eq!(all_ids(&**s, a).await, vec![blob(1, 1, b"").id]);
+    // Another device may use the same random bytes.
+    assert!(!s.nonce_seen(nonce(1, 1, t)).await.unwrap());
+}
+
+/// Many appends at once (so they share commits): each is decided on its
+/// own. A refused one (over the quota, a replayed nonce) stores nothing and
+/// takes nothing from the others.
+async fn concurrent_appends_each_get_their_own_answer<S: Storage>(s: &Arc<S>) {
+    let a = alliance(1);
+    setup(&**s, a).await;
+    let t = now();
+    // 24 appends of 300 bytes against a quota of 3,000: ten fit. Pairs
+    // share a nonce: one of each pair is a replay.
+    let mut tasks = Vec::new();
+    for i in 0..24u16 {
+        let s = s.clone();
+        let fill = u8::try_from(i / 2).unwrap();
+        tasks.push(tokio::spawn(async move {
+            s.append(
+                a,
+                device(2),
+                &[blob(100 + i, 1, &[1; 300])],
+                3_000,
+                Some(nonce(2, fill, t)),
+            )
+            .await
+            .unwrap()
+        }));
+    }
+    let mut done = 0;
+    let mut over = 0;
+    let mut replayed = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Append::Done(out) => {
+                assert_eq!(out, vec![Appended::Stored]);
+                done += 1;
+            }
+            Append::OverQuota { used } => {
+                assert!(used + 300 > 3_000, "refused while it fitted: {used}");
+                over += 1;
+            }
+            Append::Replayed => replayed += 1,
+            other => panic!("unexpected: {other:?}"),
+        }
+    }
+    assert_eq!(replayed, 12, "one of each pair of nonces");
+    assert_eq!(done, 10, "exactly what the quota holds");
+    assert_eq!(over, 2);
+    assert_eq!(
+        all_ids(&**s, a).await.len(),
+        10,
+        "only what was answered stored"
+    );
 }

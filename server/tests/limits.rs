@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use kith_core::api::{self, AppendBlobs, BlobRecord, HttpRequest};
 use kith_core::{BlobId, Client, DeviceKeys, DocId, NewAlliance, Timestamp};
-use kith_server::storage::{SqliteStorage, Storage};
+use kith_server::storage::{RequestNonce, SqliteStorage, Storage};
 use kith_server::{AppState, Limits, app, run_with};
 use rand_core::{OsRng, RngCore};
 use serde_json::Value;
@@ -303,7 +303,15 @@ async fn a_device_sending_too_fast_is_told_when_to_try_again() {
         .try_into()
         .unwrap();
     assert!(
-        !relay.storage.first_use(device, nonce, now()).await.unwrap(),
+        !relay
+            .storage
+            .first_use(RequestNonce {
+                device,
+                nonce,
+                time: now()
+            })
+            .await
+            .unwrap(),
         "the nonce is checked (and kept) before the allowance is counted"
     );
     // A bad signature in the device's name is refused as such (401), and

@@ -345,6 +345,66 @@ fn replay_after_restart(relay: &mut Relay, db: &Db) {
     assert_eq!(db.stored(), before, "the replay changed nothing");
 }
 
+/// Appends record their nonce in the same commit as their blobs (group
+/// commit): copies of one append sent at once are stored once, and every
+/// other copy is refused as a replay; an append refused before it reached
+/// storage has its nonce spent all the same.
+#[test]
+fn copies_of_one_append_are_stored_once_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = Relay::start(dir.path());
+    copies_of_one_append(&relay, &Db::sqlite(&relay));
+}
+
+#[test]
+fn copies_of_one_append_are_stored_once_on_postgres() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = TestDatabase::create();
+    let relay = Relay::start_postgres(dir.path(), &database.url);
+    copies_of_one_append(&relay, &Db::postgres(&database.url));
+}
+
+fn copies_of_one_append(relay: &Relay, db: &Db) {
+    let owner = steward(&relay.url());
+    let alliance = owner.profile().alliance;
+    let append = owner.sign_request(
+        "POST",
+        api::paths::blobs(alliance),
+        append_body(),
+        now(),
+        &mut OsRng,
+    );
+    let before = db.stored();
+    let answers: Vec<(u16, Value)> = std::thread::scope(|scope| {
+        let copies: Vec<_> = (0..6)
+            .map(|_| scope.spawn(|| send(&relay.url(), &append)))
+            .collect();
+        copies.into_iter().map(|c| c.join().unwrap()).collect()
+    });
+    let stored = answers.iter().filter(|(status, _)| *status == 200).count();
+    assert_eq!(stored, 1, "one copy stored: {answers:?}");
+    for answer in answers.into_iter().filter(|(status, _)| *status != 200) {
+        expect(answer, REPLAYED, "a copy sent at the same time");
+    }
+    assert_eq!(db.stored().blobs, before.blobs + 1);
+
+    // Refused before storage (not a blob list): its nonce is spent anyway.
+    let refused = owner.sign_request(
+        "POST",
+        api::paths::blobs(alliance),
+        b"not json".to_vec(),
+        now(),
+        &mut OsRng,
+    );
+    assert_eq!(send(&relay.url(), &refused).0, 400);
+    expect(
+        send(&relay.url(), &refused),
+        REPLAYED,
+        "a refused append sent again",
+    );
+    assert_eq!(db.stored().blobs, before.blobs + 1);
+}
+
 /// One relay with two alliances: A (the owner's, where a member was removed)
 /// and B (a stranger's).
 struct World {

@@ -1,5 +1,6 @@
 //! The storage trait: opaque ids and bytes, nothing the relay could read.
 
+mod group;
 mod postgres;
 mod shared;
 mod sqlite;
@@ -62,6 +63,19 @@ pub enum Append {
         /// Bytes the alliance holds now.
         used: u64,
     },
+    /// The request's nonce was used before (a replay); nothing was stored.
+    Replayed,
+}
+
+/// A signed request's nonce, as the replay guard keeps it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestNonce {
+    /// The device that signed the request.
+    pub device: DeviceId,
+    /// Its 16 random bytes.
+    pub nonce: [u8; 16],
+    /// The time the request carries.
+    pub time: Timestamp,
 }
 
 /// What a purge deleted.
@@ -240,14 +254,18 @@ pub trait Storage: Send + Sync + 'static {
     /// Appends blobs idempotently on (alliance, blob id), in one transaction,
     /// if `device` is still active, no checkpoint covers a position past the
     /// alliance's last, and the alliance stays within `quota_bytes` of blob
-    /// data. When any blob conflicts, nothing is stored. Listeners hear of
-    /// it once committed.
+    /// data. When any blob conflicts, nothing is stored. The request's
+    /// `nonce`, if given, is recorded in the same transaction, and a nonce
+    /// used before refuses the append ([`Append::Replayed`]). Listeners hear
+    /// of it once committed. Concurrent appends share one commit (see
+    /// `group.rs`).
     fn append(
         &self,
         alliance: AllianceId,
         device: DeviceId,
         blobs: &[BlobRecord],
         quota_bytes: u64,
+        nonce: Option<RequestNonce>,
     ) -> impl Future<Output = Result<Append, StorageError>> + Send;
 
     /// Up to `limit` blobs after `after`, in append order: of every scope,
@@ -296,13 +314,19 @@ pub trait Storage: Send + Sync + 'static {
     /// As [`Storage::scrub`], for deleted invite packages.
     fn scrub_invites(&self) -> impl Future<Output = Result<(), StorageError>> + Send;
 
-    /// Records a request nonce; false when `device` used it before. Shared
-    /// by every relay instance on the same database.
+    /// Records a request nonce; false when its device used it before. Shared
+    /// by every relay instance on the same database. Concurrent calls share
+    /// one commit.
     fn first_use(
         &self,
-        device: DeviceId,
-        nonce: [u8; 16],
-        time: Timestamp,
+        nonce: RequestNonce,
+    ) -> impl Future<Output = Result<bool, StorageError>> + Send;
+
+    /// Whether a request nonce is recorded already (a read: nothing is
+    /// written).
+    fn nonce_seen(
+        &self,
+        nonce: RequestNonce,
     ) -> impl Future<Output = Result<bool, StorageError>> + Send;
 
     /// Forgets nonces of requests made before `before` (they are refused as

@@ -14,20 +14,48 @@ use sqlx::Row;
 use sqlx::postgres::{PgListener, PgPool, PgPoolOptions, PgRow};
 use tokio::sync::broadcast;
 
+use super::group::{AppendJob, Decided, GroupCommit, LockOrder, NonceFrom, Writer};
 use super::shared::{shared_helpers, shared_methods};
 use super::{
-    Append, Appended, Change, DeviceAccess, LogAppend, Page, Purged, Storage, StorageError,
-    StoredInvite, array, change_channel, covers_ahead, ms, position,
+    Append, Appended, Change, DeviceAccess, LogAppend, Page, Purged, RequestNonce, Storage,
+    StorageError, StoredInvite, array, change_channel, covers_ahead, ms, position,
 };
 
 /// The channel every instance listens on; a notice's payload is an alliance id in hex.
 const CHANNEL: &str = "kith_changes";
+
+/// Batches flushed at once (see group.rs): PostgreSQL flushes concurrent
+/// commits together, so a few writers keep the disk busy while the others
+/// fill their next batch.
+const WRITERS: usize = 4;
 
 /// The PostgreSQL backend.
 #[derive(Clone)]
 pub struct PostgresStorage {
     pool: PgPool,
     changes: broadcast::Sender<Change>,
+    group: GroupCommit,
+}
+
+/// Performs batches of nonces and appends (see group.rs).
+struct PostgresWriter {
+    pool: PgPool,
+}
+
+impl Writer for PostgresWriter {
+    async fn write(
+        &self,
+        nonces: &[RequestNonce],
+        appends: &[&AppendJob],
+    ) -> Result<Decided, StorageError> {
+        let mut tx = self.pool.begin().await?;
+        let (decided, changed) = write_batch(&mut tx, nonces, appends).await?;
+        for alliance in changed {
+            notify(&mut tx, alliance).await?;
+        }
+        tx.commit().await?;
+        Ok(decided)
+    }
 }
 
 impl PostgresStorage {
@@ -47,7 +75,12 @@ impl PostgresStorage {
         listener.listen(CHANNEL).await?;
         let changes = change_channel();
         tokio::spawn(forward_notices(listener, changes.clone()));
-        Ok(Self { pool, changes })
+        let writer = PostgresWriter { pool: pool.clone() };
+        Ok(Self {
+            pool,
+            changes,
+            group: GroupCommit::start(writer, WRITERS),
+        })
     }
 
     /// A transaction (PostgreSQL takes row locks as statements need them).
@@ -132,6 +165,100 @@ async fn notify(
 
 shared_helpers!(sqlx::Postgres, PgRow);
 
+/// Locks the alliances' rows for the rest of `tx`, in id order (see
+/// group.rs: lock order).
+async fn lock_alliances(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    alliances: &[AllianceId],
+) -> Result<(), StorageError> {
+    let mut ids: Vec<&[u8]> = alliances.iter().map(|a| &a.0[..]).collect();
+    ids.sort();
+    for id in ids {
+        sqlx::query("SELECT 1 FROM alliances WHERE id = $1 FOR UPDATE")
+            .bind(id)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}
+
+/// One append inside a batch's transaction. Returns its outcome and
+/// whether it stored anything new; the caller keeps or rolls back its
+/// savepoint by the outcome.
+async fn append_in(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    job: &AppendJob,
+) -> Result<(Append, bool), StorageError> {
+    let AppendJob {
+        alliance,
+        device,
+        blobs,
+        quota_bytes,
+        ..
+    } = job;
+    let Some((mut last, used)) = PostgresStorage::lock_alliance(tx, *alliance).await? else {
+        return Ok((Append::NotActive, false));
+    };
+    let active: Option<bool> =
+        sqlx::query_scalar("SELECT active FROM devices WHERE alliance_id = $1 AND device_id = $2")
+            .bind(&alliance.0[..])
+            .bind(&device.0[..])
+            .fetch_optional(&mut **tx)
+            .await?;
+    if active != Some(true) {
+        return Ok((Append::NotActive, false));
+    }
+    if covers_ahead(blobs, last) {
+        return Ok((Append::CoversAhead, false));
+    }
+    let stored_at = ms(crate::now());
+    let mut added = 0u64;
+    let mut out = Vec::with_capacity(blobs.len());
+    for blob in blobs {
+        let inserted = sqlx::query(
+            "INSERT INTO blobs (alliance_id, seq, blob_id, doc_id, device_id, data, scope_id, covers, batch_seq, stored_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (alliance_id, blob_id) DO NOTHING",
+        )
+        .bind(&alliance.0[..])
+        .bind(position(last + 1))
+        .bind(&blob.id.0[..])
+        .bind(&blob.doc.0[..])
+        .bind(&device.0[..])
+        .bind(&blob.data)
+        .bind(&blob.scope.0[..])
+        .bind(blob.covers.map(position))
+        .bind(blob.seq.map(position))
+        .bind(stored_at)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected()
+            == 1;
+        let outcome = if inserted {
+            last += 1;
+            added += blob.data.len() as u64;
+            Appended::Stored
+        } else {
+            already_stored(tx, *alliance, *device, blob).await?
+        };
+        out.push(outcome);
+    }
+    if added == 0 || out.contains(&Appended::Conflict) {
+        return Ok((Append::Done(out), false));
+    }
+    if used + added > *quota_bytes {
+        return Ok((Append::OverQuota { used }, false));
+    }
+    sqlx::query(
+        "UPDATE alliances SET last_seq = $1, stored_bytes = stored_bytes + $2 WHERE id = $3",
+    )
+    .bind(position(last))
+    .bind(position(added))
+    .bind(&alliance.0[..])
+    .execute(&mut **tx)
+    .await?;
+    Ok((Append::Done(out), true))
+}
+
 impl Storage for PostgresStorage {
     shared_methods!(sqlx::Postgres);
 
@@ -159,81 +286,6 @@ impl Storage for PostgresStorage {
         notify(&mut tx, alliance).await?;
         tx.commit().await?;
         Ok(LogAppend::Appended)
-    }
-
-    async fn append(
-        &self,
-        alliance: AllianceId,
-        device: DeviceId,
-        blobs: &[BlobRecord],
-        quota_bytes: u64,
-    ) -> Result<Append, StorageError> {
-        let mut tx = self.pool.begin().await?;
-        let Some((mut last, used)) = Self::lock_alliance(&mut tx, alliance).await? else {
-            return Ok(Append::NotActive);
-        };
-        let active: Option<bool> = sqlx::query_scalar(
-            "SELECT active FROM devices WHERE alliance_id = $1 AND device_id = $2",
-        )
-        .bind(&alliance.0[..])
-        .bind(&device.0[..])
-        .fetch_optional(&mut *tx)
-        .await?;
-        if active != Some(true) {
-            return Ok(Append::NotActive);
-        }
-        if covers_ahead(blobs, last) {
-            return Ok(Append::CoversAhead);
-        }
-        let stored_at = ms(crate::now());
-        let mut added = 0u64;
-        let mut out = Vec::with_capacity(blobs.len());
-        for blob in blobs {
-            let inserted = sqlx::query(
-                "INSERT INTO blobs (alliance_id, seq, blob_id, doc_id, device_id, data, scope_id, covers, batch_seq, stored_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (alliance_id, blob_id) DO NOTHING",
-            )
-            .bind(&alliance.0[..])
-            .bind(position(last + 1))
-            .bind(&blob.id.0[..])
-            .bind(&blob.doc.0[..])
-            .bind(&device.0[..])
-            .bind(&blob.data)
-            .bind(&blob.scope.0[..])
-            .bind(blob.covers.map(position))
-            .bind(blob.seq.map(position))
-            .bind(stored_at)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected()
-                == 1;
-            let outcome = if inserted {
-                last += 1;
-                added += blob.data.len() as u64;
-                Appended::Stored
-            } else {
-                already_stored(&mut tx, alliance, device, blob).await?
-            };
-            out.push(outcome);
-        }
-        // Returning before the commit rolls back: a refused append stores nothing.
-        if added == 0 || out.contains(&Appended::Conflict) {
-            return Ok(Append::Done(out));
-        }
-        if used + added > quota_bytes {
-            return Ok(Append::OverQuota { used });
-        }
-        sqlx::query(
-            "UPDATE alliances SET last_seq = $1, stored_bytes = stored_bytes + $2 WHERE id = $3",
-        )
-        .bind(position(last))
-        .bind(position(added))
-        .bind(&alliance.0[..])
-        .execute(&mut *tx)
-        .await?;
-        notify(&mut tx, alliance).await?;
-        tx.commit().await?;
-        Ok(Append::Done(out))
     }
 
     async fn scrub(&self) -> Result<(), StorageError> {

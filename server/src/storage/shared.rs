@@ -106,6 +106,69 @@ macro_rules! shared_helpers {
             })
         }
 
+        /// Records a request nonce in `tx`; false when it was recorded before.
+        async fn insert_nonce(
+            tx: &mut sqlx::Transaction<'_, $db>,
+            nonce: &RequestNonce,
+        ) -> Result<bool, StorageError> {
+            let inserted = sqlx::query(
+                "INSERT INTO request_nonces (device_id, nonce, time) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+            )
+            .bind(&nonce.device.0[..])
+            .bind(&nonce.nonce[..])
+            .bind(ms(nonce.time))
+            .execute(&mut **tx)
+            .await?
+            .rows_affected();
+            Ok(inserted == 1)
+        }
+
+        /// Performs a batch of nonces and appends in `tx` (see group.rs), in
+        /// lock order. Each append runs in its own savepoint, so a refused
+        /// one leaves the others. Returns what was decided and the
+        /// alliances that gained blobs, to be told once `tx` commits.
+        async fn write_batch(
+            tx: &mut sqlx::Transaction<'static, $db>,
+            nonces: &[RequestNonce],
+            appends: &[&AppendJob],
+        ) -> Result<(Decided, Vec<AllianceId>), StorageError> {
+            let order = LockOrder::of(nonces, appends);
+            let mut fresh = vec![false; nonces.len()];
+            let mut replayed = vec![false; appends.len()];
+            for (nonce, from) in &order.nonces {
+                let new = insert_nonce(tx, nonce).await?;
+                match *from {
+                    NonceFrom::Job(i) => fresh[i] = new,
+                    NonceFrom::Append(i) => replayed[i] = !new,
+                }
+            }
+            let mut outcomes: Vec<Option<Append>> = vec![None; appends.len()];
+            let mut changed: Vec<AllianceId> = Vec::new();
+            for &i in &order.appends {
+                if replayed[i] {
+                    outcomes[i] = Some(Append::Replayed);
+                    continue;
+                }
+                let job = appends[i];
+                let mut savepoint = sqlx::Acquire::begin(&mut **tx).await?;
+                let (outcome, added) = append_in(&mut savepoint, job).await?;
+                if matches!(&outcome, Append::Done(out) if !out.contains(&Appended::Conflict)) {
+                    savepoint.commit().await?;
+                    if added && changed.last() != Some(&job.alliance) {
+                        changed.push(job.alliance);
+                    }
+                } else {
+                    savepoint.rollback().await?;
+                }
+                outcomes[i] = Some(outcome);
+            }
+            let appends = outcomes
+                .into_iter()
+                .map(|o| o.unwrap_or(Append::Replayed))
+                .collect();
+            Ok((Decided { nonces: fresh, appends }, changed))
+        }
+
         /// A blob row (seq, blob_id, doc_id, data, scope_id, covers, batch_seq) as a record.
         fn blob_record(row: &$row) -> Result<BlobRecord, StorageError> {
             Ok(BlobRecord {
@@ -125,7 +188,7 @@ macro_rules! shared_helpers {
 }
 
 /// Storage methods shared by the backends: inside `impl Storage`, for a type
-/// with `pool`, `changes` and `begin_write()`.
+/// with `pool`, `changes`, `group` and `begin_write()`.
 macro_rules! shared_methods {
     ($db:ty) => {
         async fn create_alliance(
@@ -377,6 +440,8 @@ macro_rules! shared_methods {
             private: &[ScopeId],
         ) -> Result<Purged, StorageError> {
             let mut tx = self.begin_write().await?;
+            // The alliance first, as appends take it (group.rs: lock order).
+            lock_alliances(&mut tx, &[alliance]).await?;
             let mut sizes: Vec<i64> = Vec::new();
             for device in devices {
                 sizes.extend(
@@ -417,51 +482,76 @@ macro_rules! shared_methods {
         }
 
         async fn purge_superseded(&self, stored_before: Timestamp) -> Result<Purged, StorageError> {
-            let mut tx = self.begin_write().await?;
             // A blob is superseded when a checkpoint of its scope, old enough for
             // devices to have fetched what it covers, covers its position (older
             // checkpoints included).
-            let rows = sqlx::query(
-                "DELETE FROM blobs AS b WHERE EXISTS (SELECT 1 FROM blobs AS c WHERE c.alliance_id = b.alliance_id AND c.scope_id = b.scope_id AND c.covers IS NOT NULL AND c.stored_at < $1 AND ((b.covers IS NULL AND b.seq <= c.covers) OR b.covers < c.covers)) RETURNING alliance_id, CAST(LENGTH(data) AS BIGINT)",
-            )
+            const SUPERSEDED: &str = "EXISTS (SELECT 1 FROM blobs AS c WHERE c.alliance_id = b.alliance_id AND c.scope_id = b.scope_id AND c.covers IS NOT NULL AND c.stored_at < $1 AND ((b.covers IS NULL AND b.seq <= c.covers) OR b.covers < c.covers))";
+            let mut alliances: Vec<Vec<u8>> = sqlx::query_scalar(&format!(
+                "SELECT DISTINCT alliance_id FROM blobs AS b WHERE {SUPERSEDED}"
+            ))
             .bind(ms(stored_before))
-            .fetch_all(&mut *tx)
+            .fetch_all(&self.pool)
             .await?;
+            alliances.sort();
+            // One alliance per transaction, its lock taken first, as appends
+            // take it (group.rs: lock order); appends elsewhere go on meanwhile.
             let mut purged = Purged::default();
-            let mut by_alliance: std::collections::BTreeMap<Vec<u8>, u64> = Default::default();
-            for row in rows {
-                let bytes = u64::try_from(row.get::<i64, _>(1)).unwrap_or(0);
-                purged.blobs += 1;
-                purged.bytes += bytes;
-                *by_alliance.entry(row.get(0)).or_default() += bytes;
-            }
-            for (alliance, bytes) in by_alliance {
+            for alliance in alliances {
+                let id = AllianceId(array(alliance)?);
+                let mut tx = self.begin_write().await?;
+                lock_alliances(&mut tx, &[id]).await?;
+                let sizes: Vec<i64> = sqlx::query_scalar(&format!(
+                    "DELETE FROM blobs AS b WHERE {SUPERSEDED} AND b.alliance_id = $2 RETURNING CAST(LENGTH(data) AS BIGINT)"
+                ))
+                .bind(ms(stored_before))
+                .bind(&id.0[..])
+                .fetch_all(&mut *tx)
+                .await?;
+                let bytes: u64 = sizes.iter().map(|&n| u64::try_from(n).unwrap_or(0)).sum();
                 sqlx::query("UPDATE alliances SET stored_bytes = stored_bytes - $1 WHERE id = $2")
                     .bind(position(bytes))
-                    .bind(alliance)
+                    .bind(&id.0[..])
                     .execute(&mut *tx)
                     .await?;
+                tx.commit().await?;
+                purged.blobs += sizes.len() as u64;
+                purged.bytes += bytes;
             }
-            tx.commit().await?;
             Ok(purged)
         }
 
-        async fn first_use(
-            &self,
-            device: DeviceId,
-            nonce: [u8; 16],
-            time: Timestamp,
-        ) -> Result<bool, StorageError> {
-            let inserted = sqlx::query(
-                "INSERT INTO request_nonces (device_id, nonce, time) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+        async fn first_use(&self, nonce: RequestNonce) -> Result<bool, StorageError> {
+            self.group.first_use(nonce).await
+        }
+
+        async fn nonce_seen(&self, nonce: RequestNonce) -> Result<bool, StorageError> {
+            let seen: Option<i64> = sqlx::query_scalar(
+                "SELECT CAST(1 AS BIGINT) FROM request_nonces WHERE device_id = $1 AND nonce = $2",
             )
-            .bind(&device.0[..])
-            .bind(&nonce[..])
-            .bind(ms(time))
-            .execute(&self.pool)
-            .await?
-            .rows_affected();
-            Ok(inserted == 1)
+            .bind(&nonce.device.0[..])
+            .bind(&nonce.nonce[..])
+            .fetch_optional(&self.pool)
+            .await?;
+            Ok(seen.is_some())
+        }
+
+        async fn append(
+            &self,
+            alliance: AllianceId,
+            device: DeviceId,
+            blobs: &[BlobRecord],
+            quota_bytes: u64,
+            nonce: Option<RequestNonce>,
+        ) -> Result<Append, StorageError> {
+            self.group
+                .append(AppendJob {
+                    alliance,
+                    device,
+                    blobs: blobs.to_vec(),
+                    quota_bytes,
+                    nonce,
+                })
+                .await
         }
 
         async fn forget_nonces(&self, before: Timestamp) -> Result<u64, StorageError> {

@@ -15,10 +15,11 @@ use sqlx::sqlite::{
 
 use tokio::sync::broadcast;
 
+use super::group::{AppendJob, Decided, GroupCommit, LockOrder, NonceFrom, Writer};
 use super::shared::{shared_helpers, shared_methods};
 use super::{
-    Append, Appended, Change, DeviceAccess, LogAppend, Page, Purged, Storage, StorageError,
-    StoredInvite, array, change_channel, covers_ahead, ms, position,
+    Append, Appended, Change, DeviceAccess, LogAppend, Page, Purged, RequestNonce, Storage,
+    StorageError, StoredInvite, array, change_channel, covers_ahead, ms, position,
 };
 use kith_core::membership::Cutoff;
 
@@ -27,6 +28,31 @@ use kith_core::membership::Cutoff;
 pub struct SqliteStorage {
     pool: SqlitePool,
     changes: broadcast::Sender<Change>,
+    group: GroupCommit,
+}
+
+/// Performs batches of nonces and appends (see group.rs). One writer:
+/// SQLite takes one write transaction at a time.
+struct SqliteWriter {
+    pool: SqlitePool,
+    changes: broadcast::Sender<Change>,
+}
+
+impl Writer for SqliteWriter {
+    async fn write(
+        &self,
+        nonces: &[RequestNonce],
+        appends: &[&AppendJob],
+    ) -> Result<Decided, StorageError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let (decided, changed) = write_batch(&mut tx, nonces, appends).await?;
+        tx.commit().await?;
+        for alliance in changed {
+            // No listener is fine.
+            let _ = self.changes.send(Change::Alliance(alliance));
+        }
+        Ok(decided)
+    }
 }
 
 impl SqliteStorage {
@@ -48,9 +74,15 @@ impl SqliteStorage {
             .run(&pool)
             .await
             .map_err(|e| StorageError(e.into()))?;
+        let changes = change_channel();
+        let writer = SqliteWriter {
+            pool: pool.clone(),
+            changes: changes.clone(),
+        };
         Ok(Self {
             pool,
-            changes: change_channel(),
+            changes,
+            group: GroupCommit::start(writer, 1),
         })
     }
 
@@ -67,6 +99,96 @@ impl SqliteStorage {
 }
 
 shared_helpers!(sqlx::Sqlite, sqlx::sqlite::SqliteRow);
+
+/// SQLite locks the whole database for a write transaction (`BEGIN
+/// IMMEDIATE`): there is no row to lock.
+async fn lock_alliances(
+    _tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    _alliances: &[AllianceId],
+) -> Result<(), StorageError> {
+    Ok(())
+}
+
+/// One append inside a batch's transaction. Returns its outcome and
+/// whether it stored anything new; the caller keeps or rolls back its
+/// savepoint by the outcome.
+async fn append_in(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    job: &AppendJob,
+) -> Result<(Append, bool), StorageError> {
+    let AppendJob {
+        alliance,
+        device,
+        blobs,
+        quota_bytes,
+        ..
+    } = job;
+    let active: Option<bool> =
+        sqlx::query_scalar("SELECT active FROM devices WHERE alliance_id = ? AND device_id = ?")
+            .bind(&alliance.0[..])
+            .bind(&device.0[..])
+            .fetch_optional(&mut **tx)
+            .await?;
+    if active != Some(true) {
+        return Ok((Append::NotActive, false));
+    }
+    let used: i64 = sqlx::query_scalar("SELECT stored_bytes FROM alliances WHERE id = ?")
+        .bind(&alliance.0[..])
+        .fetch_one(&mut **tx)
+        .await?;
+    let used = u64::try_from(used).unwrap_or(0);
+    let last: i64 =
+        sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM blobs WHERE alliance_id = ?")
+            .bind(&alliance.0[..])
+            .fetch_one(&mut **tx)
+            .await?;
+    if covers_ahead(blobs, u64::try_from(last).unwrap_or(0)) {
+        return Ok((Append::CoversAhead, false));
+    }
+    let stored_at = ms(crate::now());
+    let mut added = 0u64;
+    let mut out = Vec::with_capacity(blobs.len());
+    for blob in blobs {
+        let inserted = sqlx::query(
+            "INSERT INTO blobs (alliance_id, blob_id, doc_id, device_id, data, scope_id, covers, batch_seq, stored_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (alliance_id, blob_id) DO NOTHING",
+        )
+        .bind(&alliance.0[..])
+        .bind(&blob.id.0[..])
+        .bind(&blob.doc.0[..])
+        .bind(&device.0[..])
+        .bind(&blob.data)
+        .bind(&blob.scope.0[..])
+        .bind(blob.covers.map(position))
+        .bind(blob.seq.map(position))
+        .bind(stored_at)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected()
+            == 1;
+        let outcome = if inserted {
+            added += blob.data.len() as u64;
+            Appended::Stored
+        } else {
+            already_stored(tx, *alliance, *device, blob).await?
+        };
+        out.push(outcome);
+    }
+    if out.contains(&Appended::Conflict) {
+        return Ok((Append::Done(out), false));
+    }
+    if added > 0 && used + added > *quota_bytes {
+        return Ok((Append::OverQuota { used }, false));
+    }
+    if added > 0 {
+        sqlx::query("UPDATE alliances SET stored_bytes = stored_bytes + ? WHERE id = ?")
+            .bind(position(added))
+            .bind(&alliance.0[..])
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok((Append::Done(out), added > 0))
+}
 
 impl Storage for SqliteStorage {
     shared_methods!(sqlx::Sqlite);
@@ -92,84 +214,6 @@ impl Storage for SqliteStorage {
         tx.commit().await?;
         self.notify(alliance);
         Ok(LogAppend::Appended)
-    }
-
-    async fn append(
-        &self,
-        alliance: AllianceId,
-        device: DeviceId,
-        blobs: &[BlobRecord],
-        quota_bytes: u64,
-    ) -> Result<Append, StorageError> {
-        let mut tx = self.begin_write().await?;
-        let active: Option<bool> = sqlx::query_scalar(
-            "SELECT active FROM devices WHERE alliance_id = ? AND device_id = ?",
-        )
-        .bind(&alliance.0[..])
-        .bind(&device.0[..])
-        .fetch_optional(&mut *tx)
-        .await?;
-        if active != Some(true) {
-            return Ok(Append::NotActive);
-        }
-        let used: i64 = sqlx::query_scalar("SELECT stored_bytes FROM alliances WHERE id = ?")
-            .bind(&alliance.0[..])
-            .fetch_one(&mut *tx)
-            .await?;
-        let used = u64::try_from(used).unwrap_or(0);
-        let last: i64 =
-            sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM blobs WHERE alliance_id = ?")
-                .bind(&alliance.0[..])
-                .fetch_one(&mut *tx)
-                .await?;
-        if covers_ahead(blobs, u64::try_from(last).unwrap_or(0)) {
-            return Ok(Append::CoversAhead);
-        }
-        let mut added = 0u64;
-        let mut out = Vec::with_capacity(blobs.len());
-        for blob in blobs {
-            let inserted = sqlx::query(
-                "INSERT INTO blobs (alliance_id, blob_id, doc_id, device_id, data, scope_id, covers, batch_seq, stored_at) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (alliance_id, blob_id) DO NOTHING",
-            )
-            .bind(&alliance.0[..])
-            .bind(&blob.id.0[..])
-            .bind(&blob.doc.0[..])
-            .bind(&device.0[..])
-            .bind(&blob.data)
-            .bind(&blob.scope.0[..])
-            .bind(blob.covers.map(position))
-            .bind(blob.seq.map(position))
-            .bind(ms(crate::now()))
-            .execute(&mut *tx)
-            .await?
-            .rows_affected()
-                == 1;
-            let outcome = if inserted {
-                added += blob.data.len() as u64;
-                Appended::Stored
-            } else {
-                already_stored(&mut tx, alliance, device, blob).await?
-            };
-            out.push(outcome);
-        }
-        // Dropping the transaction rolls it back: a refused append stores nothing.
-        if out.contains(&Appended::Conflict) {
-            return Ok(Append::Done(out));
-        }
-        if added > 0 && used + added > quota_bytes {
-            return Ok(Append::OverQuota { used });
-        }
-        sqlx::query("UPDATE alliances SET stored_bytes = stored_bytes + ? WHERE id = ?")
-            .bind(position(added))
-            .bind(&alliance.0[..])
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        if added > 0 {
-            self.notify(alliance);
-        }
-        Ok(Append::Done(out))
     }
 
     async fn scrub(&self) -> Result<(), StorageError> {
